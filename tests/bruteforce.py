@@ -1,0 +1,64 @@
+"""Exhaustive enumeration of every plan of a short chain (an oracle for tests).
+
+Every bracketing and every choice of operation at every node is enumerated;
+the sets below hold every distinct cost some complete plan of a sub-chain
+reaches. No minimum is taken before the end, so this is not the DP.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from chainorder import Chain
+
+
+def all_plan_costs(
+    chain: Chain, *, matrix_free: bool = True, tape_limit: int | None = None, parallel: bool = False
+) -> set[int]:
+    n = [layer.in_dim for layer in chain]
+    m = [layer.out_dim for layer in chain]
+    edges, tangent, adjoint = chain.edges, chain.tangent_costs, chain.adjoint_costs
+
+    def fits(first: int, last: int) -> bool:
+        return tape_limit is None or sum(edges[first : last + 1]) <= tape_limit
+
+    @cache
+    def costs(first: int, last: int) -> frozenset[int]:
+        found: set[int] = set()
+        if first == last:
+            found.add(n[first] * tangent[first])
+            if fits(first, first):
+                found.add(m[first] * adjoint[first])
+            return frozenset(found)
+        for k in range(first, last):
+            left, right = costs(first, k), costs(k + 1, last)
+            dense = m[last] * m[k] * n[first]
+            for a in left:
+                for b in right:
+                    found.add((max(a, b) if parallel else a + b) + dense)
+            if matrix_free:
+                push = n[first] * sum(tangent[k + 1 : last + 1])
+                found.update(a + push for a in left)
+                if fits(first, k):
+                    pull = m[last] * sum(adjoint[first : k + 1])
+                    found.update(b + pull for b in right)
+        return frozenset(found)
+
+    return set(costs(0, len(chain) - 1))
+
+
+def count_plans(length: int, matrix_free: bool = True) -> int:
+    """How many distinct plans (trees with operation labels) a chain of that length has."""
+
+    @cache
+    def count(size: int) -> int:
+        if size == 1:
+            return 2
+        total = 0
+        for left in range(1, size):
+            total += count(left) * count(size - left)
+            if matrix_free:
+                total += count(left) + count(size - left)
+        return total
+
+    return count(length)

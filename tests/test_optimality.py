@@ -1,0 +1,97 @@
+"""The DP equals exhaustive enumeration on random short chains."""
+
+from bruteforce import all_plan_costs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chainorder import Chain, Layer, optimize
+from chainorder.plan import check_steps, critical_path
+
+
+@st.composite
+def chains(draw, max_length=6, max_dim=60, max_cost=5000):
+    length = draw(st.integers(1, max_length))
+    dims = draw(st.lists(st.integers(1, max_dim), min_size=length + 1, max_size=length + 1))
+    layers = []
+    for i in range(length):
+        edges = draw(st.integers(0, max_cost))
+        tangent = draw(st.integers(0, max_cost))
+        adjoint = draw(st.integers(0, 3 * max_cost))
+        layers.append(Layer(dims[i], dims[i + 1], edges=edges, tangent_cost=tangent, adjoint_cost=adjoint))
+    return Chain(layers)
+
+
+options = st.fixed_dictionaries(
+    {
+        "matrix_free": st.booleans(),
+        "parallel": st.booleans(),
+        "tape_limit": st.one_of(st.none(), st.integers(0, 12000)),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chains(), options)
+def test_dp_equals_brute_force(chain, opts):
+    plan = optimize(chain, **opts)
+    assert plan.cost == min(all_plan_costs(chain, **opts))
+    # the plan's steps are valid and their costs add up
+    check_steps(chain, plan.steps, matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
+    if opts["parallel"]:
+        assert plan.cost == critical_path(plan.steps)
+    else:
+        assert plan.cost == sum(step.cost for step in plan.steps)
+
+
+@settings(max_examples=100, deadline=None)
+@given(chains(max_length=5))
+def test_pure_modes_are_plans_the_dp_could_pick(chain):
+    everything = all_plan_costs(chain)
+    forward = optimize(chain, "forward")
+    reverse = optimize(chain, "reverse")
+    assert forward.cost == forward.forward_cost in everything
+    assert reverse.cost == reverse.reverse_cost in everything
+    assert optimize(chain).cost <= min(forward.cost, reverse.cost)
+
+
+@settings(max_examples=100, deadline=None)
+@given(chains(), st.integers(0, 12000))
+def test_reverse_under_a_tape_limit_splits_the_adjoint(chain, limit):
+    if max(chain.edges) > limit:
+        return
+    plan = optimize(chain, "reverse", tape_limit=limit)
+    assert plan.cost == plan.reverse_cost
+    assert plan.mode == "reverse"
+    for step in plan.steps:
+        first, last = step.layers_applied
+        assert sum(chain.edges[first : last + 1]) <= limit
+
+
+def test_a_longer_chain_against_brute_force():
+    # 8 layers: ~10^6 plans; the set-based enumeration keeps it quick
+    chain = Chain(
+        [
+            Layer(n, m, edges=e, tangent_cost=t, adjoint_cost=a)
+            for n, m, e, t, a in [
+                (30, 7, 900, 800, 2100),
+                (7, 45, 300, 350, 700),
+                (45, 2, 90, 100, 200),
+                (2, 60, 120, 100, 260),
+                (60, 60, 3600, 3600, 7000),
+                (60, 5, 300, 310, 620),
+                (5, 33, 165, 170, 300),
+                (33, 12, 396, 400, 800),
+            ]
+        ]
+    )
+    for limit in (None, 1000, 4000):
+        for parallel in (False, True):
+            expected = min(all_plan_costs(chain, tape_limit=limit, parallel=parallel))
+            assert optimize(chain, tape_limit=limit, parallel=parallel).cost == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(max_length=5, max_dim=10**9, max_cost=2**66), options)
+def test_dp_is_exact_with_huge_dims_and_costs(chain, opts):
+    opts = dict(opts, tape_limit=None if opts["tape_limit"] is None else opts["tape_limit"] * 2**54)
+    assert optimize(chain, **opts).cost == min(all_plan_costs(chain, **opts))
