@@ -44,7 +44,7 @@ from .costs import (
     TANGENT_PREACCUMULATION,
     TANGENT_STEP,
 )
-from .plan import Plan, Step, _check_options
+from .plan import Plan, Step, _check_options, critical_path
 
 __all__ = ["optimize"]
 
@@ -97,7 +97,10 @@ def optimize(
     _check_options(chain, strategy, matrix_free, tape_limit, parallel)
     options = dict(strategy=strategy, matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel)
     if strategy == "optimal":
-        return Plan(chain, _optimal_steps(chain, matrix_free, tape_limit, parallel), **options)
+        steps = _optimal_steps(chain, matrix_free, tape_limit, parallel)
+        if matrix_free:
+            steps = _prefer_pure_mode(chain, steps, tape_limit, parallel)
+        return Plan(chain, steps, **options)
     if not matrix_free:
         raise ValueError(
             f"strategy={strategy!r} is a matrix-free mode; matrix_free=False allows only "
@@ -106,6 +109,21 @@ def optimize(
     if strategy == "forward":
         return Plan(chain, _forward_steps(chain), **options)
     return Plan(chain, _reverse_steps(chain, tape_limit), **options)
+
+
+def _prefer_pure_mode(chain: Chain, steps: list[Step], tape_limit: int | None, parallel: bool) -> list[Step]:
+    """On a tie with pure forward or reverse mode, take the pure mode: it runs as
+    ``jax.jacfwd``/``jax.jacrev`` with no bookkeeping (a pure mode's sequential
+    cost is also its critical path, so this holds for ``parallel`` too)."""
+    cost = critical_path(steps) if parallel else sum(step.cost for step in steps)
+    forward = _forward_steps(chain)
+    if sum(step.cost for step in forward) <= cost:
+        return forward
+    if tape_limit is None or max(chain.edges) <= tape_limit:  # type: ignore[type-var]
+        reverse = _reverse_steps(chain, tape_limit)
+        if sum(step.cost for step in reverse) <= cost:
+            return reverse
+    return steps
 
 
 def _forward_steps(chain: Chain) -> list[Step]:

@@ -262,7 +262,7 @@ class Plan:
 
         return plan_jacobian(self, x)
 
-    def validate(self, x: Any) -> dict[str, float]:
+    def validate(self, x: Any) -> dict[str, Any]:
         """Compare :meth:`jacobian` with ``jax.jacobian``: max abs and rel error."""
         from .execute import validate_plan
 

@@ -1,0 +1,191 @@
+"""From JAX functions to chains: shapes from evaluation, costs from jaxprs.
+
+Cost of one JVP of a layer (its ``tangent_cost``): the multiply-adds in the jaxpr
+of its linearized function (``jax.linearize``); of one VJP (``adjoint_cost``):
+those in the jaxpr of its ``jax.vjp`` pullback. ``edges`` (the tape size) is the
+tangent cost: the edges of the linearized computational graph. The counting
+rules, per equation of a jaxpr:
+
+=============================================  =========================================
+primitive                                      multiply-adds
+=============================================  =========================================
+``dot_general``                                output size x contracted size
+``conv_general_dilated``                       output size x (input features / groups)
+                                               x kernel window size
+reductions (``reduce_sum``, ``reduce_max``,    input size
+``argmax``, ``cumsum``, ...)
+shape and data movement (reshape, broadcast,   0
+transpose, slice, pad, concatenate, convert,
+squeeze, copy, gather/scatter indices, ...)
+calls (``pjit``/``jit``, ``closed_call``,      the called jaxpr's count
+``custom_jvp_call``, ``custom_vjp_call``,
+``remat``)
+``scan``                                       length x body
+``while``                                      body + condition (trip count unknown: once)
+``cond``                                       the most expensive branch
+anything else (elementwise arithmetic, ...)    output size (one per element)
+=============================================  =========================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["count_multiply_adds", "linearized_costs", "chain_from_functions"]
+
+_FREE = {
+    "reshape",
+    "broadcast_in_dim",
+    "transpose",
+    "squeeze",
+    "expand_dims",
+    "convert_element_type",
+    "slice",
+    "dynamic_slice",
+    "dynamic_update_slice",
+    "concatenate",
+    "pad",
+    "copy",
+    "copy_p",
+    "rev",
+    "gather",
+    "select_and_gather_add",
+    "iota",
+    "stop_gradient",
+    "zeros_like",
+    "device_put",
+    "pjit_inline",
+    "symbolic_zeros",
+}
+_REDUCTIONS = {
+    "reduce_sum",
+    "reduce_max",
+    "reduce_min",
+    "reduce_prod",
+    "reduce_and",
+    "reduce_or",
+    "argmax",
+    "argmin",
+    "cumsum",
+    "cumprod",
+    "cummax",
+    "cummin",
+    "cumlogsumexp",
+    "reduce_precision",
+}
+
+
+def _size(aval: Any) -> int:
+    shape = getattr(aval, "shape", ())
+    return int(math.prod(shape))
+
+
+def _sub_jaxprs(params: dict[str, Any]) -> list[Any]:
+    found = []
+    for value in params.values():
+        candidates = value if isinstance(value, (tuple, list)) else (value,)
+        for candidate in candidates:
+            inner = getattr(candidate, "jaxpr", None)
+            if inner is not None and hasattr(candidate, "consts"):  # ClosedJaxpr
+                found.append(inner)
+            elif hasattr(candidate, "eqns"):  # Jaxpr
+                found.append(candidate)
+    return found
+
+
+def count_multiply_adds(jaxpr: Any) -> int:
+    """Multiply-adds of one evaluation of ``jaxpr`` (a Jaxpr or ClosedJaxpr), by the rules above.
+
+    >>> import jax, jax.numpy as jnp
+    >>> W = jnp.ones((3, 4))
+    >>> count_multiply_adds(jax.make_jaxpr(lambda x: W @ x)(jnp.ones(4)))
+    12
+    """
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    total = 0
+    for equation in jaxpr.eqns:
+        name = equation.primitive.name
+        params = equation.params
+        outputs = sum(_size(var.aval) for var in equation.outvars)
+        if name == "dot_general":
+            (contracting, _), _ = params["dimension_numbers"]
+            left = equation.invars[0].aval.shape
+            total += outputs * int(math.prod(left[d] for d in contracting))
+        elif name == "conv_general_dilated":
+            rhs = equation.invars[1].aval.shape
+            spec = params["dimension_numbers"].rhs_spec  # (out feature, in feature, *spatial)
+            window = int(math.prod(rhs[d] for d in spec[2:]))
+            total += outputs * rhs[spec[1]] * window
+        elif name in _REDUCTIONS:
+            total += sum(_size(var.aval) for var in equation.invars)
+        elif name in _FREE:
+            continue
+        elif name == "scan":
+            total += params["length"] * count_multiply_adds(params["jaxpr"])
+        elif name == "while":
+            total += count_multiply_adds(params["body_jaxpr"]) + count_multiply_adds(params["cond_jaxpr"])
+        elif name == "cond":
+            total += max(count_multiply_adds(branch) for branch in params["branches"])
+        else:
+            inner = _sub_jaxprs(params)
+            if inner:
+                total += sum(count_multiply_adds(sub) for sub in inner)
+            else:
+                total += outputs
+    return total
+
+
+def linearized_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int]:
+    """``(tangent_cost, adjoint_cost)``: multiply-adds of one JVP and one VJP of
+    ``function`` at ``x``, counted on the linearized jaxprs."""
+    output, jvp = jax.linearize(function, x)
+    tangent = count_multiply_adds(jax.make_jaxpr(jvp)(x))
+    _, vjp = jax.vjp(function, x)
+    adjoint = count_multiply_adds(jax.make_jaxpr(vjp)(output))
+    return tangent, adjoint
+
+
+def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], Any]], x0: Any):
+    """Build a Chain of ``functions`` applied in order to the example input ``x0``."""
+    from .chain import Layer
+
+    if callable(functions) or not isinstance(functions, Sequence):
+        raise TypeError("from_functions needs a list of functions, applied first to last")
+    if len(functions) == 0:
+        raise ValueError("a chain needs at least one layer; got an empty list of functions")
+    x = x0 if hasattr(x0, "shape") and hasattr(x0, "dtype") else jnp.asarray(x0)
+    if not np.issubdtype(np.dtype(x.dtype), np.inexact):
+        raise TypeError(f"x0 must have a float dtype to differentiate, got {x.dtype}")
+    layers = []
+    for index, function in enumerate(functions):
+        if not callable(function):
+            raise TypeError(f"layer {index}: expected a function, got {type(function).__name__}")
+        try:
+            output = function(x)
+        except Exception as error:  # a user function failing on its input: say which layer
+            shape = tuple(x.shape)
+            raise ValueError(f"layer {index}: calling its function on shape {shape} failed: {error}") from error
+        if not hasattr(output, "shape") or not hasattr(output, "dtype"):
+            raise TypeError(f"layer {index}: its function must return an array, got {type(output).__name__}")
+        tangent, adjoint = linearized_costs(function, x)
+        layers.append(
+            Layer(
+                _size(x),
+                _size(output),
+                edges=tangent,
+                tangent_cost=tangent,
+                adjoint_cost=adjoint,
+                fn=function,
+                name=getattr(function, "__name__", None),
+                in_shape=tuple(x.shape),
+                out_shape=tuple(output.shape),
+            )
+        )
+        x = output
+    return chain_type(layers)

@@ -1,0 +1,177 @@
+"""Executing plans in JAX: every strategy equals jax.jacobian, jit and vmap compose."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chainorder import Chain, Layer, optimize
+from chainorder.execute import jacobian_function
+
+STRATEGIES = [
+    dict(),
+    dict(strategy="forward"),
+    dict(strategy="reverse"),
+    dict(matrix_free=False),
+    dict(parallel=True),
+    dict(tape_limit="half"),  # half of the largest layer's tape: forces tangent work there
+]
+
+
+def _options(chain, options):
+    if options.get("tape_limit") == "half":
+        options = dict(options, tape_limit=max(chain.edges) // 2)
+    return options
+
+
+def _matrix(rng, rows, cols, dtype):
+    return jnp.asarray(rng.standard_normal((rows, cols)) / np.sqrt(max(cols, 1)), dtype)
+
+
+@st.composite
+def function_chains(draw, dtype=jnp.float64):
+    """Random chains of dense+tanh, sin, softplus, linear and matrix-shaped layers."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    length = draw(st.integers(1, 7))
+    if draw(st.booleans()):
+        shape = (draw(st.integers(1, 300)),)
+    else:
+        shape = (draw(st.integers(1, 17)), draw(st.integers(1, 17)))
+    x = jnp.asarray(rng.standard_normal(shape), dtype)
+    functions = []
+    for _ in range(length):
+        size = int(np.prod(shape))
+        kind = draw(st.sampled_from(["dense", "sin", "softplus", "linear", "matrix"]))
+        if kind in ("dense", "linear"):
+            width = draw(st.integers(1, 300))
+            weight = _matrix(rng, width, size, dtype)
+            if kind == "dense":
+                functions.append(lambda v, w=weight: jnp.tanh(w @ jnp.reshape(v, (-1,))))
+            else:
+                functions.append(lambda v, w=weight: w @ jnp.reshape(v, (-1,)))
+            shape = (width,)
+        elif kind == "sin":
+            functions.append(jnp.sin)
+        elif kind == "softplus":
+            functions.append(jax.nn.softplus)
+        else:  # matrix: a 2-d output, or a left multiplication of a 2-d input
+            if len(shape) == 2:
+                rows = draw(st.integers(1, 20))
+                weight = _matrix(rng, rows, shape[0], dtype)
+                functions.append(lambda v, w=weight: jnp.tanh(w @ v))
+                shape = (rows, shape[1])
+            else:
+                rows, cols = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+                weight = _matrix(rng, rows * cols, size, dtype)
+                functions.append(lambda v, w=weight, s=(rows, cols): jnp.reshape(w @ v, s))
+                shape = (rows, cols)
+    return functions, x
+
+
+def _relative_error(computed, reference):
+    scale = float(jnp.max(jnp.abs(reference)))
+    return float(jnp.max(jnp.abs(computed - reference))) / (scale if scale > 0 else 1.0)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(function_chains())
+def test_every_strategy_equals_jax_jacobian_float64(case):
+    functions, x = case
+    chain = Chain.from_functions(functions, x)
+    reference = jax.jacobian(chain)(x)
+    for options in STRATEGIES:
+        options = _options(chain, options)
+        if options.get("strategy") == "reverse" and options.get("tape_limit") is not None:
+            continue
+        plan = optimize(chain, **options)
+        computed = plan.jacobian(x)
+        assert computed.shape == reference.shape
+        assert computed.dtype == reference.dtype == jnp.float64
+        assert _relative_error(computed, reference) < 1e-10, (options, plan)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(function_chains(dtype=jnp.float32))
+def test_float32_within_1e_4(case):
+    functions, x = case
+    chain = Chain.from_functions(functions, x)
+    reference = jax.jacobian(chain)(x)
+    for options in (dict(), dict(matrix_free=False), dict(tape_limit="half")):
+        computed = optimize(chain, **_options(chain, options)).jacobian(x)
+        assert computed.dtype == reference.dtype == jnp.float32
+        assert _relative_error(computed, reference) < 1e-4
+
+
+def _autoencoder(dtype=jnp.float64):
+    rng = np.random.default_rng(0)
+    dims = [60, 30, 3, 30, 60]
+    weights = [_matrix(rng, dims[i + 1], dims[i], dtype) for i in range(4)]
+    functions = [lambda v, w=w: jnp.tanh(w @ v) for w in weights]
+    return functions, jnp.asarray(rng.standard_normal(60), dtype)
+
+
+def test_autoencoder_plan_is_mixed_and_exact():
+    functions, x = _autoencoder()
+    chain = Chain.from_functions(functions, x)
+    plan = optimize(chain)
+    assert plan.mode == "mixed" and plan.speedup > 2
+    report = plan.validate(x)
+    assert report["max_rel_error"] < 1e-12 and report["shape"] == (60, 60)
+
+
+def test_jit_and_vmap_compose():
+    functions, x = _autoencoder()
+    chain = Chain.from_functions(functions, x)
+    plan = optimize(chain)
+    xs = jnp.stack([x, 2 * x, -x])
+    batched = jax.vmap(plan.jacobian)(xs)
+    expected = jax.vmap(jax.jacobian(chain))(xs)
+    assert batched.shape == (3, 60, 60)
+    assert _relative_error(batched, expected) < 1e-12
+    assert _relative_error(jax.jit(plan.jacobian)(x), jax.jacobian(chain)(x)) < 1e-12
+    assert jacobian_function(plan) is jacobian_function(plan)  # compiled once, cached
+
+
+def test_chain_call_composes_the_functions():
+    functions, x = _autoencoder()
+    chain = Chain.from_functions(functions, x)
+    expected = x
+    for function in functions:
+        expected = function(expected)
+    np.testing.assert_allclose(chain(x), expected)
+
+
+def test_layers_made_by_hand_with_fn():
+    weight = jnp.arange(12.0).reshape(4, 3) / 10
+    chain = Chain([Layer(3, 4, fn=lambda v: jnp.sin(weight @ v)), Layer(4, 2, fn=lambda v: v[:2] * v[2:])])
+    x = jnp.array([0.1, -0.4, 0.7])
+    for options in STRATEGIES[:5]:
+        plan = optimize(chain, **options)
+        assert _relative_error(plan.jacobian(x), jax.jacobian(chain)(x)) < 1e-12
+
+
+def test_errors_name_the_layer():
+    x = jnp.ones(3)
+    with pytest.raises(ValueError, match="layer 1 has no function"):
+        optimize(Chain([Layer(3, 4, fn=jnp.sin), Layer(4, 2)])).jacobian(jnp.ones(3))
+    bad = Chain([Layer(3, 3, fn=jnp.sin), Layer(3, 2, fn=lambda v: v[:1])])
+    message = r"layer 1: its function returned shape \(1,\) \(1 entries\), but out_dim is 2"
+    with pytest.raises(ValueError, match=message):
+        optimize(bad).jacobian(x)
+    with pytest.raises(ValueError, match="layer 1: its function returned shape"):
+        bad(x)
+    good = Chain.from_functions([jnp.sin, jnp.cos], x)
+    plan = optimize(good)
+    with pytest.raises(TypeError, match="float dtype.*int"):
+        plan.jacobian(jnp.ones(3, dtype=jnp.int32))
+    with pytest.raises(ValueError, match=r"x has shape \(4,\), but layer 0 takes in_shape \(3,\)"):
+        plan.jacobian(jnp.ones(4))
+    with pytest.raises(TypeError, match="layer 1: its function must return an array"):
+        Chain.from_functions([jnp.sin, lambda v: (v, v)], x)
+    with pytest.raises(ValueError, match="layer 1: calling its function on shape"):
+        Chain.from_functions([jnp.sin, lambda v: jnp.ones((2, 2)) @ v], x)
+    with pytest.raises(TypeError, match="x0 must have a float dtype"):
+        Chain.from_functions([jnp.sin], jnp.ones(3, dtype=jnp.int32))
