@@ -11,19 +11,39 @@ imports neither jax nor matplotlib; :mod:`execute` needs jax.
 
 from .chain import Chain, Layer
 from .costs import CostModel, forward_cost, reverse_cost
-from .optimize import optimize
+from .memory import MemoryModel, peak_memory
+from .optimize import optimize, pareto
 from .plan import Plan, Step
 
 __version__ = "0.1.0"
+
+
+def plot_tradeoff(*args, **kwargs):
+    """See :func:`chainorder.plot.plot_tradeoff` (needs matplotlib)."""
+    from .plot import plot_tradeoff as plot
+
+    return plot(*args, **kwargs)
+
+
+def plot_plan(*args, **kwargs):
+    """See :func:`chainorder.plot.plot_plan` (needs matplotlib)."""
+    from .plot import plot_plan as plot
+
+    return plot(*args, **kwargs)
 
 __all__ = [
     "Chain",
     "CostModel",
     "Layer",
+    "MemoryModel",
     "Plan",
     "Step",
     "forward_cost",
     "optimize",
+    "pareto",
+    "plot_plan",
+    "plot_tradeoff",
+    "peak_memory",
     "reverse_cost",
     "__version__",
 ]

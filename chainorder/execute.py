@@ -1,14 +1,18 @@
 """Running a plan in JAX: the Jacobian it describes, computed, jitted, validated.
 
-Every step executes as what it is. The primal pass evaluates each layer once at
-its input and keeps its linearization: ``jax.linearize`` for layers that tangent
-operations go through, ``jax.vjp`` for layers that adjoint operations go
-through (``jax.linear_transpose`` of the linearization when both do). Then
+Every step executes as what it is. The primal pass evaluates each layer once and
+keeps the chain's variables (the memory model's primal values). Then, in the
+plan's order,
 
-* tangent preaccumulation / tangent step: ``vmap`` of the layers' JVPs over the
-  columns of the seed (the identity, or the Jacobian accumulated so far);
-* adjoint preaccumulation / adjoint step: ``vmap`` of the VJPs over the rows;
+* tangent preaccumulation / tangent step: ``jax.linearize`` of the layers it goes
+  through at their input, and ``vmap`` of that JVP over the columns of the seed
+  (the identity, or the Jacobian accumulated so far);
+* adjoint preaccumulation / adjoint step: ``jax.vjp`` of the layers it goes
+  through (its tape lives for this step only), ``vmap`` of the VJP over the rows;
 * product: a matmul.
+
+Under ``jit`` XLA merges the segments' primal evaluations with the primal pass
+where it pays.
 
 Jacobians of sub-chains are ``(m_j, n_i)`` matrices over the flattened
 variables; the result is reshaped like ``jax.jacobian``'s
@@ -100,19 +104,6 @@ def _flat(function: Callable[[Any], Any], shape: tuple[int, ...]) -> Callable[[A
     return flat_function
 
 
-def _needs(plan: Plan) -> tuple[set[int], set[int]]:
-    """Layers that tangent, resp. adjoint, operations propagate through."""
-    tangent: set[int] = set()
-    adjoint: set[int] = set()
-    for step in plan.steps:
-        through = step.layers_applied
-        if through is None:
-            continue
-        target = tangent if step.kind in (TANGENT_PREACCUMULATION, TANGENT_STEP) else adjoint
-        target.update(range(through[0], through[1] + 1))
-    return tangent, adjoint
-
-
 def _is_library_mode(plan: Plan) -> str | None:
     """'forward' / 'reverse' when the plan is exactly jax.jacfwd / jax.jacrev."""
     if plan.mode == "forward":
@@ -125,60 +116,51 @@ def _is_library_mode(plan: Plan) -> str | None:
 def _mixed_jacobian(plan: Plan, x: Any) -> Any:
     chain = plan.chain
     functions = _layer_functions(chain)
-    tangent_layers, adjoint_layers = _needs(plan)
 
-    # primal pass: each layer once, keeping the linearizations the steps need
+    # primal pass: each layer once; its input is the linearization point of the
+    # steps that start there
     shapes = [tuple(x.shape)]
-    value = jnp.reshape(x, (-1,))
-    push: dict[int, Callable[[Any], Any]] = {}
-    pull: dict[int, Callable[[Any], Any]] = {}
+    flats = []
+    values = [jnp.reshape(x, (-1,))]
     for index, function in enumerate(functions):
         shape = chain[index].in_shape or shapes[-1]
-        output = jax.eval_shape(function, jax.ShapeDtypeStruct(shape, value.dtype))
+        output = jax.eval_shape(function, jax.ShapeDtypeStruct(shape, values[-1].dtype))
         _check_output(index, chain, output)
         shapes.append(tuple(output.shape))
-        flat = _flat(function, shape)
-        if index in tangent_layers:
-            output, push[index] = jax.linearize(flat, value)
-            if index in adjoint_layers:
-                transpose = jax.linear_transpose(push[index], value)
-                pull[index] = lambda cotangent, transpose=transpose: transpose(cotangent)[0]
-        elif index in adjoint_layers:
-            output, vjp = jax.vjp(flat, value)
-            pull[index] = lambda cotangent, vjp=vjp: vjp(cotangent)[0]
-        else:  # pragma: no cover - every layer lies under some step
-            output = flat(value)
-        value = output
+        flats.append(_flat(function, shape))
+        values.append(flats[-1](values[-1]))
+    dtype = values[-1].dtype
 
-    dtype = value.dtype
-
-    def pushed(first: int, last: int) -> Callable[[Any], Any]:
-        def through(tangent):
+    def segment(first: int, last: int) -> Callable[[Any], Any]:
+        def through(vector):
             for layer in range(first, last + 1):
-                tangent = push[layer](tangent)
-            return tangent
+                vector = flats[layer](vector)
+            return vector
 
-        return jax.vmap(through, in_axes=1, out_axes=1)
+        return through
 
-    def pulled(first: int, last: int) -> Callable[[Any], Any]:
-        def through(cotangent):
-            for layer in range(last, first - 1, -1):
-                cotangent = pull[layer](cotangent)
-            return cotangent
+    def push(first: int, last: int, seed: Any) -> Any:
+        """JVPs through layers first..last of every column of ``seed``."""
+        _, linear = jax.linearize(segment(first, last), values[first])
+        return jax.vmap(linear, in_axes=1, out_axes=1)(seed)
 
-        return jax.vmap(through)
+    def pull(first: int, last: int, seed: Any) -> Any:
+        """VJPs back through layers first..last of every row of ``seed``; the
+        tape lives for this step only."""
+        _, pullback = jax.vjp(segment(first, last), values[first])
+        return jax.vmap(lambda row: pullback(row)[0])(seed)
 
     jacobians: dict[tuple[int, int], Any] = {}
     for step in plan.steps:
         first, last, split = step.first, step.last, step.split
         if step.kind == TANGENT_PREACCUMULATION:
-            result = pushed(first, first)(jnp.eye(chain[first].in_dim, dtype=dtype))
+            result = push(first, first, jnp.eye(chain[first].in_dim, dtype=dtype))
         elif step.kind == ADJOINT_PREACCUMULATION:
-            result = pulled(first, first)(jnp.eye(chain[first].out_dim, dtype=dtype))
+            result = pull(first, first, jnp.eye(chain[first].out_dim, dtype=dtype))
         elif step.kind == TANGENT_STEP:
-            result = pushed(split + 1, last)(jacobians.pop((first, split)))
+            result = push(split + 1, last, jacobians.pop((first, split)))
         elif step.kind == ADJOINT_STEP:
-            result = pulled(first, split)(jacobians.pop((split + 1, last)))
+            result = pull(first, split, jacobians.pop((split + 1, last)))
         elif step.kind == PRODUCT:
             result = jacobians.pop((split + 1, last)) @ jacobians.pop((first, split))
         else:  # pragma: no cover - Plan checks its steps

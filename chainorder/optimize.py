@@ -44,9 +44,11 @@ from .costs import (
     TANGENT_PREACCUMULATION,
     TANGENT_STEP,
 )
+from .memory import MemoryModel, order_for_memory, peak_memory
+from .pareto import pareto_steps
 from .plan import Plan, Step, _check_options, critical_path
 
-__all__ = ["optimize"]
+__all__ = ["optimize", "pareto"]
 
 # codes of the choice table
 _TANGENT_PRE, _ADJOINT_PRE, _TANGENT, _ADJOINT, _PRODUCT = range(5)
@@ -61,6 +63,7 @@ def optimize(
     matrix_free: bool = True,
     tape_limit: int | None = None,
     parallel: bool = False,
+    memory_limit: int | None = None,
 ) -> Plan:
     """Find the cheapest plan to accumulate ``chain``'s Jacobian.
 
@@ -80,10 +83,19 @@ def optimize(
     parallel : bool
         Minimize the critical path with unlimited threads (the two operands of
         a product are computed at the same time) instead of the total work.
+    memory_limit : int or None
+        The largest peak memory, in elements (see :mod:`chainorder.memory`),
+        the plan may reach; the cheapest plan that fits is returned.
 
     Returns
     -------
     Plan
+
+    Raises
+    ------
+    ValueError
+        For bad options, or when no plan fits ``memory_limit`` (the message
+        gives the least achievable peak).
 
     Examples
     --------
@@ -92,37 +104,104 @@ def optimize(
     >>> plan.forward_cost, plan.reverse_cost, plan.cost
     (327548928, 327548928, 33038336)
     >>> [step.kind for step in plan.steps]
-    ['tangent_preaccumulation', 'tangent_step', 'adjoint_preaccumulation', 'adjoint_step', 'product']
+    ['adjoint_preaccumulation', 'adjoint_step', 'tangent_preaccumulation', 'tangent_step', 'product']
+    >>> chain = Chain.from_dims([64, 512, 1024, 128, 16, 512, 256, 8])
+    >>> optimize(chain).cost
+    6651904
+    >>> limited = optimize(chain, memory_limit=150_000)
+    >>> limited.peak_memory, limited.cost
+    (142808, 38371328)
     """
-    _check_options(chain, strategy, matrix_free, tape_limit, parallel)
-    options = dict(strategy=strategy, matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel)
+    _check_options(chain, strategy, matrix_free, tape_limit, parallel, memory_limit)
+    options = dict(
+        strategy=strategy,
+        matrix_free=matrix_free,
+        tape_limit=tape_limit,
+        parallel=parallel,
+        memory_limit=memory_limit,
+    )
+    memory = MemoryModel(chain)
     if strategy == "optimal":
-        steps = _optimal_steps(chain, matrix_free, tape_limit, parallel)
+        steps = order_for_memory(chain, _optimal_steps(chain, matrix_free, tape_limit, parallel), memory)
         if matrix_free:
-            steps = _prefer_pure_mode(chain, steps, tape_limit, parallel)
+            steps = _prefer_pure_mode(chain, steps, tape_limit, parallel, memory_limit, memory)
+        if memory_limit is not None and peak_memory(chain, steps, memory) > memory_limit:
+            steps = _cheapest_within(chain, matrix_free, tape_limit, parallel, memory_limit)
         return Plan(chain, steps, **options)
     if not matrix_free:
         raise ValueError(
             f"strategy={strategy!r} is a matrix-free mode; matrix_free=False allows only "
             "strategy='optimal'"
         )
-    if strategy == "forward":
-        return Plan(chain, _forward_steps(chain), **options)
-    return Plan(chain, _reverse_steps(chain, tape_limit), **options)
+    steps = _forward_steps(chain) if strategy == "forward" else _reverse_steps(chain, tape_limit)
+    if memory_limit is not None and peak_memory(chain, steps, memory) > memory_limit:
+        raise ValueError(
+            f"strategy={strategy!r} needs a peak of {peak_memory(chain, steps, memory):,} elements, "
+            f"over memory_limit {memory_limit:,}"
+        )
+    return Plan(chain, steps, **options)
 
 
-def _prefer_pure_mode(chain: Chain, steps: list[Step], tape_limit: int | None, parallel: bool) -> list[Step]:
-    """On a tie with pure forward or reverse mode, take the pure mode: it runs as
-    ``jax.jacfwd``/``jax.jacrev`` with no bookkeeping (a pure mode's sequential
-    cost is also its critical path, so this holds for ``parallel`` too)."""
+def pareto(
+    chain: Chain,
+    *,
+    matrix_free: bool = True,
+    tape_limit: int | None = None,
+    parallel: bool = False,
+) -> list[Plan]:
+    """Every Pareto-optimal plan: peak memory going up, cost going down.
+
+    The first plan needs the least memory of all plans; the last is a
+    cost-optimal plan. No plan of the list is beaten in both cost and memory
+    by any plan.
+
+    >>> from chainorder import Chain
+    >>> front = pareto(Chain.from_dims([64, 512, 1024, 128, 16, 512, 256, 8]))
+    >>> [(plan.peak_memory, plan.cost) for plan in front]
+    [(100824, 46383104), (139736, 45252608), (142808, 38371328), (539096, 6651904)]
+    """
+    _check_options(chain, "optimal", matrix_free, tape_limit, parallel)
+    plans = pareto_steps(chain, matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel)
+    return [
+        Plan(chain, steps, strategy="optimal", matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel)
+        for _, _, steps in plans
+    ]
+
+
+def _cheapest_within(
+    chain: Chain, matrix_free: bool, tape_limit: int | None, parallel: bool, memory_limit: int
+) -> list[Step]:
+    options = dict(matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel)
+    plans = pareto_steps(chain, memory_limit=memory_limit, **options)  # type: ignore[arg-type]
+    if not plans:
+        least = pareto_steps(chain, **options)[0][1]  # type: ignore[arg-type]
+        raise ValueError(
+            f"no plan fits memory_limit {memory_limit:,} elements; the least achievable peak "
+            f"memory is {least:,} elements"
+        )
+    return plans[-1][2]
+
+
+def _prefer_pure_mode(
+    chain: Chain,
+    steps: list[Step],
+    tape_limit: int | None,
+    parallel: bool,
+    memory_limit: int | None,
+    memory: MemoryModel,
+) -> list[Step]:
+    """On a tie with pure forward or reverse mode, take the pure mode (if it fits
+    the memory limit): it runs as ``jax.jacfwd``/``jax.jacrev`` with no
+    bookkeeping. A pure mode's sequential cost is also its critical path, so
+    this holds for ``parallel`` too."""
     cost = critical_path(steps) if parallel else sum(step.cost for step in steps)
-    forward = _forward_steps(chain)
-    if sum(step.cost for step in forward) <= cost:
-        return forward
+    candidates = [_forward_steps(chain)]
     if tape_limit is None or max(chain.edges) <= tape_limit:  # type: ignore[type-var]
-        reverse = _reverse_steps(chain, tape_limit)
-        if sum(step.cost for step in reverse) <= cost:
-            return reverse
+        candidates.append(_reverse_steps(chain, tape_limit))
+    for pure in candidates:
+        fits = memory_limit is None or peak_memory(chain, pure, memory) <= memory_limit
+        if fits and sum(step.cost for step in pure) <= cost:
+            return pure
     return steps
 
 

@@ -25,6 +25,7 @@ from .costs import (
     TANGENT_STEP,
     CostModel,
 )
+from .memory import peak_memory
 
 __all__ = ["Step", "Plan"]
 
@@ -92,7 +93,12 @@ class Step:
 
 
 def _check_options(
-    chain: Chain, strategy: str, matrix_free: bool, tape_limit: int | None, parallel: bool
+    chain: Chain,
+    strategy: str,
+    matrix_free: bool,
+    tape_limit: int | None,
+    parallel: bool,
+    memory_limit: int | None = None,
 ) -> None:
     if not isinstance(chain, Chain):
         raise TypeError(f"expected a chainorder.Chain, got {type(chain).__name__}")
@@ -106,6 +112,11 @@ def _check_options(
             raise TypeError(f"tape_limit must be an integer or None, got {tape_limit!r}")
         if tape_limit < 0:
             raise ValueError(f"tape_limit must be >= 0 (or None for no limit), got {tape_limit}")
+    if memory_limit is not None:
+        if isinstance(memory_limit, bool) or not isinstance(memory_limit, int):
+            raise TypeError(f"memory_limit must be an integer number of elements or None, got {memory_limit!r}")
+        if memory_limit <= 0:
+            raise ValueError(f"memory_limit must be a positive number of elements, got {memory_limit}")
 
 
 def check_steps(
@@ -204,6 +215,9 @@ class Plan:
         Pure tangent and pure adjoint mode on the same chain.
     speedup : float
         ``min(forward_cost, reverse_cost) / cost``.
+    peak_memory : int
+        Elements alive at the peak of executing the steps in order (see
+        :mod:`chainorder.memory`).
     """
 
     def __init__(
@@ -215,10 +229,17 @@ class Plan:
         matrix_free: bool = True,
         tape_limit: int | None = None,
         parallel: bool = False,
+        memory_limit: int | None = None,
     ) -> None:
-        _check_options(chain, strategy, matrix_free, tape_limit, parallel)
+        _check_options(chain, strategy, matrix_free, tape_limit, parallel, memory_limit)
         steps = tuple(steps)
         check_steps(chain, steps, matrix_free=matrix_free, tape_limit=tape_limit)
+        self.peak_memory = peak_memory(chain, steps)
+        if memory_limit is not None and self.peak_memory > memory_limit:
+            raise ValueError(
+                f"the plan's peak memory {self.peak_memory:,} elements is over memory_limit {memory_limit:,}"
+            )
+        self.memory_limit = memory_limit
         self.chain = chain
         self.steps = steps
         self.strategy = strategy
@@ -274,6 +295,8 @@ class Plan:
         parts.append("matrix-free" if self.matrix_free else "dense products only")
         parts.append("unlimited threads (critical path)" if self.parallel else "sequential")
         parts.append("no tape limit" if self.tape_limit is None else f"tape limit {self.tape_limit:,}")
+        if self.memory_limit is not None:
+            parts.append(f"memory limit {self.memory_limit:,}")
         return f"{parts[0]} ({', '.join(parts[1:])})"
 
     def __str__(self) -> str:
@@ -289,6 +312,7 @@ class Plan:
             f"  Reverse cost:    {self.reverse_cost:>{width},} FMAs  (jax.jacrev, pure adjoint)",
             f"  Plan cost:       {self.cost:>{width},} FMAs  ({self.mode})",
             f"  Speedup:         {self.speedup:.3g}x over {better} mode",
+            f"  Peak memory:     {self.peak_memory:>{width},} elements",
         ]
         if self.parallel:
             lines.append(f"  Total work:      {self.work:>{width},} FMAs (all threads)")
@@ -327,6 +351,8 @@ class Plan:
             "matrix_free": self.matrix_free,
             "tape_limit": self.tape_limit,
             "parallel": self.parallel,
+            "memory_limit": self.memory_limit,
+            "peak_memory": self.peak_memory,
             "forward": self.forward_cost,
             "reverse": self.reverse_cost,
             "optimal": self.cost,
@@ -387,6 +413,7 @@ class Plan:
                 matrix_free=data.get("matrix_free", True),
                 tape_limit=data.get("tape_limit"),
                 parallel=data.get("parallel", False),
+                memory_limit=data.get("memory_limit"),
             )
         except TypeError as error:
             raise ValueError(f"plan JSON: {error}") from None

@@ -2,9 +2,10 @@
 
 Cost of one JVP of a layer (its ``tangent_cost``): the multiply-adds in the jaxpr
 of its linearized function (``jax.linearize``); of one VJP (``adjoint_cost``):
-those in the jaxpr of its ``jax.vjp`` pullback. ``edges`` (the tape size) is the
-tangent cost: the edges of the linearized computational graph. The counting
-rules, per equation of a jaxpr:
+those in the jaxpr of its ``jax.vjp`` pullback. ``edges``, the tape an adjoint
+records, is measured as JAX records it: the elements of the pullback's residuals,
+less the function's own constants (weights captured by the function are not
+recorded; they exist anyway). The counting rules, per equation of a jaxpr:
 
 =============================================  =========================================
 primitive                                      multiply-adds
@@ -37,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["count_multiply_adds", "linearized_costs", "chain_from_functions"]
+__all__ = ["count_multiply_adds", "linearized_costs", "tape_size", "chain_from_functions"]
 
 _FREE = {
     "reshape",
@@ -151,6 +152,26 @@ def linearized_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int]:
     return tangent, adjoint
 
 
+def tape_size(function: Callable[[Any], Any], x: Any) -> int:
+    """Elements JAX records to pull cotangents back through ``function`` at ``x``:
+    the pullback's residuals that are not constants of the function itself.
+
+    >>> import jax.numpy as jnp
+    >>> W = jnp.ones((30, 20))
+    >>> tape_size(lambda v: W @ v, jnp.ones(20))  # W is not recorded: nothing is
+    0
+    >>> tape_size(jnp.sin, jnp.ones(20))  # cos(v)
+    20
+    """
+    _, pullback = jax.vjp(function, x)
+    constants = jax.make_jaxpr(function)(x).consts
+    return sum(
+        _size(leaf)
+        for leaf in jax.tree_util.tree_leaves(pullback)
+        if hasattr(leaf, "shape") and not any(leaf is constant for constant in constants)
+    )
+
+
 def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], Any]], x0: Any):
     """Build a Chain of ``functions`` applied in order to the example input ``x0``."""
     from .chain import Layer
@@ -178,7 +199,7 @@ def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], A
             Layer(
                 _size(x),
                 _size(output),
-                edges=tangent,
+                edges=tape_size(function, x),
                 tangent_cost=tangent,
                 adjoint_cost=adjoint,
                 fn=function,

@@ -62,3 +62,38 @@ def count_plans(length: int, matrix_free: bool = True) -> int:
         return total
 
     return count(length)
+
+
+def all_plans(chain: Chain, *, matrix_free: bool = True, tape_limit: int | None = None):
+    """Every plan of a short chain as a list of Steps, in every valid operand order."""
+    from chainorder.costs import CostModel
+    from chainorder.plan import Step
+
+    model = CostModel(chain)
+
+    def fits(first: int, last: int) -> bool:
+        return tape_limit is None or model.tape(first, last) <= tape_limit
+
+    def step(kind, first, split, last):
+        return Step(kind, first, last, split, model.step_cost(kind, first, split, last))
+
+    def plans(first: int, last: int):
+        if first == last:
+            yield [step("tangent_preaccumulation", first, None, first)]
+            if fits(first, first):
+                yield [step("adjoint_preaccumulation", first, None, first)]
+            return
+        for k in range(first, last):
+            for earlier in plans(first, k):
+                for later in plans(k + 1, last):
+                    product = step("product", first, k, last)
+                    yield earlier + later + [product]
+                    yield later + earlier + [product]
+            if matrix_free:
+                for earlier in plans(first, k):
+                    yield earlier + [step("tangent_step", first, k, last)]
+                if fits(first, k):
+                    for later in plans(k + 1, last):
+                        yield later + [step("adjoint_step", first, k, last)]
+
+    return plans(0, len(chain) - 1)

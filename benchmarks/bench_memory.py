@@ -1,0 +1,99 @@
+"""The memory model against XLA, and the speed of the Pareto DP.
+
+Run: python benchmarks/bench_memory.py
+
+1. For three chains (a long narrow chain, a bottleneck autoencoder, a wide-to-
+   narrow chain) compare ``plan.peak_memory`` (elements x bytes per element) of
+   the forward, reverse, least-memory, memory-limited (the middle of the
+   front) and FLOP-optimal plans with what XLA
+   reports for the compiled plan (``memory_analysis()``: argument + output +
+   temp bytes), and check that the model ranks the plans as XLA does.
+2. Time ``pareto()`` and a memory-limited ``optimize()`` on random chains of 50
+   and 200 layers.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from chainorder import Chain, optimize, pareto
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_execute import dense_chain  # noqa: E402
+
+CHAINS = {
+    "long narrow 64 x 16 layers": [64] * 17,
+    "autoencoder 1024-512-16-512-1024": [1024, 512, 16, 512, 1024],
+    "wide-to-narrow 2048-1024-256-32-4": [2048, 1024, 256, 32, 4],
+    "three-plan front 1024-128-8-8-32": [1024, 128, 8, 8, 32],
+}
+
+
+def xla_bytes(function, x) -> int:
+    analysis = jax.jit(function).lower(x).compile().memory_analysis()
+    return analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
+
+
+def order(a: float, b: float, tolerance: float = 0.05) -> int:
+    """-1, 0 or 1; values within ``tolerance`` (relative) of each other tie."""
+    if abs(a - b) <= tolerance * max(a, b):
+        return 0
+    return -1 if a < b else 1
+
+
+def same_ranking(model: list[float], measured: list[float]) -> bool:
+    """Every pair of plans is ordered alike (ties within 5% on either side count as agreeing)."""
+    pairs = [(i, j) for i in range(len(model)) for j in range(i + 1, len(model))]
+    return all(
+        order(model[i], model[j]) == order(measured[i], measured[j])
+        or 0 in (order(model[i], model[j]), order(measured[i], measured[j]))
+        for i, j in pairs
+    )
+
+
+def main() -> None:
+    dtype = jnp.float32
+    itemsize = jnp.dtype(dtype).itemsize
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, {jnp.dtype(dtype).name}")
+    print(f"{'chain':<36} {'plan':<13} {'model MB':>9} {'XLA MB':>8} {'cost (FMAs)':>15}")
+    for seed, (name, dims) in enumerate(CHAINS.items()):
+        functions, x = dense_chain(dims, seed, dtype)
+        chain = Chain.from_functions(functions, x)
+        front = pareto(chain)
+        plans = {
+            "forward": optimize(chain, "forward"),
+            "reverse": optimize(chain, "reverse"),
+            "least memory": optimize(chain, memory_limit=front[0].peak_memory),
+            "mid limit": optimize(chain, memory_limit=front[len(front) // 2].peak_memory),
+            "FLOP-optimal": optimize(chain),
+        }
+        model, measured = [], []
+        for label, plan in plans.items():
+            model.append(plan.peak_memory * itemsize)
+            measured.append(xla_bytes(plan.jacobian, x))
+            print(f"{name:<36} {label:<13} {model[-1] / 1e6:>9.2f} {measured[-1] / 1e6:>8.2f} {plan.cost:>15,}")
+        agree = same_ranking(model, measured)
+        print(f"{'':<36} ranking {'agrees with' if agree else 'DIFFERS from'} XLA's\n")
+
+    print(f"{'q':>5} {'pareto() s':>11} {'front size':>11} {'memory-limited optimize() s':>28}")
+    for q in (50, 200):
+        rng = random.Random(q)
+        chain = Chain.from_dims([rng.randint(1, 1000) for _ in range(q + 1)])
+        start = time.perf_counter()
+        front = pareto(chain)
+        elapsed = time.perf_counter() - start
+        limit = front[len(front) // 2].peak_memory
+        start = time.perf_counter()
+        optimize(chain, memory_limit=limit)
+        limited = time.perf_counter() - start
+        print(f"{q:>5} {elapsed:>11.2f} {len(front):>11} {limited:>28.2f}")
+
+
+if __name__ == "__main__":
+    main()

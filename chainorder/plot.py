@@ -1,0 +1,237 @@
+"""Figures: the cost/memory trade-off of a chain's plans, and what a plan does.
+
+Both functions return ``(fig, ax)``, draw into ``ax=`` when given one, never call
+``plt.show()`` and work under any backend (Agg included).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from .chain import Chain
+from .costs import (
+    ADJOINT_PREACCUMULATION,
+    ADJOINT_STEP,
+    PRODUCT,
+    TANGENT_PREACCUMULATION,
+    TANGENT_STEP,
+    CostModel,
+)
+from .memory import order_for_memory
+from .optimize import optimize, pareto
+from .plan import Plan, Step
+
+__all__ = ["plot_tradeoff", "plot_plan", "random_plan"]
+
+KIND_COLORS = {
+    TANGENT_PREACCUMULATION: "#9ecae1",
+    TANGENT_STEP: "#3182bd",
+    ADJOINT_PREACCUMULATION: "#fdae6b",
+    ADJOINT_STEP: "#e6550d",
+    PRODUCT: "#756bb1",
+}
+KIND_NAMES = {
+    TANGENT_PREACCUMULATION: "tangent preaccumulation",
+    TANGENT_STEP: "tangent step (JVPs)",
+    ADJOINT_PREACCUMULATION: "adjoint preaccumulation",
+    ADJOINT_STEP: "adjoint step (VJPs)",
+    PRODUCT: "dense product",
+}
+
+
+def _axes(ax: Any, size: tuple[float, float]):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+    else:
+        fig = ax.figure
+    return fig, ax
+
+
+def random_plan(chain: Chain, rng: random.Random, *, tape_limit: int | None = None) -> Plan:
+    """A random valid plan: a random bracketing with a random operation at each node."""
+    model = CostModel(chain)
+
+    def fits(first: int, last: int) -> bool:
+        return tape_limit is None or model.tape(first, last) <= tape_limit
+
+    def step(kind: str, first: int, split: int | None, last: int) -> Step:
+        return Step(kind, first, last, split, model.step_cost(kind, first, split, last))
+
+    def build(first: int, last: int) -> list[Step]:
+        if first == last:
+            kinds = [TANGENT_PREACCUMULATION] + ([ADJOINT_PREACCUMULATION] if fits(first, first) else [])
+            return [step(rng.choice(kinds), first, None, first)]
+        split = rng.randrange(first, last)
+        kinds = [PRODUCT, TANGENT_STEP] + ([ADJOINT_STEP] if fits(first, split) else [])
+        kind = rng.choice(kinds)
+        if kind == TANGENT_STEP:
+            return build(first, split) + [step(kind, first, split, last)]
+        if kind == ADJOINT_STEP:
+            return build(split + 1, last) + [step(kind, first, split, last)]
+        return build(split + 1, last) + build(first, split) + [step(kind, first, split, last)]
+
+    steps = order_for_memory(chain, build(0, len(chain) - 1))
+    return Plan(chain, steps, tape_limit=tape_limit)
+
+
+def plot_tradeoff(
+    chain_or_front: Chain | Sequence[Plan],
+    ax: Any = None,
+    *,
+    chosen: Plan | None = None,
+    samples: int = 200,
+    seed: int = 0,
+):
+    """Cost (multiply-adds) against peak memory (elements), both on log scales.
+
+    Draws every Pareto-optimal plan joined by a step line (the front), forward
+    and reverse mode, a sample of ``samples`` random other bracketings, and
+    labels forward, reverse, the FLOP-optimal plan and ``chosen`` (for example
+    a memory-limited plan).
+
+    Parameters
+    ----------
+    chain_or_front : Chain or list of Plan
+        A chain (its front is computed with :func:`chainorder.pareto`) or a
+        front already computed.
+    ax : matplotlib Axes, optional
+    chosen : Plan, optional
+    samples : int
+        How many random plans to scatter in the background (recursion on
+        chains of up to a few hundred layers).
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    if isinstance(chain_or_front, Chain):
+        chain = chain_or_front
+        front = pareto(chain)
+    else:
+        front = list(chain_or_front)
+        if not front or not all(isinstance(plan, Plan) for plan in front):
+            raise TypeError("plot_tradeoff needs a Chain or a non-empty list of Plans (a Pareto front)")
+        chain = front[0].chain
+    tape_limit = front[0].tape_limit
+    fig, ax = _axes(ax, (7, 4.8))
+    rng = random.Random(seed)
+    others = [random_plan(chain, rng, tape_limit=tape_limit) for _ in range(samples)]
+    ax.scatter(
+        [plan.peak_memory for plan in others],
+        [plan.cost for plan in others],
+        s=10,
+        color="#bdbdbd",
+        alpha=0.7,
+        label=f"other plans ({samples} random bracketings)",
+        zorder=1,
+    )
+    memory = [plan.peak_memory for plan in front]
+    costs = [plan.cost for plan in front]
+    ax.step(memory, costs, where="post", color="#31a354", linewidth=1.5, zorder=2)
+    ax.scatter(memory, costs, s=28, color="#31a354", label=f"Pareto front ({len(front)} plans)", zorder=3)
+
+    forward = optimize(chain, "forward")
+    marked = [(forward, "forward (jacfwd)", "#3182bd", "s", (6, 6))]
+    if tape_limit is None or max(chain.edges) <= tape_limit:
+        reverse = optimize(chain, "reverse", tape_limit=tape_limit)
+        marked.append((reverse, "reverse (jacrev)", "#e6550d", "D", (6, -13)))
+    marked.append((front[-1], "FLOP-optimal", "#31a354", "*", (6, 6)))
+    if chosen is not None:
+        marked.append((chosen, "chosen", "black", "o", (6, -13)))
+    for plan, label, color, marker, offset in marked:
+        ax.scatter(
+            [plan.peak_memory],
+            [plan.cost],
+            s=120 if marker == "*" else 60,
+            marker=marker,
+            facecolor=color if marker != "o" else "none",
+            edgecolor=color,
+            linewidth=1.5,
+            zorder=4,
+        )
+        ax.annotate(
+            label,
+            (plan.peak_memory, plan.cost),
+            textcoords="offset points",
+            xytext=offset,
+            fontsize=9,
+            color=color,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("peak memory (elements)")
+    ax.set_ylabel("cost (multiply-adds)")
+    dims = "-".join(str(d) for d in chain.dims) if len(chain) <= 8 else f"{len(chain)} layers"
+    ax.set_title(f"Cost vs memory of the plans for {dims}")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.margins(x=0.08, y=0.12)
+    ax.legend(loc="best", fontsize=8)
+    return fig, ax
+
+
+def plot_plan(plan: Plan, ax: Any = None):
+    """The steps of ``plan`` against the layers they span.
+
+    One bar per step, top to bottom in execution order, from its first layer to
+    its last; colour by kind (tangent work blue, adjoint work orange, dense
+    products purple); the cost on the bar (or beside it, when the bar is short).
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    if not isinstance(plan, Plan):
+        raise TypeError(f"plot_plan needs a Plan, got {type(plan).__name__}")
+    chain = plan.chain
+    q, count = len(chain), len(plan.steps)
+    fig, ax = _axes(ax, (max(8.0, min(18.0, 0.3 * q + 6)), max(2.5, min(14.0, 0.32 * count + 1.5))))
+    total = plan.work or 1
+    fontsize = 8 if count <= 40 else 6
+    for row, step in enumerate(plan.steps):
+        width = step.last - step.first + 1
+        ax.barh(
+            row,
+            width,
+            left=step.first,
+            height=0.7,
+            color=KIND_COLORS[step.kind],
+            edgecolor="black",
+            linewidth=0.4,
+        )
+        if step.split is not None:
+            ax.plot([step.split + 1, step.split + 1], [row - 0.35, row + 0.35], color="black", linewidth=0.8)
+        text = f"{step.cost:,.3g}" if step.cost >= 1e6 else f"{step.cost:,}"
+        text += f" ({100 * step.cost / total:.0f}%)"
+        inside = width >= max(2, q / 6)
+        ax.text(
+            step.first + width / 2 if inside else step.last + 1.1,
+            row,
+            text,
+            ha="center" if inside else "left",
+            va="center",
+            fontsize=fontsize,
+        )
+    ax.set_ylim(count - 0.5, -0.5)
+    ax.set_xlim(0, q + max(1.5, q / 5))
+    ax.set_yticks(range(count))
+    ax.set_yticklabels([f"{row}" for row in range(count)], fontsize=fontsize)
+    ax.set_ylabel("step (execution order)")
+    ticks = range(q + 1) if q <= 25 else range(0, q + 1, max(1, q // 20))
+    ax.set_xticks(list(ticks))
+    ax.set_xticklabels([str(chain.dims[t]) for t in ticks], fontsize=fontsize, rotation=0 if q <= 12 else 90)
+    ax.set_xlabel("layers, between variables of these sizes (a bar spans the Jacobian it produces)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=KIND_COLORS[kind]) for kind in KIND_COLORS]
+    ax.legend(
+        handles,
+        [KIND_NAMES[kind] for kind in KIND_COLORS],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0,
+    )
+    ax.set_title(f"{plan.mode} plan: {plan.cost:,} multiply-adds, {plan.speedup:.3g}x over the best pure mode")
+    return fig, ax

@@ -1,0 +1,112 @@
+"""The memory model, memory-limited optimization and the Pareto front, against brute force."""
+
+import pytest
+from bruteforce import all_plans
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_optimality import chains
+
+from chainorder import Chain, optimize, pareto, peak_memory
+from chainorder.plan import critical_path
+
+
+def _points(chain, parallel=False, **options):
+    """(cost, peak) of every plan in every operand order."""
+    points = set()
+    for steps in all_plans(chain, **options):
+        cost = critical_path(steps) if parallel else sum(step.cost for step in steps)
+        points.add((cost, peak_memory(chain, steps)))
+    return points
+
+
+def _front(points):
+    front, best_peak = [], None
+    for cost, peak in sorted(points):
+        if best_peak is None or peak < best_peak:
+            front.append((cost, peak))
+            best_peak = peak
+    return sorted(front, key=lambda point: point[1])
+
+
+def test_peak_memory_by_hand():
+    # dims 4 -> 3 -> 2, edges 12 and 6: primal values 4 + 3 + 2 = 9
+    chain = Chain.from_dims([4, 3, 2])
+    forward = optimize(chain, "forward")
+    # tangent preaccumulation of layer 0: 4 * (4 + 3) = 28; tangent step: 4 * (3 + 2) = 20
+    assert forward.peak_memory == 9 + 28
+    reverse = optimize(chain, "reverse")
+    # adjoint preaccumulation of layer 1: 2 * (2 + 3) + 6 = 16; adjoint step: 2 * (4 + 3) + 12 = 26
+    assert reverse.peak_memory == 9 + 26
+
+
+options = st.fixed_dictionaries(
+    {
+        "matrix_free": st.booleans(),
+        "parallel": st.booleans(),
+        "tape_limit": st.one_of(st.none(), st.integers(0, 12000)),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(max_length=5, max_dim=40), options)
+def test_front_equals_brute_force(chain, opts):
+    points = _points(chain, parallel=opts["parallel"], matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
+    front = pareto(chain, **opts)
+    assert [(plan.cost, plan.peak_memory) for plan in front] == _front(points)
+    # memory up, cost down, nobody dominated, the FLOP-optimal and least-memory plans included
+    assert front[-1].cost == optimize(chain, **opts).cost == min(cost for cost, _ in points)
+    assert front[0].peak_memory == min(peak for _, peak in points)
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(max_length=5, max_dim=40), options, st.floats(0, 1))
+def test_memory_limited_optimum_equals_brute_force(chain, opts, where):
+    points = _points(chain, parallel=opts["parallel"], matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
+    least = min(peak for _, peak in points)
+    most = max(peak for _, peak in points)
+    limit = int(least + where * (most - least))
+    plan = optimize(chain, memory_limit=limit, **opts)
+    assert plan.peak_memory <= limit
+    assert plan.cost == min(cost for cost, peak in points if peak <= limit)
+
+
+def test_limit_below_the_least_peak_names_it():
+    chain = Chain.from_dims([50, 10, 60, 5])
+    least = pareto(chain)[0].peak_memory
+    with pytest.raises(ValueError, match=f"least achievable peak memory is {least:,} elements"):
+        optimize(chain, memory_limit=least - 1)
+    assert optimize(chain, memory_limit=least).peak_memory == least
+    with pytest.raises(ValueError, match="memory_limit must be a positive number of elements, got 0"):
+        optimize(chain, memory_limit=0)
+    with pytest.raises(ValueError, match="memory_limit must be a positive number of elements, got -5"):
+        optimize(chain, memory_limit=-5)
+    with pytest.raises(TypeError, match="memory_limit must be an integer"):
+        optimize(chain, memory_limit=1.5)
+    with pytest.raises(ValueError, match="strategy='reverse' needs a peak of"):
+        optimize(chain, "reverse", memory_limit=least)
+
+
+@settings(max_examples=20, deadline=None)
+@given(chains(max_length=5, max_dim=40))
+def test_steps_come_in_the_order_of_least_memory(chain):
+    # among every order of the same steps (Sethi-Ullman at products), ours peaks least
+    for plan in pareto(chain) + [optimize(chain), optimize(chain, matrix_free=False)]:
+        same_tree = [steps for steps in all_plans(chain) if sorted(map(repr, steps)) == sorted(map(repr, plan.steps))]
+        assert plan.peak_memory == min(peak_memory(chain, steps) for steps in same_tree)
+
+
+def test_json_keeps_memory():
+    from chainorder import Plan
+
+    chain = Chain.from_dims([300, 20, 300, 20])
+    front = pareto(chain)
+    plan = optimize(chain, memory_limit=front[0].peak_memory)
+    again = Plan.from_json(plan.to_json(), chain)
+    assert again.peak_memory == plan.peak_memory and again.memory_limit == plan.memory_limit
+
+
+def test_huge_dims_stay_exact():
+    chain = Chain.from_dims([10**9, 3, 10**9, 2])
+    points = _points(chain)
+    assert [(p.cost, p.peak_memory) for p in pareto(chain)] == _front(points)
