@@ -18,6 +18,27 @@ from .plan import Plan, Step
 __version__ = "0.1.0"
 
 
+def trace(*args, **kwargs):
+    """See :func:`chainorder.tracing.trace` (needs jax)."""
+    from .tracing import trace as run
+
+    return run(*args, **kwargs)
+
+
+def analyze(*args, **kwargs):
+    """See :func:`chainorder.tracing.analyze` (needs jax)."""
+    from .tracing import analyze as run
+
+    return run(*args, **kwargs)
+
+
+def jacobian(*args, **kwargs):
+    """See :func:`chainorder.tracing.jacobian` (needs jax): like ``jax.jacobian``, with the optimal plan."""
+    from .tracing import jacobian as run
+
+    return run(*args, **kwargs)
+
+
 def plot_tradeoff(*args, **kwargs):
     """See :func:`chainorder.plot.plot_tradeoff` (needs matplotlib)."""
     from .plot import plot_tradeoff as plot
@@ -38,6 +59,9 @@ __all__ = [
     "MemoryModel",
     "Plan",
     "Step",
+    "analyze",
+    "jacobian",
+    "trace",
     "forward_cost",
     "optimize",
     "pareto",

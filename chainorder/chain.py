@@ -174,9 +174,9 @@ class Chain(Sequence[Layer]):
         """A chain of JAX functions applied in order to an example input ``x0``.
 
         Dimensions come from the functions' output shapes and costs from their
-        jaxprs (see :mod:`chainorder.trace`). Needs jax.
+        jaxprs (see :mod:`chainorder.opcount`). Needs jax.
         """
-        from .trace import chain_from_functions
+        from .opcount import chain_from_functions
 
         return chain_from_functions(cls, functions, x0)
 

@@ -33,7 +33,7 @@ from .chain import Chain
 from .costs import ADJOINT_PREACCUMULATION, ADJOINT_STEP, PRODUCT, TANGENT_PREACCUMULATION, TANGENT_STEP
 from .plan import Plan
 
-__all__ = ["apply_chain", "plan_jacobian", "jacobian_function", "validate_plan"]
+__all__ = ["apply_chain", "plan_jacobian", "jacobian_function", "run_steps", "validate_plan"]
 
 
 def _layer_functions(chain: Chain) -> list[Callable[[Any], Any]]:
@@ -104,7 +104,7 @@ def _flat(function: Callable[[Any], Any], shape: tuple[int, ...]) -> Callable[[A
     return flat_function
 
 
-def _is_library_mode(plan: Plan) -> str | None:
+def library_mode(plan: Plan) -> str | None:
     """'forward' / 'reverse' when the plan is exactly jax.jacfwd / jax.jacrev."""
     if plan.mode == "forward":
         return "forward"
@@ -115,26 +115,32 @@ def _is_library_mode(plan: Plan) -> str | None:
 
 def _mixed_jacobian(plan: Plan, x: Any) -> Any:
     chain = plan.chain
-    functions = _layer_functions(chain)
-
-    # primal pass: each layer once; its input is the linearization point of the
-    # steps that start there
     shapes = [tuple(x.shape)]
     flats = []
-    values = [jnp.reshape(x, (-1,))]
-    for index, function in enumerate(functions):
+    for index, function in enumerate(_layer_functions(chain)):
         shape = chain[index].in_shape or shapes[-1]
-        output = jax.eval_shape(function, jax.ShapeDtypeStruct(shape, values[-1].dtype))
+        output = jax.eval_shape(function, jax.ShapeDtypeStruct(shape, x.dtype))
         _check_output(index, chain, output)
         shapes.append(tuple(output.shape))
         flats.append(_flat(function, shape))
-        values.append(flats[-1](values[-1]))
-    dtype = values[-1].dtype
+    jacobian = run_steps(plan, flats, jnp.reshape(x, (-1,)))
+    return jnp.reshape(jacobian, shapes[-1] + shapes[0])
+
+
+def run_steps(plan: Plan, functions: list[Callable[[Any], Any]], x: Any) -> Any:
+    """Execute ``plan`` on layer functions that map flat vectors to flat vectors;
+    returns the ``(m_{q-1}, n_0)`` Jacobian at the flat input ``x``."""
+    chain = plan.chain
+    # primal pass: each layer once; its input is the linearization point of the
+    # steps that start there
+    values = [x]
+    for function in functions:
+        values.append(function(values[-1]))
 
     def segment(first: int, last: int) -> Callable[[Any], Any]:
         def through(vector):
             for layer in range(first, last + 1):
-                vector = flats[layer](vector)
+                vector = functions[layer](vector)
             return vector
 
         return through
@@ -142,21 +148,21 @@ def _mixed_jacobian(plan: Plan, x: Any) -> Any:
     def push(first: int, last: int, seed: Any) -> Any:
         """JVPs through layers first..last of every column of ``seed``."""
         _, linear = jax.linearize(segment(first, last), values[first])
-        return jax.vmap(linear, in_axes=1, out_axes=1)(seed)
+        return jax.vmap(linear, in_axes=1, out_axes=1)(seed.astype(values[first].dtype))
 
     def pull(first: int, last: int, seed: Any) -> Any:
         """VJPs back through layers first..last of every row of ``seed``; the
         tape lives for this step only."""
         _, pullback = jax.vjp(segment(first, last), values[first])
-        return jax.vmap(lambda row: pullback(row)[0])(seed)
+        return jax.vmap(lambda row: pullback(row)[0])(seed.astype(values[last + 1].dtype))
 
     jacobians: dict[tuple[int, int], Any] = {}
     for step in plan.steps:
         first, last, split = step.first, step.last, step.split
         if step.kind == TANGENT_PREACCUMULATION:
-            result = push(first, first, jnp.eye(chain[first].in_dim, dtype=dtype))
+            result = push(first, first, jnp.eye(chain[first].in_dim, dtype=values[first].dtype))
         elif step.kind == ADJOINT_PREACCUMULATION:
-            result = pull(first, first, jnp.eye(chain[first].out_dim, dtype=dtype))
+            result = pull(first, first, jnp.eye(chain[first].out_dim, dtype=values[first + 1].dtype))
         elif step.kind == TANGENT_STEP:
             result = push(split + 1, last, jacobians.pop((first, split)))
         elif step.kind == ADJOINT_STEP:
@@ -166,8 +172,7 @@ def _mixed_jacobian(plan: Plan, x: Any) -> Any:
         else:  # pragma: no cover - Plan checks its steps
             raise ValueError(f"unknown step kind {step.kind!r}")
         jacobians[(first, last)] = result
-    jacobian = jacobians[(0, len(chain) - 1)]
-    return jnp.reshape(jacobian, shapes[-1] + shapes[0])
+    return jacobians[(0, len(chain) - 1)]
 
 
 def jacobian_function(plan: Plan) -> Callable[[Any], Any]:
@@ -181,7 +186,7 @@ def jacobian_function(plan: Plan) -> Callable[[Any], Any]:
         return cached
     chain = plan.chain
     _layer_functions(chain)  # a clear error now rather than at the first call
-    library = _is_library_mode(plan)
+    library = library_mode(plan)
 
     def composed(x):
         return apply_chain(chain, x)
@@ -195,7 +200,8 @@ def jacobian_function(plan: Plan) -> Callable[[Any], Any]:
         def inner(x):
             return _mixed_jacobian(plan, x)
 
-    jitted = jax.jit(inner)
+    # like jax.jacobian (reverse mode), the result has the input's dtype
+    jitted = jax.jit(lambda x: inner(x).astype(x.dtype))
 
     def jacobian(x):
         return jitted(_check_input(chain, x))

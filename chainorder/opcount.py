@@ -1,4 +1,4 @@
-"""From JAX functions to chains: shapes from evaluation, costs from jaxprs.
+"""What a JAX function costs: multiply-adds of its JVP and VJP, and its tape.
 
 Cost of one JVP of a layer (its ``tangent_cost``): the multiply-adds in the jaxpr
 of its linearized function (``jax.linearize``); of one VJP (``adjoint_cost``):
@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["count_multiply_adds", "linearized_costs", "tape_size", "chain_from_functions"]
+__all__ = ["count_multiply_adds", "layer_costs", "chain_from_functions"]
 
-_FREE = {
+FREE_PRIMITIVES = {
     "reshape",
     "broadcast_in_dim",
     "transpose",
@@ -125,7 +125,7 @@ def count_multiply_adds(jaxpr: Any) -> int:
             total += outputs * rhs[spec[1]] * window
         elif name in _REDUCTIONS:
             total += sum(_size(var.aval) for var in equation.invars)
-        elif name in _FREE:
+        elif name in FREE_PRIMITIVES:
             continue
         elif name == "scan":
             total += params["length"] * count_multiply_adds(params["jaxpr"])
@@ -142,34 +142,39 @@ def count_multiply_adds(jaxpr: Any) -> int:
     return total
 
 
-def linearized_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int]:
-    """``(tangent_cost, adjoint_cost)``: multiply-adds of one JVP and one VJP of
-    ``function`` at ``x``, counted on the linearized jaxprs."""
-    output, jvp = jax.linearize(function, x)
-    tangent = count_multiply_adds(jax.make_jaxpr(jvp)(x))
-    _, vjp = jax.vjp(function, x)
-    adjoint = count_multiply_adds(jax.make_jaxpr(vjp)(output))
-    return tangent, adjoint
+def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int, int]:
+    """``(tangent_cost, adjoint_cost, tape)`` of ``function`` at an input like ``x``.
 
-
-def tape_size(function: Callable[[Any], Any], x: Any) -> int:
-    """Elements JAX records to pull cotangents back through ``function`` at ``x``:
-    the pullback's residuals that are not constants of the function itself.
+    The multiply-adds of one JVP and of one VJP, counted on the linearized
+    jaxprs, and the elements JAX records to pull cotangents back: the pullback's
+    residuals that are not constants of the function itself (weights it closes
+    over are not recorded; they exist anyway). Only ``x``'s shape and dtype
+    matter: everything is traced abstractly, nothing is computed.
 
     >>> import jax.numpy as jnp
     >>> W = jnp.ones((30, 20))
-    >>> tape_size(lambda v: W @ v, jnp.ones(20))  # W is not recorded: nothing is
-    0
-    >>> tape_size(jnp.sin, jnp.ones(20))  # cos(v)
-    20
+    >>> layer_costs(lambda v: W @ v, jnp.ones(20))
+    (600, 600, 0)
+    >>> layer_costs(jnp.sin, jnp.ones(20))  # one multiply per element; the tape holds cos(v)
+    (20, 20, 20)
     """
-    _, pullback = jax.vjp(function, x)
-    constants = jax.make_jaxpr(function)(x).consts
-    return sum(
-        _size(leaf)
-        for leaf in jax.tree_util.tree_leaves(pullback)
-        if hasattr(leaf, "shape") and not any(leaf is constant for constant in constants)
-    )
+    found: dict[str, int] = {}
+
+    def probe(value):
+        output, linear = jax.linearize(function, value)
+        found["tangent"] = count_multiply_adds(jax.make_jaxpr(linear)(value))
+        _, pullback = jax.vjp(function, value)
+        found["adjoint"] = count_multiply_adds(jax.make_jaxpr(pullback)(output))
+        constants = jax.make_jaxpr(function)(value).consts
+        found["tape"] = sum(
+            _size(leaf)
+            for leaf in jax.tree_util.tree_leaves(pullback)
+            if hasattr(leaf, "shape") and not any(leaf is constant for constant in constants)
+        )
+        return output
+
+    jax.eval_shape(probe, jax.ShapeDtypeStruct(tuple(x.shape), x.dtype))
+    return found["tangent"], found["adjoint"], found["tape"]
 
 
 def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], Any]], x0: Any):
@@ -194,12 +199,12 @@ def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], A
             raise ValueError(f"layer {index}: calling its function on shape {shape} failed: {error}") from error
         if not hasattr(output, "shape") or not hasattr(output, "dtype"):
             raise TypeError(f"layer {index}: its function must return an array, got {type(output).__name__}")
-        tangent, adjoint = linearized_costs(function, x)
+        tangent, adjoint, tape = layer_costs(function, x)
         layers.append(
             Layer(
                 _size(x),
                 _size(output),
-                edges=tape_size(function, x),
+                edges=tape,
                 tangent_cost=tangent,
                 adjoint_cost=adjoint,
                 fn=function,

@@ -1,0 +1,199 @@
+"""chainorder.trace / analyze / jacobian on real JAX functions, against jax.jacobian (float64)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import chainorder
+
+
+def _close(a, b, rtol=1e-10):
+    scale = max(float(jnp.max(jnp.abs(b))), 1e-300)
+    return float(jnp.max(jnp.abs(a - b))) / scale < rtol
+
+
+def _tree_close(a, b):
+    leaves_a, tree_a = jax.tree_util.tree_flatten(a)
+    leaves_b, tree_b = jax.tree_util.tree_flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(leaves_a, leaves_b):
+        assert x.shape == y.shape and x.dtype == y.dtype
+        assert _close(x, y)
+
+
+def mlp_params(dims, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        (
+            jnp.asarray(rng.standard_normal((dims[i + 1], dims[i])) / np.sqrt(dims[i])),
+            jnp.asarray(rng.standard_normal(dims[i + 1]) * 0.1),
+        )
+        for i in range(len(dims) - 1)
+    ]
+
+
+def mlp(params, x):
+    for weight, bias in params[:-1]:
+        x = jnp.tanh(weight @ x + bias)
+    weight, bias = params[-1]
+    return weight @ x + bias
+
+
+@pytest.mark.parametrize("dims", [[30, 50, 20], [64, 8, 64], [200, 100, 50, 10], [256, 128, 8, 128, 256]])
+def test_mlps(dims):
+    params = mlp_params(dims)
+    x = jnp.linspace(-1, 1, dims[0])
+    f = lambda v: mlp(params, v)  # noqa: E731
+    chain = chainorder.trace(f, x)
+    assert chain.dims == tuple(dims)  # one layer per dense layer
+    _tree_close(chainorder.jacobian(f)(x), jax.jacobian(f)(x))
+    report = chainorder.analyze(f, x)
+    assert report.plan.cost == chainorder.optimize(chain).cost
+
+
+def test_autoencoder_plan_is_mixed_and_printed():
+    params = mlp_params([256, 128, 8, 128, 256])
+    f = lambda v: mlp(params, v)  # noqa: E731
+    report = chainorder.analyze(f, jnp.ones(256) / 16)
+    assert report.plan.mode == "mixed" and report.plan.speedup > 10
+    text = str(report)
+    assert "4 segments" in text and "dot_general, add, tanh" in text
+    assert "test_trace.py" in text  # where in f each segment comes from
+    assert str(report.plan) in text
+
+
+def test_residual_mlp_cuts_after_the_merge():
+    (w1, _), (w2, _) = mlp_params([48, 48, 48])
+
+    def f(x):
+        for _ in range(3):
+            x = x + w2 @ jnp.tanh(w1 @ x)
+        return jnp.sin(x)
+
+    x = jnp.linspace(-1, 1, 48)
+    chain = chainorder.trace(f, x)
+    assert len(chain) >= 3 and set(chain.dims) == {48}  # no cut inside a block (state 96 there)
+    _tree_close(chainorder.jacobian(f)(x), jax.jacobian(f)(x))
+
+
+def test_small_cnn():
+    rng = np.random.default_rng(1)
+    k1 = jnp.asarray(rng.standard_normal((4, 1, 3, 3)) / 3)
+    k2 = jnp.asarray(rng.standard_normal((2, 4, 3, 3)) / 6)
+    dense = jnp.asarray(rng.standard_normal((5, 2 * 4 * 4)) / 6)
+
+    def cnn(image):
+        h = jax.nn.relu(jax.lax.conv_general_dilated(image[None], k1, (1, 1), "VALID"))
+        h = jnp.tanh(jax.lax.conv_general_dilated(h, k2, (1, 1), "VALID"))
+        return dense @ h.reshape(-1)
+
+    image = jnp.asarray(rng.standard_normal((1, 8, 8)))
+    chain = chainorder.trace(cnn, image)
+    assert len(chain) >= 3 and chain.dims[0] == 64 and chain.dims[-1] == 5
+    assert any(layer.tangent_cost >= 4 * 36 * 9 for layer in chain)  # the first convolution's multiply-adds
+    _tree_close(chainorder.jacobian(cnn)(image), jax.jacobian(cnn)(image))
+
+
+def test_nested_jit_and_custom_jvp_are_split():
+    params = mlp_params([40, 20, 4, 20])
+    layer = jax.jit(lambda w, b, v: jax.nn.relu(w @ v + b))
+
+    @jax.jit
+    def f(x):
+        for w, b in params:
+            x = layer(w, b, x)
+        return x
+
+    x = jnp.linspace(-1, 1, 40)
+    chain = chainorder.trace(f, x)
+    assert chain.dims == (40, 20, 4, 20)
+    _tree_close(chainorder.jacobian(f)(x), jax.jacobian(f)(x))
+
+
+def test_fori_loop_is_one_segment():
+    (w, _), = mlp_params([16, 16])
+
+    def f(x):
+        y = jnp.tanh(jnp.ones((40, 16)) @ x)
+        return jax.lax.fori_loop(0, 4, lambda i, c: jnp.sin(w @ c), y[:16]) * 2.0
+
+    x = jnp.linspace(-1, 1, 16)
+    report = chainorder.analyze(f, x)
+    assert any("scan" in segment.primitives or "while" in segment.primitives for segment in report.segments)
+    _tree_close(chainorder.jacobian(f)(x), jax.jacobian(f)(x))
+
+
+def test_pytree_input_and_output():
+    params = mlp_params([6, 5, 3])
+
+    def f(inputs):
+        h = mlp(params, inputs["x"] * inputs["scale"][0])
+        return {"out": h, "norm": jnp.sum(h**2), "pair": (h[:2], jnp.tanh(inputs["scale"]))}
+
+    inputs = {"x": jnp.linspace(-1, 1, 6), "scale": jnp.array([0.5, 2.0])}
+    _tree_close(chainorder.jacobian(f)(inputs), jax.jacobian(f)(inputs))
+
+
+def test_argnums():
+    params = mlp_params([10, 7, 3])
+    x = jnp.linspace(-1, 1, 10)
+    _tree_close(chainorder.jacobian(mlp, argnums=1)(params, x), jax.jacobian(mlp, argnums=1)(params, x))
+    _tree_close(chainorder.jacobian(mlp, argnums=0)(params, x), jax.jacobian(mlp, argnums=0)(params, x))
+    _tree_close(chainorder.jacobian(mlp, argnums=(0, 1))(params, x), jax.jacobian(mlp, argnums=(0, 1))(params, x))
+
+
+def test_jit_vmap_and_caching():
+    params = mlp_params([32, 4, 32])
+    f = lambda v: mlp(params, v)  # noqa: E731
+    jac = chainorder.jacobian(f)
+    xs = jnp.stack([jnp.linspace(-1, 1, 32), jnp.linspace(0, 2, 32)])
+    _tree_close(jax.vmap(jac)(xs), jax.vmap(jax.jacobian(f))(xs))
+    _tree_close(jax.jit(jac)(xs[0]), jax.jacobian(f)(xs[0]))
+    jac(xs[1])
+    assert len(jac.plans) == 1  # one analysis per input signature
+    jac(jnp.linspace(-1, 1, 32).astype(jnp.float32))
+    assert len(jac.plans) == 2
+
+
+def test_parameters_change_between_calls():
+    # the plan is cached per signature, but the values held constant are read at each call
+    x = jnp.linspace(-1, 1, 12)
+    jac = chainorder.jacobian(mlp, argnums=1)
+    for seed in (0, 1):
+        params = mlp_params([12, 3, 12], seed)
+        _tree_close(jac(params, x), jax.jacobian(mlp, argnums=1)(params, x))
+
+
+def test_equinox_model():
+    eqx = pytest.importorskip("equinox")
+    model = eqx.nn.MLP(in_size=24, out_size=24, width_size=4, depth=3, activation=jnp.tanh, key=jax.random.PRNGKey(0))
+    model = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
+    x = jnp.linspace(-1, 1, 24)
+    chain = chainorder.trace(model, x)
+    assert chain.dims == (24, 4, 24)  # the hidden layers share one width: one stretch
+    assert chainorder.analyze(model, x).plan.mode == "mixed"
+    _tree_close(chainorder.jacobian(model)(x), jax.jacobian(model)(x))
+
+
+def test_unsplittable_function_falls_back_to_one_segment():
+    def f(x):
+        jax.debug.callback(lambda v: None, x)  # an effect: the program is not cut
+        return jnp.sin(x) * 3
+
+    x = jnp.linspace(0, 1, 5)
+    report = chainorder.analyze(f, x)
+    assert len(report.segments) == 1 and "not split" in report.notes[0]
+    assert "not split" in str(report)
+    _tree_close(chainorder.jacobian(f)(x), jax.jacobian(f)(x))
+
+
+def test_errors_like_jax():
+    with pytest.raises(TypeError, match="must return an array or a pytree of arrays"):
+        chainorder.jacobian(lambda x: "text")(jnp.ones(3))
+    with pytest.raises(TypeError, match="real- or complex-valued inputs"):
+        chainorder.jacobian(jnp.sin)(jnp.ones(3, dtype=jnp.int32))
+    with pytest.raises(ValueError, match="argnums 2 is out of range for a function called with 1 positional"):
+        chainorder.jacobian(jnp.sin, argnums=2)(jnp.ones(3))
+    with pytest.raises(TypeError, match="expected a function"):
+        chainorder.jacobian(3)
