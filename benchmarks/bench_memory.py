@@ -15,17 +15,13 @@ Run: python benchmarks/bench_memory.py
 from __future__ import annotations
 
 import random
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 from chainorder import Chain, optimize, pareto
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_execute import dense_chain  # noqa: E402
+from chainorder.bench import dense_chain
 
 CHAINS = {
     "long narrow 64 x 16 layers": [64] * 17,

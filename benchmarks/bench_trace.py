@@ -10,18 +10,14 @@ under 2 s (XLA compilation excluded). All functions jitted, timed in this one ru
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import chainorder
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_execute import median_times  # noqa: E402
+from chainorder.bench import median_times
 
 
 def mlp_function(dims: list[int], seed: int = 0, dtype=jnp.float32):

@@ -1,4 +1,4 @@
-"""The command line: ``chainorder analyze | demo`` (also ``python -m chainorder``).
+"""The command line: ``chainorder analyze | demo | bench`` (also ``python -m chainorder``).
 
 Errors are one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -72,11 +72,94 @@ def _analyze(args: argparse.Namespace) -> None:
         matrix_free=not args.dense,
         tape_limit=args.tape_limit,
         parallel=args.parallel,
+        memory_limit=args.memory_limit,
     )
+    if args.plot:
+        path = _write_tradeoff(plan, args.plot)
     if args.json:
         print(plan.to_json())
     else:
         print(plan)
+        if args.plot:
+            print(f"\nwrote the cost/memory trade-off plot to {path}")
+
+
+def _write_tradeoff(plan, filename: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .optimize import pareto
+    from .plot import plot_tradeoff
+
+    path = Path(filename)
+    front = pareto(plan.chain, matrix_free=plan.matrix_free, tape_limit=plan.tape_limit, parallel=plan.parallel)
+    fig, _ = plot_tradeoff(front, chosen=plan)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as error:
+        raise CommandError(f"cannot write {str(path)!r}: {error.strerror}") from None
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _demo(args: argparse.Namespace) -> None:
+    """The main job on a built-in example: analyze, execute, validate, time, plot."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        raise CommandError("the demo runs the plan in JAX: pip install 'chainorder[jax]'") from None
+    from .bench import dense_chain, median_times
+
+    dims = [int(d) for d in args.dims.split(",")]
+    print(f"chainorder demo: the Jacobian of a tanh autoencoder {'-'.join(map(str, dims))} (float32)\n")
+    functions, x = dense_chain(dims, 0, jnp.float32)
+    chain = Chain.from_functions(functions, x)
+    plan = optimize(chain)
+    print(plan)
+    report = plan.validate(x)
+    print(
+        f"\nagainst jax.jacobian: max abs error {report['max_abs_error']:.2e}, "
+        f"max relative error {report['max_rel_error']:.2e}, shape {report['shape']}, {report['dtype']}"
+    )
+    times = median_times(
+        {
+            "jax.jacfwd": jax.jit(jax.jacfwd(chain)),
+            "jax.jacrev": jax.jit(jax.jacrev(chain)),
+            "chainorder": jax.jit(plan.jacobian),
+        },
+        x,
+        args.repeat,
+    )
+    best = min(times["jax.jacfwd"], times["jax.jacrev"])
+    print(f"\nwall time, jitted, median of {args.repeat} runs:")
+    for name, seconds in times.items():
+        print(f"  {name:<11} {1e3 * seconds:8.3f} ms   {best / seconds:6.2f}x the better of jacfwd/jacrev")
+    print(f"  predicted by the cost model: {plan.speedup:.2f}x")
+    path = _write_tradeoff(plan, args.out)
+    print(f"\nwrote the cost/memory trade-off plot to {path}")
+
+
+def _bench(args: argparse.Namespace) -> None:
+    try:
+        from .bench import format_table, run_zoo
+    except ImportError:
+        raise CommandError("the benchmark runs plans in JAX: pip install 'chainorder[jax]'") from None
+
+    def progress(done: int, total: int, name: str) -> None:
+        if not sys.stderr.isatty():
+            return
+        width = 24
+        filled = width * done // max(total, 1)
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<40}{end}")
+        sys.stderr.flush()
+
+    results = run_zoo(args.repeat, args.dtype, args.only, progress)
+    print(format_table(results, args.repeat, args.dtype))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -94,8 +177,22 @@ def _build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--tape-limit", type=int, default=None, help="largest tape an adjoint may hold")
     analyze.add_argument("--dense", action="store_true", help="only preaccumulation and dense products")
     analyze.add_argument("--parallel", action="store_true", help="minimize the critical path (unlimited threads)")
+    analyze.add_argument("--memory-limit", type=int, default=None, help="largest peak memory (elements)")
     analyze.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    analyze.add_argument("--plot", metavar="FILE.png", help="write the cost/memory trade-off plot")
     analyze.set_defaults(run=_analyze)
+
+    demo = commands.add_parser("demo", help="analyze, run, validate and time a bottleneck autoencoder's Jacobian")
+    demo.add_argument("--dims", default="1024,512,16,512,1024", help="the autoencoder's widths")
+    demo.add_argument("--repeat", type=int, default=20, help="timed runs per method")
+    demo.add_argument("--out", default="chainorder-tradeoff.png", help="where to write the trade-off plot")
+    demo.set_defaults(run=_demo)
+
+    bench = commands.add_parser("bench", help="the execution benchmark zoo vs jax.jacfwd / jax.jacrev")
+    bench.add_argument("--repeat", type=int, default=25)
+    bench.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    bench.add_argument("--only", default=None, help="only the chains whose name contains this")
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -132,7 +132,8 @@ def plot_tradeoff(
     memory = [plan.peak_memory for plan in front]
     costs = [plan.cost for plan in front]
     ax.step(memory, costs, where="post", color="#31a354", linewidth=1.5, zorder=2)
-    ax.scatter(memory, costs, s=28, color="#31a354", label=f"Pareto front ({len(front)} plans)", zorder=3)
+    plans = "plan" if len(front) == 1 else "plans"
+    ax.scatter(memory, costs, s=28, color="#31a354", label=f"Pareto front ({len(front)} {plans})", zorder=3)
 
     forward = optimize(chain, "forward")
     marked = [(forward, "forward (jacfwd)", "#3182bd", "s", (6, 6))]

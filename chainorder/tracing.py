@@ -450,6 +450,9 @@ def _unflatten_jacobian(matrix: Any, output: Any, chosen: Any) -> Any:
     blocks = []
     row = 0
     in_dtypes = [jnp.result_type(leaf) for leaf in in_leaves]  # jax.jacobian's blocks have the input's dtype
+    if len(out_leaves) == 1 and len(in_leaves) == 1:  # the common case: no slicing at all
+        block = jnp.reshape(matrix, tuple(out_leaves[0].shape) + in_shapes[0]).astype(in_dtypes[0])
+        return jax.tree_util.tree_unflatten(out_tree, [jax.tree_util.tree_unflatten(in_tree, [block])])
     for out_leaf in out_leaves:
         rows = int(math.prod(out_leaf.shape))
         column = 0

@@ -175,3 +175,21 @@ def test_errors_name_the_layer():
         Chain.from_functions([jnp.sin, lambda v: jnp.ones((2, 2)) @ v], x)
     with pytest.raises(TypeError, match="x0 must have a float dtype"):
         Chain.from_functions([jnp.sin], jnp.ones(3, dtype=jnp.int32))
+
+
+def test_memory_limited_plans_execute_exactly():
+    from chainorder import pareto
+
+    rng = np.random.default_rng(3)
+    dims = [128, 16, 16, 8, 4, 4, 16]  # a front of three plans
+    weights = [_matrix(rng, dims[i + 1], dims[i], jnp.float64) for i in range(6)]
+    functions = [lambda v, w=w: jnp.tanh(w @ v) for w in weights]
+    x = jnp.asarray(rng.standard_normal(128))
+    chain = Chain.from_functions(functions, x)
+    front = pareto(chain)
+    assert len(front) == 3
+    reference = jax.jacobian(chain)(x)
+    for plan in front:
+        limited = optimize(chain, memory_limit=plan.peak_memory)
+        assert limited.peak_memory <= plan.peak_memory and limited.cost == plan.cost
+        assert _relative_error(limited.jacobian(x), reference) < 1e-10

@@ -1,0 +1,157 @@
+"""The execution zoo: the optimal plan vs jax.jacfwd and jax.jacrev, in wall time.
+
+Run: ``chainorder bench`` or ``python benchmarks/bench_execute.py`` [--repeat 25] [--dtype float32]
+
+For each chain: predicted speedup (min(forward, reverse) cost / plan cost) and
+measured speedup (best of jacfwd/jacrev wall time / plan wall time). Everything
+is jitted and warmed up; times are medians of --repeat runs, all in this run.
+Targets: measured >= 0.8 x predicted where predicted >= 2; never below 0.95 x
+the best of jacfwd/jacrev; the bottleneck autoencoder at least 5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .chain import Chain
+from .optimize import optimize
+
+
+def dense_chain(dims: list[int], seed: int, dtype) -> tuple[list[Callable], jax.Array]:
+    """tanh(W x) layers, with an elementwise sin layer after every third dense layer."""
+    rng = np.random.default_rng(seed)
+    functions: list[Callable] = []
+    for index in range(len(dims) - 1):
+        weight = jnp.asarray(rng.standard_normal((dims[index + 1], dims[index])) / np.sqrt(dims[index]), dtype)
+        functions.append(lambda x, weight=weight: jnp.tanh(weight @ x))
+        if index % 3 == 2:
+            functions.append(jnp.sin)
+    x = jnp.asarray(rng.standard_normal(dims[0]), dtype)
+    return functions, x
+
+
+def random_dims(seed: int, length: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    return [int(d) for d in rng.choice([16, 32, 64, 128, 256, 512, 1024, 2048], size=length + 1)]
+
+
+ZOO = {
+    "autoencoder 1024-512-16-512-1024": [1024, 512, 16, 512, 1024],
+    "U-shape 1024-256-64-16-64-256-1024": [1024, 256, 64, 16, 64, 256, 1024],
+    "double bottleneck 512-16-512-16-512": [512, 16, 512, 16, 512],
+    "forward-optimal 8-256-512-1024": [8, 256, 512, 1024],
+    "reverse-optimal 1024-512-256-8": [1024, 512, 256, 8],
+    "square 256x5": [256] * 6,
+    "random A": random_dims(1, 6),
+    "random B": random_dims(2, 8),
+    "random C": random_dims(3, 5),
+}
+
+
+def median_times(functions: dict[str, Callable], x, repeat: int) -> dict[str, float]:
+    """Median wall time of each function. The functions take turns, so drifts in
+    the machine's speed hit all of them alike; each timed call follows an untimed
+    call of the same function, so none pays for the caches another one emptied."""
+    for function in functions.values():  # compile and warm up
+        jax.block_until_ready(function(x))
+        jax.block_until_ready(function(x))
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeat):
+        for name, function in functions.items():
+            jax.block_until_ready(function(x))
+            start = time.perf_counter()
+            jax.block_until_ready(function(x))
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+@dataclass
+class ZooResult:
+    name: str
+    mode: str
+    predicted: float
+    forward_ms: float
+    reverse_ms: float
+    plan_ms: float
+    relative_error: float
+
+    @property
+    def measured(self) -> float:
+        return min(self.forward_ms, self.reverse_ms) / self.plan_ms
+
+    @property
+    def verdict(self) -> str:
+        checks = [self.measured >= 0.95]
+        if self.predicted >= 2:
+            checks.append(self.measured >= 0.8 * self.predicted)
+        if self.name.startswith("autoencoder"):
+            checks.append(self.measured >= 5)
+        return "ok" if all(checks) else "MISS"
+
+
+def run_chain(name: str, dims: list[int], seed: int, dtype, repeat: int) -> ZooResult:
+    functions, x = dense_chain(dims, seed, dtype)
+    chain = Chain.from_functions(functions, x)
+    plan = optimize(chain)
+    forward = jax.jit(jax.jacfwd(chain))
+    reverse = jax.jit(jax.jacrev(chain))
+    ours = jax.jit(plan.jacobian)
+    reference = reverse(x)
+    error = float(jnp.max(jnp.abs(ours(x) - reference)) / jnp.max(jnp.abs(reference)))
+    times = median_times({"forward": forward, "reverse": reverse, "plan": ours}, x, repeat)
+    return ZooResult(
+        name, plan.mode, plan.speedup, 1e3 * times["forward"], 1e3 * times["reverse"], 1e3 * times["plan"], error
+    )
+
+
+def run_zoo(repeat: int = 25, dtype: str = "float32", only: str | None = None, progress: Callable | None = None):
+    """Run the zoo; ``progress(done, total, name)`` is called before each chain."""
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    chosen = [(seed, name, dims) for seed, (name, dims) in enumerate(ZOO.items()) if not only or only in name]
+    results = []
+    for done, (seed, name, dims) in enumerate(chosen):
+        if progress:
+            progress(done, len(chosen), name)
+        results.append(run_chain(name, dims, seed, jnp.dtype(dtype), repeat))
+    if progress:
+        progress(len(chosen), len(chosen), "done")
+    return results
+
+
+def format_table(results: list[ZooResult], repeat: int, dtype: str) -> str:
+    lines = [f"jax {jax.__version__} on {jax.devices()[0].device_kind}, {dtype}, median of {repeat}"]
+    header = (
+        f"{'chain':<38} {'plan':>7} {'pred':>7} {'jacfwd ms':>10} {'jacrev ms':>10} {'plan ms':>9} "
+        f"{'measured':>9} {'ratio':>6}  target"
+    )
+    lines += [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.name:<38} {r.mode:>7} {r.predicted:>6.2f}x {r.forward_ms:>10.3f} {r.reverse_ms:>10.3f} "
+            f"{r.plan_ms:>9.3f} {r.measured:>8.2f}x {r.measured / r.predicted:>6.2f}  {r.verdict} "
+            f"(rel err {r.relative_error:.1e})"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=25)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--only", default=None, help="run the zoo chains whose name contains this")
+    args = parser.parse_args()
+    results = run_zoo(args.repeat, args.dtype, args.only)
+    print(format_table(results, args.repeat, args.dtype))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The command line, run as a user runs it: a subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from chainorder import Chain, Layer, optimize
+
+
+def run(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "chainorder", *args], capture_output=True, text=True, timeout=300
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_analyze_prints_the_table():
+    out = run("analyze", "--dims", "784,256,32,256,784").stdout
+    plan = optimize(Chain.from_dims([784, 256, 32, 256, 784]))
+    assert "784 -> 256 -> 32 -> 256 -> 784" in out
+    assert f"{plan.cost:,}" in out and f"{plan.forward_cost:,}" in out and f"{plan.speedup:.3g}x" in out
+
+
+def test_json_matches_the_python_api():
+    data = json.loads(run("analyze", "--dims", "784,256,32,256,784", "--tape-limit", "300000", "--json").stdout)
+    plan = optimize(Chain.from_dims([784, 256, 32, 256, 784]), tape_limit=300000)
+    assert data["dims"] == [784, 256, 32, 256, 784]
+    assert (data["forward"], data["reverse"], data["optimal"]) == (plan.forward_cost, plan.reverse_cost, plan.cost)
+    assert data["peak_memory"] == plan.peak_memory and data["speedup"] == pytest.approx(plan.speedup)
+    assert [(s["kind"], s["first"], s["last"], s["split"], s["cost"]) for s in data["steps"]] == [
+        (s.kind, s.first, s.last, s.split, s.cost) for s in plan.steps
+    ]
+
+
+def test_chain_file_and_options(tmp_path):
+    path = tmp_path / "layers.txt"
+    path.write_text("# in out edges [tangent adjoint]\n168 56 63834\n56 195 44366 44366 88732  # costly adjoint\n")
+    chain = Chain([Layer(168, 56, edges=63834), Layer(56, 195, edges=44366, adjoint_cost=88732)])
+    for flags, options in [
+        ([], {}),
+        (["--dense"], {"matrix_free": False}),
+        (["--parallel"], {"parallel": True}),
+        (["--strategy", "reverse"], {"strategy": "reverse"}),
+        (["--memory-limit", "200000"], {"memory_limit": 200000}),
+    ]:
+        data = json.loads(run("analyze", "--chain", str(path), "--json", *flags).stdout)
+        assert data["optimal"] == optimize(chain, **options).cost
+
+
+def test_plot_writes_a_png(tmp_path):
+    target = tmp_path / "tradeoff.png"
+    out = run("analyze", "--dims", "64,512,1024,128,16,512,256,8", "--plot", str(target)).stdout
+    assert target.read_bytes()[:4] == b"\x89PNG" and str(target) in out
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["analyze", "--dims", "784,0,10"], "dims[1] must be >= 1, got 0"),
+        (["analyze", "--dims", "784,x"], "--dims takes comma-separated integers"),
+        (["analyze", "--dims", "5"], "at least two entries"),
+        (["analyze"], "give exactly one of --dims or --chain"),
+        (["analyze", "--chain", "/no/such/file"], "cannot read chain file"),
+        (["analyze", "--dims", "784,256,32,256,784", "--memory-limit", "10"], "least achievable peak memory is"),
+        (["analyze", "--dims", "784,256,784", "--tape-limit", "-1"], "tape_limit must be >= 0"),
+        (["analyze", "--dims", "784,256,784", "--plot", "/no/such/dir/x.png"], "cannot write"),
+    ],
+)
+def test_errors_are_one_line(args, words):
+    result = run(*args, check=False)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
+
+
+def test_malformed_chain_files(tmp_path):
+    cases = {
+        "3 4\n": "expected 'in_dim out_dim edges",
+        "3 4 x\n": "not an integer",
+        "3 4 12\n5 2 10\n": "layer 1: in_dim 5 does not match layer 0's out_dim 4",
+        "# nothing\n": "has no layers",
+        "3 4 -2\n": "edges must be >= 0",
+    }
+    for text, words in cases.items():
+        path = tmp_path / "chain.txt"
+        path.write_text(text)
+        result = run("analyze", "--chain", str(path), check=False)
+        assert result.returncode != 0 and words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_runs_the_main_job(tmp_path):
+    target = tmp_path / "demo.png"
+    out = run("demo", "--dims", "256,128,8,128,256", "--repeat", "3", "--out", str(target)).stdout
+    for words in ("Forward cost", "Reverse cost", "Plan cost", "against jax.jacobian", "jax.jacfwd", "chainorder"):
+        assert words in out
+    assert target.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_prints_its_table():
+    out = run("bench", "--only", "forward-optimal", "--repeat", "2").stdout
+    assert "forward-optimal 8-256-512-1024" in out and "jacfwd ms" in out
