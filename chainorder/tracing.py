@@ -310,12 +310,11 @@ def _call_with(function: Callable[..., Any], others: Sequence[Any], vector: Any)
 
 
 def _prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any]) -> _Traced:
-    avals = [jax.ShapeDtypeStruct(np.shape(a), a.dtype) for a in (vector, *others)]
+    avals = [jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in (vector, *others)]
     notes: list[str] = []
     closed = jax.make_jaxpr(flat_function)(*avals)
     try:
         program = _build_program(closed)
-        env_probe = program  # costs are counted abstractly, with the constants as traced inputs
 
         def layer_info(k: int) -> Segment:
             start, stop = program.cuts[k], program.cuts[k + 1]
@@ -330,7 +329,7 @@ def _prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[An
             )
 
         segments = [layer_info(k) for k in range(len(program.cuts) - 1)]
-        costs = _segment_costs(env_probe, others, segments)
+        costs = _segment_costs(program, others, segments)  # counted abstractly
     except _Opaque as reason:
         program = None
         notes.append(f"not split: {reason}; the whole function is one segment")
@@ -338,7 +337,7 @@ def _prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[An
         program = None
         notes.append(f"not split: the analysis failed ({type(error).__name__}: {error}); one segment")
     if program is None:
-        in_dim = int(np.size(vector))
+        in_dim = int(math.prod(np.shape(vector)))
         out_dim = int(math.prod(jax.eval_shape(flat_function, *avals).shape))
         names = [eqn.primitive.name for eqn in closed.jaxpr.eqns]
         segments = [Segment(0, in_dim, out_dim, names, "the whole function")]
@@ -369,7 +368,7 @@ def _segment_costs(program: _Program, others: Sequence[Any], segments: list[Segm
             found.append(layer_costs(function, jax.ShapeDtypeStruct((segment.in_dim,), _state_dtype(program, k))))
         return 0
 
-    jax.eval_shape(probe, *[jax.ShapeDtypeStruct(np.shape(a), a.dtype) for a in others])
+    jax.eval_shape(probe, *[jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in others])
     return found
 
 

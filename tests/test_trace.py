@@ -143,6 +143,21 @@ def test_argnums():
     _tree_close(chainorder.jacobian(mlp, argnums=(0, 1))(params, x), jax.jacobian(mlp, argnums=(0, 1))(params, x))
 
 
+def test_scalar_arguments_held_constant_and_fallback_under_jit():
+    def f(x, scale, offset):
+        return jnp.tanh(scale * x + offset)
+
+    x = jnp.linspace(-1, 1, 7)
+    _tree_close(chainorder.jacobian(f)(x, 2.0, 0.5), jax.jacobian(f)(x, 2.0, 0.5))
+    _tree_close(chainorder.jacobian(f, argnums=1)(x, 2.0, 0.5), jax.jacobian(f, argnums=1)(x, 2.0, 0.5))
+
+    def noisy(x):
+        jax.debug.callback(lambda v: None, x)
+        return jnp.sin(x)
+
+    _tree_close(jax.jit(chainorder.jacobian(noisy))(x), jax.jacobian(noisy)(x))
+
+
 def test_jit_vmap_and_caching():
     params = mlp_params([32, 4, 32])
     f = lambda v: mlp(params, v)  # noqa: E731
