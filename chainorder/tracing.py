@@ -1,30 +1,11 @@
-"""From a JAX function to a chain: cut its jaxpr where the live state is small.
+"""From a JAX function to a chain, and its Jacobian with the optimal plan.
 
-``trace(f, x)`` walks the jaxpr of ``f`` (differentiated argument flattened to
-one vector, everything else an input that is held constant, the output
-flattened to one vector):
-
-1. Calls to jitted functions (``jit``/``pjit``, ``closed_call``, ``core_call``)
-   are inlined, recursively, so that a model wrapped in ``jax.jit`` splits too.
-   Every other equation (``scan``, ``while``, ``cond``, ``custom_jvp_call``,
-   ``custom_vjp_call``, ...) stays one unit: a loop body is never split.
-2. An equation is *active* when it depends on the differentiated input; the
-   others (weights, shapes, constants) are evaluated once per call, outside the
-   chain.
-3. Between two equations the *state* is the set of active values computed
-   before and used after (or returned). A place is a valid cut when that state
-   holds only floating-point arrays. Along the program the state's size runs
-   in stretches of equal size (an MLP layer: matmul, bias, activation); the
-   cut goes at the end of each stretch, and a cut whose state holds several
-   arrays and is larger than its neighbours' (inside a residual block, where
-   the skip and the branch are both alive) is dropped.
-4. Each stretch between cuts becomes a :class:`~chainorder.Layer` whose ``fn``
-   maps the flattened state before to the flattened state after, with dims the
-   state sizes and costs from :func:`chainorder.opcount.layer_costs`.
-
-If the program cannot be cut (it has side effects, or no valid cut), or the
-analysis fails, the whole function becomes one opaque segment: still correct,
-just not split, and the report says why.
+``trace(f, x)`` finds the chain inside ``f`` (see :mod:`chainorder.segments` for
+how the jaxpr is cut), ``analyze`` reports it with the optimal plan, and
+``jacobian`` is a drop-in for ``jax.jacobian`` that computes with that plan.
+The differentiated arguments are flattened to one vector and the output to
+another; the Jacobian is then laid out like ``jax.jacobian``'s (output tree of
+input trees).
 """
 
 from __future__ import annotations
@@ -32,352 +13,21 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
-import jax.extend
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .chain import Chain, Layer
 from .execute import library_mode, run_steps
-from .opcount import FREE_PRIMITIVES, layer_costs
 from .optimize import optimize
 from .plan import Plan
+from .segments import Segment, prepare
 
-__all__ = ["trace", "analyze", "jacobian", "Analysis", "Segment"]
-
-_INLINED = {"pjit", "jit", "closed_call", "core_call"}
-
-
-@dataclass
-class _Op:
-    equation: Any
-    inputs: list  # variable ids, or ("literal", value)
-    outputs: list[int]
-    active: bool = False
-
-
-@dataclass
-class Segment:
-    """A stretch of the program that became one layer."""
-
-    index: int
-    in_dim: int
-    out_dim: int
-    primitives: list[str]
-    source: str
-    tangent_cost: int = 0
-    adjoint_cost: int = 0
-    tape: int = 0
-
-    def describe(self) -> str:
-        counts: dict[str, int] = {}
-        for name in self.primitives:
-            counts[name] = counts.get(name, 0) + 1
-        ops = ", ".join(f"{name}" + (f" x{count}" if count > 1 else "") for name, count in counts.items())
-        return ops or "(no active operations)"
-
-
-@dataclass
-class _Program:
-    """The flattened, inlined program with its cut into segments."""
-
-    ops: list[_Op]
-    avals: dict[int, Any]
-    input_id: int
-    other_input_ids: list[int]
-    constants: dict[int, Any]  # closed-over values of the jaxprs
-    output_id: int
-    cuts: list[int]  # op positions; segment k is ops[cuts[k]:cuts[k+1]]
-    states: list[list[int]]  # live active variable ids at each cut
-    notes: list[str] = field(default_factory=list)
-
-    def size(self, ids: Sequence[int]) -> int:
-        return sum(int(math.prod(self.avals[i].shape)) for i in ids)
-
-    def constant_env(self, others: Sequence[Any]) -> dict[int, Any]:
-        """Values of every inactive variable: closed-over constants, the inputs
-        held constant, and what inactive equations compute from them."""
-        env = dict(self.constants)
-        env.update(zip(self.other_input_ids, others))
-        for op in self.ops:
-            if not op.active:
-                _evaluate(op, env)
-        return env
-
-    def segment_function(self, index: int, env: dict[int, Any]) -> Callable[[Any], Any]:
-        start, stop = self.cuts[index], self.cuts[index + 1]
-        state_in, state_out = self.states[index], self.states[index + 1]
-        shapes_in = [self.avals[i].shape for i in state_in]
-        ops = [op for op in self.ops[start:stop] if op.active]
-
-        def segment(vector):
-            local = dict(env)
-            offset = 0
-            for var, shape in zip(state_in, shapes_in):
-                size = int(math.prod(shape))
-                local[var] = jnp.reshape(vector[offset : offset + size], shape)
-                offset += size
-            for op in ops:
-                _evaluate(op, local)
-            pieces = [jnp.reshape(local[var], (-1,)) for var in state_out]
-            return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces)
-
-        return segment
-
-
-def _evaluate(op: _Op, env: dict[int, Any]) -> None:
-    values = [item[1] if isinstance(item, tuple) else env[item] for item in op.inputs]
-    equation = op.equation
-    params = equation.primitive.get_bind_params(equation.params)
-    subfuns: Sequence[Any] = ()
-    if isinstance(params, tuple):  # older JAX: (subfuns, params)
-        subfuns, params = params
-    with equation.ctx.manager:
-        outputs = equation.primitive.bind(*subfuns, *values, **params)
-    if not equation.primitive.multiple_results:
-        outputs = [outputs]
-    for var, value in zip(op.outputs, outputs):
-        env[var] = value
-
-
-def _flatten(closed_jaxpr: Any) -> tuple[list[_Op], dict[int, Any], list[int], dict[int, Any], list[int]]:
-    """Inline calls recursively; give every variable an integer id."""
-    ops: list[_Op] = []
-    avals: dict[int, Any] = {}
-    constants: dict[int, Any] = {}
-    counter = iter(range(1 << 62))
-
-    def new_var(aval: Any) -> int:
-        var = next(counter)
-        avals[var] = aval
-        return var
-
-    def walk(jaxpr: Any, consts: Sequence[Any], inputs: list) -> list:
-        names: dict[Any, Any] = {}
-        for var, value in zip(jaxpr.constvars, consts):
-            names[var] = new_var(var.aval)
-            constants[names[var]] = value
-        for var, item in zip(jaxpr.invars, inputs):
-            names[var] = item
-
-        def read(atom: Any) -> Any:
-            if isinstance(atom, jax.extend.core.Literal):
-                return ("literal", atom.val)
-            return names[atom]
-
-        for equation in jaxpr.eqns:
-            inner = equation.params.get("jaxpr", equation.params.get("call_jaxpr"))
-            if equation.primitive.name in _INLINED and inner is not None:
-                inner_jaxpr = getattr(inner, "jaxpr", inner)
-                inner_consts = getattr(inner, "consts", ())
-                results = walk(inner_jaxpr, inner_consts, [read(atom) for atom in equation.invars])
-                for var, item in zip(equation.outvars, results):
-                    names[var] = item
-                continue
-            outputs = [new_var(var.aval) for var in equation.outvars]
-            for var, out in zip(equation.outvars, outputs):
-                names[var] = out
-            ops.append(_Op(equation, [read(atom) for atom in equation.invars], outputs))
-        return [read(atom) for atom in jaxpr.outvars]
-
-    jaxpr = closed_jaxpr.jaxpr
-    input_ids = [new_var(var.aval) for var in jaxpr.invars]
-    outputs = walk(jaxpr, closed_jaxpr.consts, list(input_ids))
-    return ops, avals, input_ids, constants, outputs
-
-
-def _is_float(aval: Any) -> bool:
-    return np.issubdtype(np.dtype(aval.dtype), np.inexact)
-
-
-def _build_program(closed_jaxpr: Any) -> _Program:
-    ops, avals, input_ids, constants, outputs = _flatten(closed_jaxpr)
-    if len(outputs) != 1 or isinstance(outputs[0], tuple):
-        raise _Opaque("the output does not depend on the differentiated input")
-    input_id, output_id = input_ids[0], outputs[0]
-    if closed_jaxpr.jaxpr.effects:
-        raise _Opaque(f"the program has side effects ({', '.join(map(str, closed_jaxpr.jaxpr.effects))})")
-    active = {input_id}
-    for op in ops:
-        op.active = any(not isinstance(item, tuple) and item in active for item in op.inputs)
-        if op.active:
-            active.update(op.outputs)
-    if output_id not in active:
-        raise _Opaque("the output does not depend on the differentiated input")
-    if output_id == input_id:
-        raise _Opaque("the function returns its input")
-
-    # last use of every active variable (the output counts as used at the end)
-    last_use: dict[int, int] = {output_id: len(ops)}
-    for position, op in enumerate(ops):
-        for item in op.inputs:
-            if not isinstance(item, tuple) and item in active:
-                last_use[item] = max(last_use.get(item, -1), position)
-    defined_at = {input_id: -1}
-    for position, op in enumerate(ops):
-        for var in op.outputs:
-            defined_at[var] = position
-
-    # candidate cuts: before op p, for p = 1..len(ops)-1, where the live active state is all-float
-    candidates: list[tuple[int, list[int]]] = []
-    live: set[int] = {input_id}
-    for position in range(1, len(ops)):
-        previous = ops[position - 1]
-        if previous.active:
-            live.update(var for var in previous.outputs if last_use.get(var, -1) >= position)
-        live = {var for var in live if last_use.get(var, -1) >= position}
-        if not live or not all(_is_float(avals[var]) for var in live):
-            continue
-        if not any(op.active for op in ops[position:]) or not any(op.active for op in ops[:position]):
-            continue
-        candidates.append((position, sorted(live)))
-
-    def size(ids: list[int]) -> int:
-        return sum(int(math.prod(avals[i].shape)) for i in ids)
-
-    # the end of each stretch of equal state size
-    kept: list[tuple[int, list[int]]] = []
-    for index, (position, state) in enumerate(candidates):
-        following = candidates[index + 1][1] if index + 1 < len(candidates) else [output_id]
-        if size(following) != size(state):  # the stretch ends here
-            kept.append((position, state))
-    # drop multi-array states that are larger than both neighbours (inside residual blocks)
-    sizes = [size([input_id])] + [size(state) for _, state in kept] + [size([output_id])]
-    kept = [
-        cut
-        for index, cut in enumerate(kept)
-        if len(cut[1]) == 1 or not (sizes[index + 1] > sizes[index] and sizes[index + 1] > sizes[index + 2])
-    ]
-    cuts = [0] + [position for position, _ in kept] + [len(ops)]
-    states = [[input_id]] + [state for _, state in kept] + [[output_id]]
-    # a segment that only moves data (reshape, slice, a bias add, ...) joins its neighbour
-    index = 0
-    while len(cuts) > 2 and index < len(cuts) - 1:
-        if all(_moves_data(op, active) for op in ops[cuts[index] : cuts[index + 1]] if op.active):
-            boundary = index + 1 if index + 1 < len(cuts) - 1 else index
-            del cuts[boundary], states[boundary]
-        else:
-            index += 1
-    return _Program(ops, avals, input_id, input_ids[1:], constants, output_id, cuts, states)
-
-
-def _moves_data(op: _Op, active: set[int]) -> bool:
-    """Whether the op's linearization does no arithmetic on the differentiated values."""
-    name = op.equation.primitive.name
-    if name in FREE_PRIMITIVES or name == "split":
-        return True
-    if name in ("add", "sub", "add_any"):
-        return sum(not isinstance(item, tuple) and item in active for item in op.inputs) == 1
-    return False
-
-
-class _Opaque(Exception):
-    """The program is used as one segment, for the reason given."""
-
-
-def _source(op: _Op) -> str:
-    try:
-        from jax._src import source_info_util
-
-        return source_info_util.summarize(op.equation.source_info)
-    except Exception:  # pragma: no cover - private API moved
-        return ""
-
-
-@dataclass
-class _Traced:
-    """Everything ``trace``/``jacobian`` know about ``f`` at one input signature."""
-
-    chain: Chain  # layers without functions; bind() gives the functions
-    segments: list[Segment]
-    program: _Program | None
-    flat_function: Callable[..., Any]  # (v, *others) -> flat output
-    notes: list[str]
-
-    def functions(self, others: Sequence[Any]) -> list[Callable[[Any], Any]]:
-        if self.program is None:
-            return [functools.partial(_call_with, self.flat_function, others)]
-        env = self.program.constant_env(others)
-        return [self.program.segment_function(k, env) for k in range(len(self.segments))]
-
-
-def _call_with(function: Callable[..., Any], others: Sequence[Any], vector: Any) -> Any:
-    return function(vector, *others)
-
-
-def _prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any]) -> _Traced:
-    avals = [jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in (vector, *others)]
-    notes: list[str] = []
-    closed = jax.make_jaxpr(flat_function)(*avals)
-    try:
-        program = _build_program(closed)
-
-        def layer_info(k: int) -> Segment:
-            start, stop = program.cuts[k], program.cuts[k + 1]
-            active_ops = [op for op in program.ops[start:stop] if op.active]
-            sources = [s for s in dict.fromkeys(_source(op) for op in active_ops) if s]
-            return Segment(
-                index=k,
-                in_dim=program.size(program.states[k]),
-                out_dim=program.size(program.states[k + 1]),
-                primitives=[op.equation.primitive.name for op in active_ops],
-                source="; ".join(sources[:2]) + (" ..." if len(sources) > 2 else ""),
-            )
-
-        segments = [layer_info(k) for k in range(len(program.cuts) - 1)]
-        costs = _segment_costs(program, others, segments)  # counted abstractly
-    except _Opaque as reason:
-        program = None
-        notes.append(f"not split: {reason}; the whole function is one segment")
-    except Exception as error:  # noqa: BLE001 - any failure of the analysis falls back, never errors
-        program = None
-        notes.append(f"not split: the analysis failed ({type(error).__name__}: {error}); one segment")
-    if program is None:
-        in_dim = int(math.prod(np.shape(vector)))
-        out_dim = int(math.prod(jax.eval_shape(flat_function, *avals).shape))
-        names = [eqn.primitive.name for eqn in closed.jaxpr.eqns]
-        segments = [Segment(0, in_dim, out_dim, names, "the whole function")]
-        costs = [layer_costs(lambda v: flat_function(v, *others), vector)]
-    layers = []
-    for segment, (tangent, adjoint, tape) in zip(segments, costs):
-        segment.tangent_cost, segment.adjoint_cost, segment.tape = tangent, adjoint, tape
-        layers.append(
-            Layer(
-                segment.in_dim,
-                segment.out_dim,
-                edges=tape,
-                tangent_cost=tangent,
-                adjoint_cost=adjoint,
-                name=f"segment {segment.index}",
-            )
-        )
-    return _Traced(Chain(layers), segments, program, flat_function, notes)
-
-
-def _segment_costs(program: _Program, others: Sequence[Any], segments: list[Segment]) -> list[tuple[int, int, int]]:
-    found: list[tuple[int, int, int]] = []
-
-    def probe(*values):
-        env = program.constant_env(values)
-        for k, segment in enumerate(segments):
-            function = program.segment_function(k, env)
-            found.append(layer_costs(function, jax.ShapeDtypeStruct((segment.in_dim,), _state_dtype(program, k))))
-        return 0
-
-    jax.eval_shape(probe, *[jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in others])
-    return found
-
-
-def _state_dtype(program: _Program, index: int) -> Any:
-    dtypes = [program.avals[var].dtype for var in program.states[index]]
-    return jnp.result_type(*dtypes)
-
-
-# -- the user-facing functions -----------------------------------------------------------
+__all__ = ["trace", "analyze", "jacobian", "Analysis"]
 
 
 def _split_arguments(args: tuple, argnums: int | Sequence[int]):
@@ -500,7 +150,7 @@ def _traced_for(f: Callable[..., Any], args: tuple, argnums: int | Sequence[int]
         raise TypeError(f"expected a function, got {type(f).__name__}")
     vector, rest, rebuild, _ = _split_arguments(args, argnums)
     holder: dict = {}
-    return _prepare(_flat_output(f, rebuild, holder), vector, rest), vector, rest
+    return prepare(_flat_output(f, rebuild, holder), vector, rest), vector, rest
 
 
 @dataclass
@@ -569,7 +219,7 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0, **options:
             vector, rest, rebuild, chosen = _split_arguments(args, argnums)
             holder: dict = {}
             flat_function = _flat_output(f, rebuild, holder)
-            traced = _prepare(flat_function, vector, rest)
+            traced = prepare(flat_function, vector, rest)
             plan = optimize(traced.chain, **options)
 
             def compute(vector, rest):
