@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["count_multiply_adds", "layer_costs", "chain_from_functions"]
+__all__ = ["count_multiply_adds", "layer_costs", "price_out_adjoints", "chain_from_functions"]
 
 FREE_PRIMITIVES = {
     "reshape",
@@ -142,14 +142,16 @@ def count_multiply_adds(jaxpr: Any) -> int:
     return total
 
 
-def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int, int]:
+def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int | None, int]:
     """``(tangent_cost, adjoint_cost, tape)`` of ``function`` at an input like ``x``.
 
     The multiply-adds of one JVP and of one VJP, counted on the linearized
     jaxprs, and the elements JAX records to pull cotangents back: the pullback's
     residuals that are not constants of the function itself (weights it closes
     over are not recorded; they exist anyway). Only ``x``'s shape and dtype
-    matter: everything is traced abstractly, nothing is computed.
+    matter: everything is traced abstractly, nothing is computed. ``adjoint_cost``
+    is None when JAX cannot run the function in reverse mode (a ``while_loop``
+    with a dynamic trip count, say); see :func:`price_out_adjoints`.
 
     >>> import jax.numpy as jnp
     >>> W = jnp.ones((30, 20))
@@ -163,8 +165,12 @@ def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int, int]:
     def probe(value):
         output, linear = jax.linearize(function, value)
         found["tangent"] = count_multiply_adds(jax.make_jaxpr(linear)(value))
-        _, pullback = jax.vjp(function, value)
-        found["adjoint"] = count_multiply_adds(jax.make_jaxpr(pullback)(output))
+        try:
+            _, pullback = jax.vjp(function, value)
+            found["adjoint"] = count_multiply_adds(jax.make_jaxpr(pullback)(output))
+        except Exception:  # noqa: BLE001 - JAX refuses reverse mode through this function
+            found["adjoint"], found["tape"] = None, 0
+            return output
         constants = jax.make_jaxpr(function)(value).consts
         found["tape"] = sum(
             _size(leaf)
@@ -175,6 +181,17 @@ def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int, int]:
 
     jax.eval_shape(probe, jax.ShapeDtypeStruct(tuple(x.shape), x.dtype))
     return found["tangent"], found["adjoint"], found["tape"]
+
+
+def price_out_adjoints(
+    in_dims: Sequence[int], costs: Sequence[tuple[int, int | None, int]]
+) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """Give layers that cannot run in reverse mode an adjoint cost above pure
+    forward mode's whole cost, so that no optimal plan ever uses it; returns the
+    costs and the indices of those layers."""
+    forward = in_dims[0] * sum(tangent for tangent, _, _ in costs)
+    priced = [(t, forward + 1 if a is None else a, tape) for t, a, tape in costs]
+    return priced, [index for index, (_, a, _) in enumerate(costs) if a is None]
 
 
 def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], Any]], x0: Any):
@@ -188,7 +205,8 @@ def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], A
     x = x0 if hasattr(x0, "shape") and hasattr(x0, "dtype") else jnp.asarray(x0)
     if not np.issubdtype(np.dtype(x.dtype), np.inexact):
         raise TypeError(f"x0 must have a float dtype to differentiate, got {x.dtype}")
-    layers = []
+    costs: list[tuple[int, int | None, int]] = []
+    shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     for index, function in enumerate(functions):
         if not callable(function):
             raise TypeError(f"layer {index}: expected a function, got {type(function).__name__}")
@@ -199,19 +217,23 @@ def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], A
             raise ValueError(f"layer {index}: calling its function on shape {shape} failed: {error}") from error
         if not hasattr(output, "shape") or not hasattr(output, "dtype"):
             raise TypeError(f"layer {index}: its function must return an array, got {type(output).__name__}")
-        tangent, adjoint, tape = layer_costs(function, x)
+        costs.append(layer_costs(function, x))
+        shapes.append((tuple(x.shape), tuple(output.shape)))
+        x = output
+    costs, _ = price_out_adjoints([math.prod(shape[0]) for shape in shapes], costs)
+    layers = []
+    for function, (tangent, adjoint, tape), (in_shape, out_shape) in zip(functions, costs, shapes):
         layers.append(
             Layer(
-                _size(x),
-                _size(output),
+                math.prod(in_shape),
+                math.prod(out_shape),
                 edges=tape,
                 tangent_cost=tangent,
                 adjoint_cost=adjoint,
                 fn=function,
                 name=getattr(function, "__name__", None),
-                in_shape=tuple(x.shape),
-                out_shape=tuple(output.shape),
+                in_shape=in_shape,
+                out_shape=out_shape,
             )
         )
-        x = output
     return chain_type(layers)

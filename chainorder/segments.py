@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .chain import Chain, Layer
-from .opcount import FREE_PRIMITIVES, layer_costs
+from .opcount import FREE_PRIMITIVES, layer_costs, price_out_adjoints
 
 __all__ = ["Segment", "Traced", "prepare"]
 
@@ -341,6 +341,11 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
         segments = [Segment(0, in_dim, out_dim, names, "the whole function")]
         costs = [layer_costs(lambda v: flat_function(v, *others), vector)]
     layers = []
+    costs, forward_only = price_out_adjoints([segment.in_dim for segment in segments], costs)
+    for index in forward_only:
+        notes.append(
+            f"segment {index} cannot run in reverse mode (JAX refuses its VJP); plans push tangents through it"
+        )
     for segment, (tangent, adjoint, tape) in zip(segments, costs):
         segment.tangent_cost, segment.adjoint_cost, segment.tape = tangent, adjoint, tape
         layers.append(

@@ -212,3 +212,19 @@ def test_errors_like_jax():
         chainorder.jacobian(jnp.sin, argnums=2)(jnp.ones(3))
     with pytest.raises(TypeError, match="expected a function"):
         chainorder.jacobian(3)
+
+
+def test_a_while_loop_jax_cannot_reverse_is_pushed_forward():
+    (w, _), = mlp_params([20, 20])
+
+    def f(x):
+        y = jnp.tanh(w @ x)
+        return jax.lax.while_loop(lambda c: c[1] < 3, lambda c: (jnp.sin(c[0]), c[1] + 1), (y, 0))[0]
+
+    x = jnp.linspace(-1, 1, 20)
+    with pytest.raises(ValueError, match="Reverse-mode differentiation does not work"):
+        jax.jacobian(f)(x)  # jax.jacobian is reverse mode
+    report = chainorder.analyze(f, x)
+    assert any("cannot run in reverse mode" in note for note in report.notes)
+    assert all(step.kind.startswith("tangent") for step in report.plan.steps)
+    _tree_close(chainorder.jacobian(f)(x), jax.jacfwd(f)(x))
