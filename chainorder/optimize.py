@@ -112,7 +112,7 @@ def optimize(
     >>> limited.peak_memory, limited.cost
     (142808, 38371328)
     """
-    _check_options(chain, strategy, matrix_free, tape_limit, parallel, memory_limit)
+    tape_limit, memory_limit = _check_options(chain, strategy, matrix_free, tape_limit, parallel, memory_limit)
     options = dict(
         strategy=strategy,
         matrix_free=matrix_free,
@@ -160,7 +160,7 @@ def pareto(
     >>> [(plan.peak_memory, plan.cost) for plan in front]
     [(100824, 46383104), (139736, 45252608), (142808, 38371328), (539096, 6651904)]
     """
-    _check_options(chain, "optimal", matrix_free, tape_limit, parallel)
+    tape_limit, _ = _check_options(chain, "optimal", matrix_free, tape_limit, parallel)
     plans = pareto_steps(chain, matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel)
     return [
         Plan(chain, steps, strategy="optimal", matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel)

@@ -10,6 +10,7 @@ This module imports neither jax nor matplotlib.
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,7 +100,8 @@ def _check_options(
     tape_limit: int | None,
     parallel: bool,
     memory_limit: int | None = None,
-) -> None:
+) -> tuple[int | None, int | None]:
+    """Raise on bad options; return ``tape_limit`` and ``memory_limit`` as Python ints."""
     if not isinstance(chain, Chain):
         raise TypeError(f"expected a chainorder.Chain, got {type(chain).__name__}")
     if strategy not in STRATEGIES:
@@ -108,15 +110,18 @@ def _check_options(
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     if tape_limit is not None:
-        if isinstance(tape_limit, bool) or not isinstance(tape_limit, int):
+        if isinstance(tape_limit, bool) or not isinstance(tape_limit, numbers.Integral):
             raise TypeError(f"tape_limit must be an integer or None, got {tape_limit!r}")
+        tape_limit = int(tape_limit)
         if tape_limit < 0:
             raise ValueError(f"tape_limit must be >= 0 (or None for no limit), got {tape_limit}")
     if memory_limit is not None:
-        if isinstance(memory_limit, bool) or not isinstance(memory_limit, int):
+        if isinstance(memory_limit, bool) or not isinstance(memory_limit, numbers.Integral):
             raise TypeError(f"memory_limit must be an integer number of elements or None, got {memory_limit!r}")
+        memory_limit = int(memory_limit)
         if memory_limit <= 0:
             raise ValueError(f"memory_limit must be a positive number of elements, got {memory_limit}")
+    return tape_limit, memory_limit
 
 
 def check_steps(
@@ -231,7 +236,7 @@ class Plan:
         parallel: bool = False,
         memory_limit: int | None = None,
     ) -> None:
-        _check_options(chain, strategy, matrix_free, tape_limit, parallel, memory_limit)
+        tape_limit, memory_limit = _check_options(chain, strategy, matrix_free, tape_limit, parallel, memory_limit)
         steps = tuple(steps)
         check_steps(chain, steps, matrix_free=matrix_free, tape_limit=tape_limit)
         self.peak_memory = peak_memory(chain, steps)

@@ -115,3 +115,10 @@ def test_bad_options():
         optimize(chain, "reverse", tape_limit=10)
     with pytest.raises(TypeError, match="expected a chainorder.Chain"):
         optimize([4, 3, 2])
+
+
+def test_numpy_integers_are_accepted_as_limits():
+    chain = Chain.from_dims([40, 8, 40])
+    plan = optimize(chain, tape_limit=np.int64(400), memory_limit=np.int32(10**6))
+    assert plan.tape_limit == 400 and type(plan.tape_limit) is int
+    assert plan.cost == optimize(chain, tape_limit=400).cost
