@@ -18,39 +18,25 @@ from .plan import Plan, Step
 __version__ = "0.1.0"
 
 
-def trace(*args, **kwargs):
-    """See :func:`chainorder.tracing.trace` (needs jax)."""
-    from .tracing import trace as run
-
-    return run(*args, **kwargs)
-
-
-def analyze(*args, **kwargs):
-    """See :func:`chainorder.tracing.analyze` (needs jax)."""
-    from .tracing import analyze as run
-
-    return run(*args, **kwargs)
+# the parts that need jax or matplotlib load on first use, so that the analysis
+# core imports in milliseconds
+_LAZY = {
+    "trace": "tracing",
+    "analyze": "tracing",
+    "jacobian": "tracing",
+    "plot_tradeoff": "plot",
+    "plot_plan": "plot",
+}
 
 
-def jacobian(*args, **kwargs):
-    """See :func:`chainorder.tracing.jacobian` (needs jax): like ``jax.jacobian``, with the optimal plan."""
-    from .tracing import jacobian as run
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
 
-    return run(*args, **kwargs)
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'chainorder' has no attribute {name!r}")
 
-
-def plot_tradeoff(*args, **kwargs):
-    """See :func:`chainorder.plot.plot_tradeoff` (needs matplotlib)."""
-    from .plot import plot_tradeoff as plot
-
-    return plot(*args, **kwargs)
-
-
-def plot_plan(*args, **kwargs):
-    """See :func:`chainorder.plot.plot_plan` (needs matplotlib)."""
-    from .plot import plot_plan as plot
-
-    return plot(*args, **kwargs)
 
 __all__ = [
     "Chain",
