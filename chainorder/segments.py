@@ -14,8 +14,10 @@ flattened to one vector):
 3. Between two equations the *state* is the set of active values computed
    before and used after (or returned). A place is a valid cut when that state
    holds only floating-point arrays. Along the program the state's size runs
-   in stretches of equal size (an MLP layer: matmul, bias, activation); the
-   cut goes at the end of each stretch, and a cut whose state holds several
+   in stretches of equal size (an MLP layer: matmul, bias, activation); a
+   cut goes at the end of each stretch and before each matrix product or
+   convolution that takes the whole state (so that layers of equal width stay
+   apart), and a cut whose state holds several
    arrays and is larger than its neighbours' (inside a residual block, where
    the skip and the branch are both alive) is dropped.
 4. Each stretch between cuts becomes a :class:`~chainorder.Layer` whose ``fn``
@@ -48,6 +50,7 @@ from .opcount import FREE_PRIMITIVES, layer_costs, price_out_adjoints
 __all__ = ["Segment", "Traced", "prepare"]
 
 _INLINED = {"pjit", "jit", "closed_call", "core_call"}
+_LAYER_PRIMITIVES = {"dot_general", "conv_general_dilated"}
 
 
 @dataclass
@@ -237,11 +240,13 @@ def _build_program(closed_jaxpr: Any) -> _Program:
     def size(ids: list[int]) -> int:
         return sum(int(math.prod(avals[i].shape)) for i in ids)
 
-    # the end of each stretch of equal state size
+    # the end of each stretch of equal state size, and the start of each matrix product or
+    # convolution whose input is the whole state (a layer boundary between equal widths)
     kept: list[tuple[int, list[int]]] = []
     for index, (position, state) in enumerate(candidates):
         following = candidates[index + 1][1] if index + 1 < len(candidates) else [output_id]
-        if size(following) != size(state):  # the stretch ends here
+        layer_starts = len(state) == 1 and ops[position].equation.primitive.name in _LAYER_PRIMITIVES
+        if size(following) != size(state) or layer_starts:
             kept.append((position, state))
     # drop multi-array states that are larger than both neighbours (inside residual blocks)
     sizes = [size([input_id])] + [size(state) for _, state in kept] + [size([output_id])]

@@ -186,7 +186,7 @@ def test_equinox_model():
     model = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model)
     x = jnp.linspace(-1, 1, 24)
     chain = chainorder.trace(model, x)
-    assert chain.dims == (24, 4, 24)  # the hidden layers share one width: one stretch
+    assert chain.dims == (24, 4, 4, 4, 24)  # one layer per linear layer, equal widths or not
     assert chainorder.analyze(model, x).plan.mode == "mixed"
     _tree_close(chainorder.jacobian(model)(x), jax.jacobian(model)(x))
 
