@@ -43,6 +43,7 @@ from .costs import (
     PRODUCT,
     TANGENT_PREACCUMULATION,
     TANGENT_STEP,
+    CostModel,
 )
 from .memory import MemoryModel, order_for_memory, peak_memory
 from .pareto import pareto_steps
@@ -372,8 +373,6 @@ def _optimal_steps(
 def _steps_from_table(chain: Chain, choice: np.ndarray, split: np.ndarray) -> list[Step]:
     """Read the plan for the whole chain out of the choice table (post-order,
     iterative so that long chains need no deep recursion)."""
-    from .costs import CostModel
-
     model = CostModel(chain)
     kinds = {
         _TANGENT_PRE: TANGENT_PREACCUMULATION,
