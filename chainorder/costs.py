@@ -46,6 +46,8 @@ __all__ = [
     "ADJOINT_STEP",
     "PRODUCT",
     "STEP_KINDS",
+    "STEP_LABELS",
+    "STEP_CODES",
     "CostModel",
     "forward_cost",
     "reverse_cost",
@@ -64,6 +66,16 @@ STEP_KINDS = (
     PRODUCT,
 )
 PREACCUMULATIONS = (TANGENT_PREACCUMULATION, ADJOINT_PREACCUMULATION)
+# what tables and figures call each kind
+STEP_LABELS = {
+    TANGENT_PREACCUMULATION: "tangent preaccumulation",
+    ADJOINT_PREACCUMULATION: "adjoint preaccumulation",
+    TANGENT_STEP: "tangent step (JVPs)",
+    ADJOINT_STEP: "adjoint step (VJPs)",
+    PRODUCT: "dense product",
+}
+# the small-integer code of each kind in the optimizers' numpy tables
+STEP_CODES = {kind: code for code, kind in enumerate(STEP_KINDS)}
 
 
 class CostModel:

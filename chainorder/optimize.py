@@ -41,6 +41,8 @@ from .costs import (
     ADJOINT_PREACCUMULATION,
     ADJOINT_STEP,
     PRODUCT,
+    STEP_CODES,
+    STEP_KINDS,
     TANGENT_PREACCUMULATION,
     TANGENT_STEP,
     CostModel,
@@ -52,7 +54,11 @@ from .plan import Plan, Step, _check_options, critical_path
 __all__ = ["optimize", "pareto"]
 
 # codes of the choice table
-_TANGENT_PRE, _ADJOINT_PRE, _TANGENT, _ADJOINT, _PRODUCT = range(5)
+_TANGENT_PRE = STEP_CODES[TANGENT_PREACCUMULATION]
+_ADJOINT_PRE = STEP_CODES[ADJOINT_PREACCUMULATION]
+_TANGENT = STEP_CODES[TANGENT_STEP]
+_ADJOINT = STEP_CODES[ADJOINT_STEP]
+_PRODUCT = STEP_CODES[PRODUCT]
 _INT64_SAFE = 2**60
 _INT64_INFEASIBLE = 2**61
 
@@ -374,13 +380,6 @@ def _steps_from_table(chain: Chain, choice: np.ndarray, split: np.ndarray) -> li
     """Read the plan for the whole chain out of the choice table (post-order,
     iterative so that long chains need no deep recursion)."""
     model = CostModel(chain)
-    kinds = {
-        _TANGENT_PRE: TANGENT_PREACCUMULATION,
-        _ADJOINT_PRE: ADJOINT_PREACCUMULATION,
-        _TANGENT: TANGENT_STEP,
-        _ADJOINT: ADJOINT_STEP,
-        _PRODUCT: PRODUCT,
-    }
     steps: list[Step] = []
     stack: list[tuple[int, int, bool]] = [(0, len(chain) - 1, False)]
     while stack:
@@ -389,7 +388,7 @@ def _steps_from_table(chain: Chain, choice: np.ndarray, split: np.ndarray) -> li
         code = int(choice[first, length])
         k = None if length == 1 else int(split[first, length])
         if ready or length == 1:
-            kind = kinds[code]
+            kind = STEP_KINDS[code]
             steps.append(Step(kind, first, last, k, model.step_cost(kind, first, k, last)))
             continue
         stack.append((first, last, True))

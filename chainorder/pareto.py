@@ -21,6 +21,8 @@ from .costs import (
     ADJOINT_PREACCUMULATION,
     ADJOINT_STEP,
     PRODUCT,
+    STEP_CODES,
+    STEP_KINDS,
     TANGENT_PREACCUMULATION,
     TANGENT_STEP,
     CostModel,
@@ -30,8 +32,6 @@ from .plan import Step
 
 __all__ = ["pareto_steps"]
 
-_KINDS = (TANGENT_PREACCUMULATION, ADJOINT_PREACCUMULATION, TANGENT_STEP, ADJOINT_STEP, PRODUCT)
-_CODE = {kind: code for code, kind in enumerate(_KINDS)}
 _SAFE = 2**60
 
 
@@ -123,11 +123,11 @@ def _fronts(chain: Chain, matrix_free: bool, tape_limit: int | None, parallel: b
     for i in range(q):
         cost = [costs.tangent_preaccumulation(i)]
         peak = [int(n[i]) * int(widths[i])]
-        kind = [_CODE[TANGENT_PREACCUMULATION]]
+        kind = [STEP_CODES[TANGENT_PREACCUMULATION]]
         if tape_limit is None or costs.tape(i, i) <= tape_limit:
             cost.append(costs.adjoint_preaccumulation(i))
             peak.append(int(m[i]) * int(widths[i]) + costs.tape(i, i))
-            kind.append(_CODE[ADJOINT_PREACCUMULATION])
+            kind.append(STEP_CODES[ADJOINT_PREACCUMULATION])
         none = np.full(len(cost), -1, dtype=index_type)
         fronts.add(
             i, i, **_prune(array(cost), array(peak), {"kind": np.array(kind, dtype=np.int8),
@@ -182,7 +182,9 @@ def _fronts(chain: Chain, matrix_free: bool, tape_limit: int | None, parallel: b
                 np.concatenate([part[0] for part in parts]),
                 np.concatenate([part[1] for part in parts]),
                 {
-                    "kind": np.concatenate([np.full(len(part[0]), _CODE[part[2]], dtype=np.int8) for part in parts]),
+                    "kind": np.concatenate(
+                        [np.full(len(part[0]), STEP_CODES[part[2]], dtype=np.int8) for part in parts]
+                    ),
                     "split": np.concatenate([part[3] for part in parts]).astype(index_type),
                     "later": np.concatenate([part[4] for part in parts]).astype(index_type),
                     "earlier": np.concatenate([part[5] for part in parts]).astype(index_type),
@@ -203,7 +205,7 @@ def _steps(chain: Chain, fronts: _Fronts, root: int) -> list[Step]:
     while stack:
         first, last, entry, ready = stack.pop()
         _, _, code, split, later, earlier = fronts.entry(entry)
-        kind = _KINDS[int(code)]
+        kind = STEP_KINDS[int(code)]
         split = None if first == last else int(split)
         if ready or split is None:
             steps.append(Step(kind, first, last, split, costs.step_cost(kind, first, split, last)))

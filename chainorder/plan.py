@@ -22,6 +22,7 @@ from .costs import (
     PREACCUMULATIONS,
     PRODUCT,
     STEP_KINDS,
+    STEP_LABELS,
     TANGENT_PREACCUMULATION,
     TANGENT_STEP,
     CostModel,
@@ -194,15 +195,6 @@ def critical_path(steps: Sequence[Step]) -> int:
     return max(finish.values())
 
 
-_KIND_LABELS = {
-    TANGENT_PREACCUMULATION: "tangent preaccumulation",
-    ADJOINT_PREACCUMULATION: "adjoint preaccumulation",
-    TANGENT_STEP: "tangent step (JVPs)",
-    ADJOINT_STEP: "adjoint step (VJPs)",
-    PRODUCT: "dense product",
-}
-
-
 class Plan:
     """A way to accumulate the Jacobian of a chain, with its exact cost.
 
@@ -335,7 +327,7 @@ class Plan:
             through_text = "-" if through is None else f"{through[0]}..{through[1]}"
             shape = f"{chain[step.last].out_dim}x{chain[step.first].in_dim}"
             lines.append(
-                f"  {number:>4}  {_KIND_LABELS[step.kind]:<24} {f'{step.first}..{step.last}':>9} "
+                f"  {number:>4}  {STEP_LABELS[step.kind]:<24} {f'{step.first}..{step.last}':>9} "
                 f"{through_text:>9} {shape:>13} {step.cost:>{cost_width},} {100 * step.cost / total:>5.1f}%"
             )
         return "\n".join(lines)

@@ -17,6 +17,7 @@ from .costs import (
     ADJOINT_PREACCUMULATION,
     ADJOINT_STEP,
     PRODUCT,
+    STEP_LABELS,
     TANGENT_PREACCUMULATION,
     TANGENT_STEP,
     CostModel,
@@ -33,13 +34,6 @@ KIND_COLORS = {
     ADJOINT_PREACCUMULATION: "#fdae6b",
     ADJOINT_STEP: "#e6550d",
     PRODUCT: "#756bb1",
-}
-KIND_NAMES = {
-    TANGENT_PREACCUMULATION: "tangent preaccumulation",
-    TANGENT_STEP: "tangent step (JVPs)",
-    ADJOINT_PREACCUMULATION: "adjoint preaccumulation",
-    ADJOINT_STEP: "adjoint step (VJPs)",
-    PRODUCT: "dense product",
 }
 
 
@@ -228,7 +222,7 @@ def plot_plan(plan: Plan, ax: Any = None):
     handles = [plt.Rectangle((0, 0), 1, 1, color=KIND_COLORS[kind]) for kind in KIND_COLORS]
     ax.legend(
         handles,
-        [KIND_NAMES[kind] for kind in KIND_COLORS],
+        [STEP_LABELS[kind] for kind in KIND_COLORS],
         fontsize=7,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
