@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from chainorder import Chain, optimize
-from chainorder.bench import median_times
+from chainorder.front.zoo import median_times
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from chainorder import Chain, optimize, pareto
-from chainorder.bench import dense_chain
+from chainorder.front.zoo import dense_chain
 
 CHAINS = {
     "long narrow 64 x 16 layers": [64] * 17,

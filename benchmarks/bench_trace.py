@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import chainorder
-from chainorder.bench import median_times
+from chainorder.front.zoo import median_times
 
 
 def mlp_function(dims: list[int], seed: int = 0, dtype=jnp.float32):

@@ -1,7 +1,18 @@
 """chainorder: the cheapest way to compute a Jacobian of a function chain, and computing it.
 
-The analysis core (:mod:`chain`, :mod:`costs`, :mod:`optimize`, :mod:`plan`)
-imports neither jax nor matplotlib; :mod:`execute` needs jax.
+Three layers, one folder each:
+
+``chainorder.core``
+    The analysis core: chains, the cost and memory models, the dynamic programs,
+    plans. numpy and networkx only; it never imports jax or matplotlib.
+``chainorder.backend``
+    JAX: executing plans, counting a function's FMAs, cutting jaxprs into
+    segments, ``trace``/``analyze``/``jacobian``. Imports the core.
+``chainorder.front``
+    Figures, the command line, the benchmark zoo. Imports both.
+
+The names below are the public API. Those that need jax or matplotlib load on
+first use, so that ``import chainorder`` stays fast and works without them.
 
 >>> from chainorder import Chain, optimize
 >>> plan = optimize(Chain.from_dims([784, 256, 32, 256, 784]))
@@ -9,23 +20,41 @@ imports neither jax nor matplotlib; :mod:`execute` needs jax.
 9.91
 """
 
-from .chain import Chain, Layer
-from .costs import CostModel, forward_cost, reverse_cost
-from .memory import MemoryModel, peak_memory
-from .optimize import optimize, pareto
-from .plan import Plan, Step
+from .core import (
+    Chain,
+    CostModel,
+    Layer,
+    MemoryModel,
+    Objective,
+    Plan,
+    Step,
+    StepKind,
+    forward_cost,
+    optimize,
+    pareto,
+    peak_memory,
+    reverse_cost,
+)
+from .core.engine import register_backend
 
 __version__ = "0.1.0"
 
 
-# the parts that need jax or matplotlib load on first use, so that the analysis
-# core imports in milliseconds
+def _load_backend():
+    from . import backend
+
+    return backend
+
+
+register_backend(_load_backend)
+
+# the parts that need jax or matplotlib load on first use (PEP 562)
 _LAZY = {
-    "trace": "tracing",
-    "analyze": "tracing",
-    "jacobian": "tracing",
-    "plot_tradeoff": "plot",
-    "plot_plan": "plot",
+    "trace": "backend",
+    "analyze": "backend",
+    "jacobian": "backend",
+    "plot_tradeoff": "front.plot",
+    "plot_plan": "front.plot",
 }
 
 
@@ -43,17 +72,19 @@ __all__ = [
     "CostModel",
     "Layer",
     "MemoryModel",
+    "Objective",
     "Plan",
     "Step",
+    "StepKind",
     "analyze",
-    "jacobian",
-    "trace",
     "forward_cost",
+    "jacobian",
     "optimize",
     "pareto",
+    "peak_memory",
     "plot_plan",
     "plot_tradeoff",
-    "peak_memory",
     "reverse_cost",
+    "trace",
     "__version__",
 ]

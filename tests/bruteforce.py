@@ -66,16 +66,16 @@ def count_plans(length: int, matrix_free: bool = True) -> int:
 
 def all_plans(chain: Chain, *, matrix_free: bool = True, tape_limit: int | None = None):
     """Every plan of a short chain as a list of Steps, in every valid operand order."""
-    from chainorder.costs import CostModel
-    from chainorder.plan import Step
+    from chainorder.core.costs import CostModel
+    from chainorder.core.steps import Step
 
     model = CostModel(chain)
 
     def fits(first: int, last: int) -> bool:
-        return tape_limit is None or model.tape(first, last) <= tape_limit
+        return tape_limit is None or model.edges(first, last) <= tape_limit
 
     def step(kind, first, split, last):
-        return Step(kind, first, last, split, model.step_cost(kind, first, split, last))
+        return Step(kind, first, last, split, model.cost(kind, first, last, split))
 
     def plans(first: int, last: int):
         if first == last:

@@ -1,13 +1,39 @@
 """Float64 everywhere in the tests unless a test asks for float32 explicitly; in CI the
-property tests draw the same examples every run (derandomized), locally new ones each run."""
+property tests draw the same examples every run (derandomized), locally new ones each run.
+The hypothesis strategies the test modules share live here too."""
 
 import os
 
 import jax
 from hypothesis import settings
+from hypothesis import strategies as st
+
+from chainorder import Chain, Layer
 
 jax.config.update("jax_enable_x64", True)
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@st.composite
+def chains(draw, max_length=6, max_dim=60, max_cost=5000):
+    length = draw(st.integers(1, max_length))
+    dims = draw(st.lists(st.integers(1, max_dim), min_size=length + 1, max_size=length + 1))
+    layers = []
+    for i in range(length):
+        edges = draw(st.integers(0, max_cost))
+        tangent = draw(st.integers(0, max_cost))
+        adjoint = draw(st.integers(0, 3 * max_cost))
+        layers.append(Layer(dims[i], dims[i + 1], edges=edges, tangent_cost=tangent, adjoint_cost=adjoint))
+    return Chain(layers)
+
+
+options = st.fixed_dictionaries(
+    {
+        "matrix_free": st.booleans(),
+        "parallel": st.booleans(),
+        "tape_limit": st.one_of(st.none(), st.integers(0, 12000)),
+    }
+)

@@ -1,15 +1,10 @@
 """optimize() reproduces every sequential and unlimited-threads value of the
-reference solver (../shared/conformance/)."""
+reference solver (tests/data/reference_solver.json, a copy of ../shared/conformance/)."""
 
 import pytest
-from conformance import chain_of, conformance_dir, read_acda25, read_examples
+from conformance import chain_of, read_acda25, read_examples, read_shared_acda25, read_shared_examples, shared_dir
 
 from chainorder import optimize
-
-if not (conformance_dir() / "jcdp_examples.txt").exists():  # pragma: no cover
-    raise RuntimeError(
-        f"conformance data not found at {conformance_dir()}; set CHAINORDER_CONFORMANCE"
-    )
 
 EXAMPLES = read_examples()
 CASES = [
@@ -61,6 +56,7 @@ def test_pure_modes_match_reference():
                     optimize(chain, "reverse", tape_limit=limit)
 
 
+@pytest.mark.slow
 def test_acda25_sequential_and_unlimited_threads():
     rows = read_acda25()
     assert len(rows) == 2000
@@ -73,3 +69,11 @@ def test_acda25_sequential_and_unlimited_threads():
         if sequential != row["optimum"] or unlimited != row["dp_makespan"][-1]:
             mismatches.append((number, sequential, row["optimum"], unlimited, row["dp_makespan"][-1]))
     assert mismatches == []
+
+
+@pytest.mark.skipif(
+    not (shared_dir() / "jcdp_examples.txt").exists(), reason="no ../shared/conformance beside the clone"
+)
+def test_the_copy_agrees_with_shared_conformance():
+    assert read_examples() == read_shared_examples(shared_dir())
+    assert read_acda25() == read_shared_acda25(shared_dir())

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chainorder import Chain, Layer, optimize
-from chainorder.execute import jacobian_function
+from chainorder.backend.execute import jacobian_function
 
 STRATEGIES = [
     dict(),

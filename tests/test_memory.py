@@ -2,12 +2,12 @@
 
 import pytest
 from bruteforce import all_plans
+from conftest import chains, options
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_optimality import chains
 
 from chainorder import Chain, optimize, pareto, peak_memory
-from chainorder.plan import critical_path
+from chainorder.core.plan import critical_path
 
 
 def _points(chain, parallel=False, **options):
@@ -39,22 +39,13 @@ def test_peak_memory_by_hand():
     assert reverse.peak_memory == 9 + 26
 
 
-options = st.fixed_dictionaries(
-    {
-        "matrix_free": st.booleans(),
-        "parallel": st.booleans(),
-        "tape_limit": st.one_of(st.none(), st.integers(0, 12000)),
-    }
-)
-
-
 @settings(max_examples=60, deadline=None)
 @given(chains(max_length=5, max_dim=40), options)
 def test_front_equals_brute_force(chain, opts):
     points = _points(chain, parallel=opts["parallel"], matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
     front = pareto(chain, **opts)
     assert [(plan.cost, plan.peak_memory) for plan in front] == _front(points)
-    # memory up, cost down, nobody dominated, the FLOP-optimal and least-memory plans included
+    # memory up, cost down, nobody dominated, the FMA-optimal and least-memory plans included
     assert front[-1].cost == optimize(chain, **opts).cost == min(cost for cost, _ in points)
     assert front[0].peak_memory == min(peak for _, peak in points)
 

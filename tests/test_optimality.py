@@ -1,33 +1,13 @@
 """The DP equals exhaustive enumeration on random short chains."""
 
 from bruteforce import all_plan_costs
-from hypothesis import given, settings
+from conftest import chains, options
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from chainorder import Chain, Layer, optimize
-from chainorder.plan import check_steps, critical_path
-
-
-@st.composite
-def chains(draw, max_length=6, max_dim=60, max_cost=5000):
-    length = draw(st.integers(1, max_length))
-    dims = draw(st.lists(st.integers(1, max_dim), min_size=length + 1, max_size=length + 1))
-    layers = []
-    for i in range(length):
-        edges = draw(st.integers(0, max_cost))
-        tangent = draw(st.integers(0, max_cost))
-        adjoint = draw(st.integers(0, 3 * max_cost))
-        layers.append(Layer(dims[i], dims[i + 1], edges=edges, tangent_cost=tangent, adjoint_cost=adjoint))
-    return Chain(layers)
-
-
-options = st.fixed_dictionaries(
-    {
-        "matrix_free": st.booleans(),
-        "parallel": st.booleans(),
-        "tape_limit": st.one_of(st.none(), st.integers(0, 12000)),
-    }
-)
+from chainorder.core.checks import check_steps
+from chainorder.core.plan import critical_path
 
 
 @settings(max_examples=300, deadline=None)
@@ -57,8 +37,7 @@ def test_pure_modes_are_plans_the_dp_could_pick(chain):
 @settings(max_examples=100, deadline=None)
 @given(chains(), st.integers(0, 12000))
 def test_reverse_under_a_tape_limit_splits_the_adjoint(chain, limit):
-    if max(chain.edges) > limit:
-        return
+    assume(max(chain.edges) <= limit)
     plan = optimize(chain, "reverse", tape_limit=limit)
     assert plan.cost == plan.reverse_cost
     assert plan.mode == "reverse"

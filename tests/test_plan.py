@@ -6,7 +6,7 @@ import pytest
 from bruteforce import all_plan_costs
 
 from chainorder import Chain, Layer, Plan, Step, optimize
-from chainorder.plan import check_steps
+from chainorder.core.checks import check_steps
 
 AUTOENCODER = Chain.from_dims([784, 256, 32, 256, 784])
 

@@ -25,8 +25,8 @@ def test_tradeoff_plot(tmp_path):
     fig.savefig(path)
     assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    assert "memory" in ax.get_xlabel() and "multiply-adds" in ax.get_ylabel()
-    assert set(_texts(ax)) == {"forward (jacfwd)", "reverse (jacrev)", "FLOP-optimal", "chosen"}
+    assert "memory" in ax.get_xlabel() and "FMAs" in ax.get_ylabel()
+    assert set(_texts(ax)) == {"forward (jacfwd)", "reverse (jacrev)", "FMA-optimal", "chosen"}
     collections = ax.collections
     assert len(collections[0].get_offsets()) == 50  # the random sample
     front_points = collections[1].get_offsets()

@@ -22,7 +22,7 @@ flattened to one vector):
    the skip and the branch are both alive) is dropped.
 4. Each stretch between cuts becomes a :class:`~chainorder.Layer` whose ``fn``
    maps the flattened state before to the flattened state after, with dims the
-   state sizes and costs from :func:`chainorder.opcount.layer_costs`. A
+   state sizes and costs from :func:`chainorder.backend.opcount.layer_costs`. A
    stretch that only moves data (reshapes, slices, a bias add: no arithmetic on
    the differentiated values) joins its neighbour.
 
@@ -44,7 +44,7 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
-from .chain import Chain, Layer
+from ..core.chain import Chain, Layer
 from .opcount import FREE_PRIMITIVES, layer_costs, price_out_adjoints
 
 __all__ = ["Segment", "Traced", "prepare"]
@@ -72,7 +72,7 @@ class Segment:
     source: str
     tangent_cost: int = 0
     adjoint_cost: int = 0
-    tape: int = 0
+    edges: int = 0
 
     def describe(self) -> str:
         counts: dict[str, int] = {}
@@ -351,13 +351,13 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
         notes.append(
             f"segment {index} cannot run in reverse mode (JAX refuses its VJP); plans push tangents through it"
         )
-    for segment, (tangent, adjoint, tape) in zip(segments, costs):
-        segment.tangent_cost, segment.adjoint_cost, segment.tape = tangent, adjoint, tape
+    for segment, (tangent, adjoint, edges) in zip(segments, costs):
+        segment.tangent_cost, segment.adjoint_cost, segment.edges = tangent, adjoint, edges
         layers.append(
             Layer(
                 segment.in_dim,
                 segment.out_dim,
-                edges=tape,
+                edges=edges,
                 tangent_cost=tangent,
                 adjoint_cost=adjoint,
                 name=f"segment {segment.index}",

@@ -12,28 +12,20 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from .chain import Chain
-from .costs import (
-    ADJOINT_PREACCUMULATION,
-    ADJOINT_STEP,
-    PRODUCT,
-    STEP_LABELS,
-    TANGENT_PREACCUMULATION,
-    TANGENT_STEP,
-    CostModel,
-)
-from .memory import order_for_memory
-from .optimize import optimize, pareto
-from .plan import Plan, Step
+from ..core.chain import Chain
+from ..core.optimize import optimize, pareto
+from ..core.plan import Plan
+from ..core.sample import random_plan
+from ..core.steps import StepKind
 
-__all__ = ["plot_tradeoff", "plot_plan", "random_plan"]
+__all__ = ["plot_tradeoff", "plot_plan"]
 
 KIND_COLORS = {
-    TANGENT_PREACCUMULATION: "#9ecae1",
-    TANGENT_STEP: "#3182bd",
-    ADJOINT_PREACCUMULATION: "#fdae6b",
-    ADJOINT_STEP: "#e6550d",
-    PRODUCT: "#756bb1",
+    StepKind.TANGENT_PREACCUMULATION: "#9ecae1",
+    StepKind.TANGENT_STEP: "#3182bd",
+    StepKind.ADJOINT_PREACCUMULATION: "#fdae6b",
+    StepKind.ADJOINT_STEP: "#e6550d",
+    StepKind.PRODUCT: "#756bb1",
 }
 
 
@@ -45,33 +37,6 @@ def _axes(ax: Any, size: tuple[float, float]):
     return fig, ax
 
 
-def random_plan(chain: Chain, rng: random.Random, *, tape_limit: int | None = None) -> Plan:
-    """A random valid plan: a random bracketing with a random operation at each node."""
-    model = CostModel(chain)
-
-    def fits(first: int, last: int) -> bool:
-        return tape_limit is None or model.tape(first, last) <= tape_limit
-
-    def step(kind: str, first: int, split: int | None, last: int) -> Step:
-        return Step(kind, first, last, split, model.step_cost(kind, first, split, last))
-
-    def build(first: int, last: int) -> list[Step]:
-        if first == last:
-            kinds = [TANGENT_PREACCUMULATION] + ([ADJOINT_PREACCUMULATION] if fits(first, first) else [])
-            return [step(rng.choice(kinds), first, None, first)]
-        split = rng.randrange(first, last)
-        kinds = [PRODUCT, TANGENT_STEP] + ([ADJOINT_STEP] if fits(first, split) else [])
-        kind = rng.choice(kinds)
-        if kind == TANGENT_STEP:
-            return build(first, split) + [step(kind, first, split, last)]
-        if kind == ADJOINT_STEP:
-            return build(split + 1, last) + [step(kind, first, split, last)]
-        return build(split + 1, last) + build(first, split) + [step(kind, first, split, last)]
-
-    steps = order_for_memory(chain, build(0, len(chain) - 1))
-    return Plan(chain, steps, tape_limit=tape_limit)
-
-
 def plot_tradeoff(
     chain_or_front: Chain | Sequence[Plan],
     ax: Any = None,
@@ -80,11 +45,11 @@ def plot_tradeoff(
     samples: int = 200,
     seed: int = 0,
 ):
-    """Cost (multiply-adds) against peak memory (elements), both on log scales.
+    """Cost (FMAs) against peak memory (elements), both on log scales.
 
     Draws every Pareto-optimal plan joined by a step line (the front), forward
     and reverse mode, a sample of ``samples`` random other bracketings, and
-    labels forward, reverse, the FLOP-optimal plan and ``chosen`` (for example
+    labels forward, reverse, the FMA-optimal plan and ``chosen`` (for example
     a memory-limited plan).
 
     Parameters
@@ -102,16 +67,33 @@ def plot_tradeoff(
     -------
     (fig, ax)
     """
-    if isinstance(chain_or_front, Chain):
-        chain = chain_or_front
-        front = pareto(chain)
-    else:
-        front = list(chain_or_front)
-        if not front or not all(isinstance(plan, Plan) for plan in front):
-            raise TypeError("plot_tradeoff needs a Chain or a non-empty list of Plans (a Pareto front)")
-        chain = front[0].chain
-    tape_limit = front[0].tape_limit
+    chain, front = _chain_and_front(chain_or_front)
     fig, ax = _axes(ax, (7, 4.8))
+    _scatter_random_plans(ax, chain, front[0].tape_limit, samples, seed)
+    _draw_front(ax, front)
+    _mark_plans(ax, chain, front, chosen)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("peak memory (elements)")
+    ax.set_ylabel("cost (FMAs)")
+    dims = "-".join(str(d) for d in chain.dims) if len(chain) <= 8 else f"{len(chain)} layers"
+    ax.set_title(f"Cost vs memory of the plans for {dims}")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.margins(x=0.08, y=0.12)
+    ax.legend(loc="best", fontsize=8)
+    return fig, ax
+
+
+def _chain_and_front(chain_or_front: Chain | Sequence[Plan]) -> tuple[Chain, list[Plan]]:
+    if isinstance(chain_or_front, Chain):
+        return chain_or_front, pareto(chain_or_front)
+    front = list(chain_or_front)
+    if not front or not all(isinstance(plan, Plan) for plan in front):
+        raise TypeError("plot_tradeoff needs a Chain or a non-empty list of Plans (a Pareto front)")
+    return front[0].chain, front
+
+
+def _scatter_random_plans(ax: Any, chain: Chain, tape_limit: int | None, samples: int, seed: int) -> None:
     rng = random.Random(seed)
     others = [random_plan(chain, rng, tape_limit=tape_limit) for _ in range(samples)]
     ax.scatter(
@@ -123,18 +105,22 @@ def plot_tradeoff(
         label=f"other plans ({samples} random bracketings)",
         zorder=1,
     )
+
+
+def _draw_front(ax: Any, front: list[Plan]) -> None:
     memory = [plan.peak_memory for plan in front]
     costs = [plan.cost for plan in front]
     ax.step(memory, costs, where="post", color="#31a354", linewidth=1.5, zorder=2)
     plans = "plan" if len(front) == 1 else "plans"
     ax.scatter(memory, costs, s=28, color="#31a354", label=f"Pareto front ({len(front)} {plans})", zorder=3)
 
-    forward = optimize(chain, "forward")
-    marked = [(forward, "forward (jacfwd)", "#3182bd", "s", (6, 6))]
+
+def _mark_plans(ax: Any, chain: Chain, front: list[Plan], chosen: Plan | None) -> None:
+    tape_limit = front[0].tape_limit
+    marked = [(optimize(chain, "forward"), "forward (jacfwd)", "#3182bd", "s", (6, 6))]
     if tape_limit is None or max(chain.edges) <= tape_limit:
-        reverse = optimize(chain, "reverse", tape_limit=tape_limit)
-        marked.append((reverse, "reverse (jacrev)", "#e6550d", "D", (6, -13)))
-    marked.append((front[-1], "FLOP-optimal", "#31a354", "*", (6, 6)))
+        marked.append((optimize(chain, "reverse", tape_limit=tape_limit), "reverse (jacrev)", "#e6550d", "D", (6, -13)))
+    marked.append((front[-1], "FMA-optimal", "#31a354", "*", (6, 6)))
     if chosen is not None:
         marked.append((chosen, "chosen", "black", "o", (6, -13)))
     for plan, label, color, marker, offset in marked:
@@ -149,23 +135,8 @@ def plot_tradeoff(
             zorder=4,
         )
         ax.annotate(
-            label,
-            (plan.peak_memory, plan.cost),
-            textcoords="offset points",
-            xytext=offset,
-            fontsize=9,
-            color=color,
+            label, (plan.peak_memory, plan.cost), textcoords="offset points", xytext=offset, fontsize=9, color=color
         )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("peak memory (elements)")
-    ax.set_ylabel("cost (multiply-adds)")
-    dims = "-".join(str(d) for d in chain.dims) if len(chain) <= 8 else f"{len(chain)} layers"
-    ax.set_title(f"Cost vs memory of the plans for {dims}")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.margins(x=0.08, y=0.12)
-    ax.legend(loc="best", fontsize=8)
-    return fig, ax
 
 
 def plot_plan(plan: Plan, ax: Any = None):
@@ -222,11 +193,11 @@ def plot_plan(plan: Plan, ax: Any = None):
     handles = [plt.Rectangle((0, 0), 1, 1, color=KIND_COLORS[kind]) for kind in KIND_COLORS]
     ax.legend(
         handles,
-        [STEP_LABELS[kind] for kind in KIND_COLORS],
+        [kind.label for kind in KIND_COLORS],
         fontsize=7,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
         borderaxespad=0,
     )
-    ax.set_title(f"{plan.mode} plan: {plan.cost:,} multiply-adds, {plan.speedup:.3g}x over the best pure mode")
+    ax.set_title(f"{plan.mode} plan: {plan.cost:,} FMAs, {plan.speedup:.3g}x over the best pure mode")
     return fig, ax

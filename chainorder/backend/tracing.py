@@ -1,6 +1,6 @@
 """From a JAX function to a chain, and its Jacobian with the optimal plan.
 
-``trace(f, x)`` finds the chain inside ``f`` (see :mod:`chainorder.segments` for
+``trace(f, x)`` finds the chain inside ``f`` (see :mod:`chainorder.backend.segments` for
 how the jaxpr is cut), ``analyze`` reports it with the optimal plan, and
 ``jacobian`` is a drop-in for ``jax.jacobian`` that computes with that plan.
 The differentiated arguments are flattened to one vector and the output to
@@ -21,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .chain import Chain, Layer
+from ..core.chain import Chain, Layer
+from ..core.optimize import optimize
+from ..core.plan import Plan
 from .execute import library_mode, run_steps
-from .optimize import optimize
-from .plan import Plan
 from .segments import Segment, prepare
 
 __all__ = ["trace", "analyze", "jacobian", "Analysis"]
@@ -165,37 +165,98 @@ class Analysis:
     def __str__(self) -> str:
         lines = [f"  {len(self.segments)} segments (layers) found in the function"]
         lines.extend(f"  note: {note}" for note in self.notes)
-        header = f"  {'seg':>3} {'in':>7} {'out':>7} {'tangent':>12} {'adjoint':>12} {'tape':>9}  operations / source"
+        header = f"  {'seg':>3} {'in':>7} {'out':>7} {'tangent':>12} {'adjoint':>12} {'edges':>9}  operations / source"
         lines.append(header)
         for segment in self.segments:
             lines.append(
                 f"  {segment.index:>3} {segment.in_dim:>7} {segment.out_dim:>7} {segment.tangent_cost:>12,} "
-                f"{segment.adjoint_cost:>12,} {segment.tape:>9,}  {segment.describe()}"
+                f"{segment.adjoint_cost:>12,} {segment.edges:>9,}  {segment.describe()}"
             )
             if segment.source:
                 lines.append(f"  {'':>54}at {segment.source}")
         return "\n".join(lines) + "\n\n" + str(self.plan)
 
 
-def analyze(f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0, **options: Any) -> Analysis:
+def _chosen_plan(chain: Chain, plan: Plan | None, options: dict[str, Any]) -> Plan:
+    """``plan`` when it was made for ``chain``, else the optimal plan under ``options``."""
+    if plan is None:
+        return optimize(chain, **options)
+    if not isinstance(plan, Plan):
+        raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
+    if options:
+        raise TypeError(f"give either plan= or optimize options, not both (got {', '.join(sorted(options))})")
+    if plan.chain != chain:
+        raise ValueError(
+            f"the plan was made for a chain with dims {list(plan.chain.dims)}, but the function traced at these "
+            f"arguments is the chain {list(chain.dims)} (edges {list(chain.edges)})"
+        )
+    return plan
+
+
+def analyze(
+    f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0, plan: Plan | None = None, **options: Any
+) -> Analysis:
     """Trace ``f`` at ``args``, optimize its chain, and report both.
 
-    ``options`` go to :func:`chainorder.optimize` (``strategy``, ``tape_limit``,
-    ``memory_limit``, ...). ``print(analyze(f, x))`` shows each segment's dims,
-    costs and where in ``f`` it comes from, then the plan table.
+    Parameters
+    ----------
+    f : callable
+    *args
+        Where to trace ``f`` (only shapes and dtypes matter).
+    argnums : int or tuple of int
+        The differentiated arguments, as in ``jax.jacobian``.
+    plan : Plan, optional
+        A plan made before for this function's chain (e.g. read with
+        :meth:`Plan.from_json`), used instead of optimizing.
+    **options
+        Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
+        ``tape_limit``, ``memory_limit``, ...).
+
+    Returns
+    -------
+    Analysis
+        ``print(analyze(f, x))`` shows each segment's dims, costs and where in
+        ``f`` it comes from, then the plan table.
+
+    Raises
+    ------
+    ValueError
+        When ``plan`` was made for another chain.
     """
     traced, _, _ = _traced_for(f, args, argnums)
-    plan = optimize(traced.chain, **options)
-    return Analysis(traced.chain, plan, traced.segments, traced.notes)
+    chosen = _chosen_plan(traced.chain, plan, options)
+    return Analysis(traced.chain, chosen, traced.segments, traced.notes)
 
 
-def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0, **options: Any) -> Callable[..., Any]:
-    """Like ``jax.jacobian(f, argnums)``, computed with the optimal plan.
+def jacobian(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, *, plan: Plan | None = None, **options: Any
+) -> Callable[..., Any]:
+    """Like ``jax.jacobian(f, argnums)``, computed with the optimal plan (or ``plan``).
 
     The analysis (trace and optimize) runs once per input signature (tree
     structure, shapes and dtypes) and is cached; the Jacobian itself is one
     jitted program. Pytree inputs and outputs give ``jax.jacobian``'s layout;
     the result composes with ``jax.jit`` and ``jax.vmap``.
+
+    Parameters
+    ----------
+    f : callable
+    argnums : int or tuple of int
+    plan : Plan, optional
+        A plan made before for ``f``'s chain (``analyze(f, x).plan``, or read
+        back with :meth:`Plan.from_json`); checked against the traced chain.
+    **options
+        Passed to :func:`chainorder.optimize`.
+
+    Returns
+    -------
+    callable
+        ``jacobian(f)(*args)`` has the value, shape and pytree layout of
+        ``jax.jacobian(f, argnums)(*args)``.
+
+    See Also
+    --------
+    analyze : the segments found and the plan, printed.
 
     >>> import jax, jax.numpy as jnp
     >>> W1, W2 = jnp.ones((4, 50)), jnp.ones((50, 4))
@@ -220,20 +281,21 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0, **options:
             holder: dict = {}
             flat_function = _flat_output(f, rebuild, holder)
             traced = prepare(flat_function, vector, rest)
-            plan = optimize(traced.chain, **options)
-
-            def compute(vector, rest):
-                mode = library_mode(plan)
-                if mode == "forward":
-                    return jax.jacfwd(flat_function)(vector, *rest)
-                if mode == "reverse":
-                    return jax.jacrev(flat_function)(vector, *rest)
-                return run_steps(plan, traced.functions(rest), vector)
-
-            cache[key] = (jax.jit(compute), plan, holder)
-        compute, plan, holder = cache[key]
+            chosen = _chosen_plan(traced.chain, plan, options)
+            cache[key] = (jax.jit(_compute(chosen, traced, flat_function)), chosen, holder)
+        compute, _, holder = cache[key]
         vector, rest, _, chosen = _split_arguments(args, argnums)
         return _unflatten_jacobian(compute(vector, rest), holder["output"], chosen)
 
     jacobian_of_f.plans = cache  # type: ignore[attr-defined]
     return jacobian_of_f
+
+
+def _compute(plan: Plan, traced: Any, flat_function: Callable[..., Any]) -> Callable[..., Any]:
+    """``(vector, rest) -> (m, n) Jacobian`` with ``plan``: jacfwd/jacrev themselves for pure modes."""
+    mode = library_mode(plan)
+    if mode == "forward":
+        return lambda vector, rest: jax.jacfwd(flat_function)(vector, *rest)
+    if mode == "reverse":
+        return lambda vector, rest: jax.jacrev(flat_function)(vector, *rest)
+    return lambda vector, rest: run_steps(plan, traced.functions(rest), vector)

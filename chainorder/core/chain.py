@@ -2,7 +2,7 @@
 
 A chain ``F = F_{q-1} o ... o F_1 o F_0`` is a list of :class:`Layer` objects.
 Layer ``i`` maps ``R^{in_dim}`` to ``R^{out_dim}`` and carries three costs, all in
-fused multiply-adds (see :mod:`chainorder.costs`):
+FMAs (fused multiply-adds; see :mod:`chainorder.core.costs`):
 
 ``edges``
     the size of the layer's computational graph, i.e. what an adjoint (VJP) of the
@@ -22,6 +22,8 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .engine import backend
 
 __all__ = ["Layer", "Chain"]
 
@@ -52,7 +54,7 @@ class Layer:
     tangent_cost, adjoint_cost : int, optional
         Cost of one JVP / one VJP through the layer. Default to ``edges``.
     fn : callable, optional
-        The function itself (used by :mod:`chainorder.execute`).
+        The function itself (used by :mod:`chainorder.backend.execute`).
     name : str, optional
         A label shown in plan tables.
 
@@ -174,11 +176,17 @@ class Chain(Sequence[Layer]):
         """A chain of JAX functions applied in order to an example input ``x0``.
 
         Dimensions come from the functions' output shapes and costs from their
-        jaxprs (see :mod:`chainorder.opcount`). Needs jax.
-        """
-        from .opcount import chain_from_functions
+        jaxprs (see :mod:`chainorder.backend.opcount`). Needs jax.
 
-        return chain_from_functions(cls, functions, x0)
+        Raises
+        ------
+        TypeError, ValueError
+            Naming the layer whose function is not callable, fails on its
+            input, or returns something other than an array.
+        ImportError
+            Without JAX.
+        """
+        return backend().chain_from_functions(functions, x0)
 
     # -- sequence protocol -------------------------------------------------------
     def __len__(self) -> int:
@@ -203,10 +211,8 @@ class Chain(Sequence[Layer]):
 
     # -- the composed function (needs layers with fn) -----------------------------
     def __call__(self, x: Any) -> Any:
-        """Apply the layers' functions in order: ``F_{q-1}(... F_0(x))``."""
-        from .execute import apply_chain
-
-        return apply_chain(self, x)
+        """Apply the layers' functions in order: ``F_{q-1}(... F_0(x))`` (needs jax)."""
+        return backend().apply_chain(self, x)
 
     # -- data --------------------------------------------------------------------
     @property

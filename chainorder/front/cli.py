@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .chain import Chain, Layer
-from .optimize import optimize
+from ..core.chain import Chain, Layer
+from ..core.optimize import optimize, pareto
 
 __all__ = ["main", "read_chain_file"]
 
@@ -90,7 +90,6 @@ def _write_tradeoff(plan, filename: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .optimize import pareto
     from .plot import plot_tradeoff
 
     path = Path(filename)
@@ -112,7 +111,7 @@ def _demo(args: argparse.Namespace) -> None:
         import jax.numpy as jnp
     except ImportError:
         raise CommandError("the demo runs the plan in JAX: pip install 'chainorder[jax]'") from None
-    from .bench import dense_chain, median_times
+    from .zoo import dense_chain, median_times
 
     dims = [int(d) for d in args.dims.split(",")]
     print(f"chainorder demo: the Jacobian of a tanh autoencoder {'-'.join(map(str, dims))} (float32)\n")
@@ -145,7 +144,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _bench(args: argparse.Namespace) -> None:
     try:
-        from .bench import format_table, run_zoo
+        from .zoo import format_table, run_zoo
     except ImportError:
         raise CommandError("the benchmark runs plans in JAX: pip install 'chainorder[jax]'") from None
 

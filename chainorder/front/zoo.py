@@ -1,17 +1,14 @@
 """The execution zoo: the optimal plan vs jax.jacfwd and jax.jacrev, in wall time.
 
-Run: ``chainorder bench`` or ``python benchmarks/bench_execute.py`` [--repeat 25] [--dtype float32]
-
-For each chain: predicted speedup (min(forward, reverse) cost / plan cost) and
-measured speedup (best of jacfwd/jacrev wall time / plan wall time). Everything
-is jitted and warmed up; times are medians of --repeat runs, all in this run.
-Targets: measured >= 0.8 x predicted where predicted >= 2; never below 0.95 x
-the best of jacfwd/jacrev; the bottleneck autoencoder at least 5x.
+Used by ``chainorder bench``, ``chainorder demo`` and ``benchmarks/`` (which adds
+the targets and verdicts). For each chain: predicted speedup (min(forward,
+reverse) cost / plan cost) and measured speedup (best of jacfwd/jacrev wall time
+/ plan wall time). Everything is jitted and warmed up; times are medians of
+``repeat`` interleaved runs, all in one run.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -21,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .chain import Chain
-from .optimize import optimize
+from ..core.chain import Chain
+from ..core.optimize import optimize
 
 
 def dense_chain(dims: list[int], seed: int, dtype) -> tuple[list[Callable], jax.Array]:
@@ -87,15 +84,6 @@ class ZooResult:
     def measured(self) -> float:
         return min(self.forward_ms, self.reverse_ms) / self.plan_ms
 
-    @property
-    def verdict(self) -> str:
-        checks = [self.measured >= 0.95]
-        if self.predicted >= 2:
-            checks.append(self.measured >= 0.8 * self.predicted)
-        if self.name.startswith("autoencoder"):
-            checks.append(self.measured >= 5)
-        return "ok" if all(checks) else "MISS"
-
 
 def run_chain(name: str, dims: list[int], seed: int, dtype, repeat: int) -> ZooResult:
     functions, x = dense_chain(dims, seed, dtype)
@@ -131,27 +119,12 @@ def format_table(results: list[ZooResult], repeat: int, dtype: str) -> str:
     lines = [f"jax {jax.__version__} on {jax.devices()[0].device_kind}, {dtype}, median of {repeat}"]
     header = (
         f"{'chain':<38} {'plan':>7} {'pred':>7} {'jacfwd ms':>10} {'jacrev ms':>10} {'plan ms':>9} "
-        f"{'measured':>9} {'ratio':>6}  target"
+        f"{'measured':>9} {'ratio':>6}"
     )
     lines += [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.name:<38} {r.mode:>7} {r.predicted:>6.2f}x {r.forward_ms:>10.3f} {r.reverse_ms:>10.3f} "
-            f"{r.plan_ms:>9.3f} {r.measured:>8.2f}x {r.measured / r.predicted:>6.2f}  {r.verdict} "
-            f"(rel err {r.relative_error:.1e})"
+            f"{r.plan_ms:>9.3f} {r.measured:>8.2f}x {r.measured / r.predicted:>6.2f}  (rel err {r.relative_error:.1e})"
         )
     return "\n".join(lines)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=25)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--only", default=None, help="run the zoo chains whose name contains this")
-    args = parser.parse_args()
-    results = run_zoo(args.repeat, args.dtype, args.only)
-    print(format_table(results, args.repeat, args.dtype))
-
-
-if __name__ == "__main__":
-    main()

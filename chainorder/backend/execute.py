@@ -22,6 +22,7 @@ reverse) mode runs as ``jax.jacfwd`` (``jax.jacrev``) itself, with no overhead.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -29,11 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .chain import Chain
-from .costs import ADJOINT_PREACCUMULATION, ADJOINT_STEP, PRODUCT, TANGENT_PREACCUMULATION, TANGENT_STEP
-from .plan import Plan
+from ..core.chain import Chain
+from ..core.plan import Plan
+from ..core.steps import Step, StepKind
 
-__all__ = ["apply_chain", "plan_jacobian", "jacobian_function", "run_steps", "validate_plan"]
+__all__ = ["EXECUTORS", "apply_chain", "plan_jacobian", "jacobian_function", "run_steps", "validate_plan"]
 
 
 def _layer_functions(chain: Chain) -> list[Callable[[Any], Any]]:
@@ -127,52 +128,82 @@ def _mixed_jacobian(plan: Plan, x: Any) -> Any:
     return jnp.reshape(jacobian, shapes[-1] + shapes[0])
 
 
-def run_steps(plan: Plan, functions: list[Callable[[Any], Any]], x: Any) -> Any:
-    """Execute ``plan`` on layer functions that map flat vectors to flat vectors;
-    returns the ``(m_{q-1}, n_0)`` Jacobian at the flat input ``x``."""
-    chain = plan.chain
-    # primal pass: each layer once; its input is the linearization point of the
-    # steps that start there
-    values = [x]
-    for function in functions:
-        values.append(function(values[-1]))
+class _Run:
+    """The primal values of one execution, and the layer functions to linearize."""
 
-    def segment(first: int, last: int) -> Callable[[Any], Any]:
+    def __init__(self, functions: list[Callable[[Any], Any]], x: Any) -> None:
+        self.functions = functions
+        self.values = [x]  # each layer once; its input is where steps starting there linearize
+        for function in functions:
+            self.values.append(function(self.values[-1]))
+
+    def segment(self, first: int, last: int) -> Callable[[Any], Any]:
         def through(vector):
             for layer in range(first, last + 1):
-                vector = functions[layer](vector)
+                vector = self.functions[layer](vector)
             return vector
 
         return through
 
-    def push(first: int, last: int, seed: Any) -> Any:
+    def push(self, first: int, last: int, seed: Any) -> Any:
         """JVPs through layers first..last of every column of ``seed``."""
-        _, linear = jax.linearize(segment(first, last), values[first])
-        return jax.vmap(linear, in_axes=1, out_axes=1)(seed.astype(values[first].dtype))
+        _, linear = jax.linearize(self.segment(first, last), self.values[first])
+        return jax.vmap(linear, in_axes=1, out_axes=1)(seed.astype(self.values[first].dtype))
 
-    def pull(first: int, last: int, seed: Any) -> Any:
-        """VJPs back through layers first..last of every row of ``seed``; the
-        tape lives for this step only."""
-        _, pullback = jax.vjp(segment(first, last), values[first])
-        return jax.vmap(lambda row: pullback(row)[0])(seed.astype(values[last + 1].dtype))
+    def pull(self, first: int, last: int, seed: Any) -> Any:
+        """VJPs back through layers first..last of every row of ``seed``; the tape
+        lives for this step only."""
+        _, pullback = jax.vjp(self.segment(first, last), self.values[first])
+        return jax.vmap(lambda row: pullback(row)[0])(seed.astype(self.values[last + 1].dtype))
 
+    def identity(self, size: int, at: int) -> Any:
+        return jnp.eye(size, dtype=self.values[at].dtype)
+
+
+def _tangent_preaccumulation(run: _Run, step: Step) -> Any:
+    return run.push(step.first, step.first, run.identity(run.values[step.first].shape[0], step.first))
+
+
+def _adjoint_preaccumulation(run: _Run, step: Step) -> Any:
+    return run.pull(step.first, step.first, run.identity(run.values[step.first + 1].shape[0], step.first + 1))
+
+
+def _tangent_step(run: _Run, step: Step, earlier: Any) -> Any:
+    return run.push(*step.layers_applied, earlier)  # type: ignore[misc]
+
+
+def _adjoint_step(run: _Run, step: Step, later: Any) -> Any:
+    return run.pull(*step.layers_applied, later)  # type: ignore[misc]
+
+
+def _product(run: _Run, step: Step, later: Any, earlier: Any) -> Any:
+    return later @ earlier
+
+
+#: How each kind of step runs: ``executor(run, step, *operands)``, operands in
+#: :meth:`StepKind.operands` order (later before earlier).
+EXECUTORS: dict[StepKind, Callable[..., Any]] = {
+    StepKind.TANGENT_PREACCUMULATION: _tangent_preaccumulation,
+    StepKind.ADJOINT_PREACCUMULATION: _adjoint_preaccumulation,
+    StepKind.TANGENT_STEP: _tangent_step,
+    StepKind.ADJOINT_STEP: _adjoint_step,
+    StepKind.PRODUCT: _product,
+}
+
+
+def run_steps(plan: Plan, functions: list[Callable[[Any], Any]], x: Any) -> Any:
+    """Execute ``plan`` on layer functions that map flat vectors to flat vectors;
+    returns the ``(m_{q-1}, n_0)`` Jacobian at the flat input ``x``."""
+    run = _Run(functions, x)
     jacobians: dict[tuple[int, int], Any] = {}
     for step in plan.steps:
-        first, last, split = step.first, step.last, step.split
-        if step.kind == TANGENT_PREACCUMULATION:
-            result = push(first, first, jnp.eye(chain[first].in_dim, dtype=values[first].dtype))
-        elif step.kind == ADJOINT_PREACCUMULATION:
-            result = pull(first, first, jnp.eye(chain[first].out_dim, dtype=values[first + 1].dtype))
-        elif step.kind == TANGENT_STEP:
-            result = push(split + 1, last, jacobians.pop((first, split)))
-        elif step.kind == ADJOINT_STEP:
-            result = pull(first, split, jacobians.pop((split + 1, last)))
-        elif step.kind == PRODUCT:
-            result = jacobians.pop((split + 1, last)) @ jacobians.pop((first, split))
-        else:  # pragma: no cover - Plan checks its steps
-            raise ValueError(f"unknown step kind {step.kind!r}")
-        jacobians[(first, last)] = result
-    return jacobians[(0, len(chain) - 1)]
+        operands = [jacobians.pop(operand) for operand in step.operands]
+        jacobians[step.span] = EXECUTORS[step.kind](run, step, *operands)
+    return jacobians[(0, len(plan.chain) - 1)]
+
+
+# jitted Jacobian functions by plan identity (equal plans may hold different layer functions)
+_COMPILED: dict[int, Callable[[Any], Any]] = {}
 
 
 def jacobian_function(plan: Plan) -> Callable[[Any], Any]:
@@ -181,7 +212,7 @@ def jacobian_function(plan: Plan) -> Callable[[Any], Any]:
     Its result has the value, shape and dtype of ``jax.jacobian(plan.chain)(x)``;
     it composes with ``jax.jit`` and ``jax.vmap``.
     """
-    cached = getattr(plan, "_jacobian_function", None)
+    cached = _COMPILED.get(id(plan))
     if cached is not None:
         return cached
     chain = plan.chain
@@ -206,7 +237,8 @@ def jacobian_function(plan: Plan) -> Callable[[Any], Any]:
     def jacobian(x):
         return jitted(_check_input(chain, x))
 
-    plan._jacobian_function = jacobian  # type: ignore[attr-defined]
+    _COMPILED[id(plan)] = jacobian
+    weakref.finalize(plan, _COMPILED.pop, id(plan), None)
     return jacobian
 
 

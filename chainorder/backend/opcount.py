@@ -1,6 +1,6 @@
-"""What a JAX function costs: multiply-adds of its JVP and VJP, and its tape.
+"""What a JAX function costs: the FMAs of its JVP and VJP, and its tape (``edges``).
 
-Cost of one JVP of a layer (its ``tangent_cost``): the multiply-adds in the jaxpr
+Cost of one JVP of a layer (its ``tangent_cost``): the FMAs in the jaxpr
 of its linearized function (``jax.linearize``); of one VJP (``adjoint_cost``):
 those in the jaxpr of its ``jax.vjp`` pullback. ``edges``, the tape an adjoint
 records, is measured as JAX records it: the elements of the pullback's residuals,
@@ -8,7 +8,7 @@ less the function's own constants (weights captured by the function are not
 recorded; they exist anyway). The counting rules, per equation of a jaxpr:
 
 =============================================  =========================================
-primitive                                      multiply-adds
+primitive                                      FMAs
 =============================================  =========================================
 ``dot_general``                                output size x contracted size
 ``conv_general_dilated``                       output size x (input features / groups)
@@ -38,7 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["count_multiply_adds", "layer_costs", "price_out_adjoints", "chain_from_functions"]
+from ..core.chain import Chain, Layer
+
+__all__ = ["count_fmas", "layer_costs", "price_out_adjoints", "chain_from_functions"]
 
 FREE_PRIMITIVES = {
     "reshape",
@@ -100,12 +102,12 @@ def _sub_jaxprs(params: dict[str, Any]) -> list[Any]:
     return found
 
 
-def count_multiply_adds(jaxpr: Any) -> int:
-    """Multiply-adds of one evaluation of ``jaxpr`` (a Jaxpr or ClosedJaxpr), by the rules above.
+def count_fmas(jaxpr: Any) -> int:
+    """FMAs of one evaluation of ``jaxpr`` (a Jaxpr or ClosedJaxpr), by the rules above.
 
     >>> import jax, jax.numpy as jnp
     >>> W = jnp.ones((3, 4))
-    >>> count_multiply_adds(jax.make_jaxpr(lambda x: W @ x)(jnp.ones(4)))
+    >>> count_fmas(jax.make_jaxpr(lambda x: W @ x)(jnp.ones(4)))
     12
     """
     jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
@@ -128,24 +130,24 @@ def count_multiply_adds(jaxpr: Any) -> int:
         elif name in FREE_PRIMITIVES:
             continue
         elif name == "scan":
-            total += params["length"] * count_multiply_adds(params["jaxpr"])
+            total += params["length"] * count_fmas(params["jaxpr"])
         elif name == "while":
-            total += count_multiply_adds(params["body_jaxpr"]) + count_multiply_adds(params["cond_jaxpr"])
+            total += count_fmas(params["body_jaxpr"]) + count_fmas(params["cond_jaxpr"])
         elif name == "cond":
-            total += max(count_multiply_adds(branch) for branch in params["branches"])
+            total += max(count_fmas(branch) for branch in params["branches"])
         else:
             inner = _sub_jaxprs(params)
             if inner:
-                total += sum(count_multiply_adds(sub) for sub in inner)
+                total += sum(count_fmas(sub) for sub in inner)
             else:
                 total += outputs
     return total
 
 
 def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int | None, int]:
-    """``(tangent_cost, adjoint_cost, tape)`` of ``function`` at an input like ``x``.
+    """``(tangent_cost, adjoint_cost, edges)`` of ``function`` at an input like ``x``.
 
-    The multiply-adds of one JVP and of one VJP, counted on the linearized
+    The FMAs of one JVP and of one VJP, counted on the linearized
     jaxprs, and the elements JAX records to pull cotangents back: the pullback's
     residuals that are not constants of the function itself (weights it closes
     over are not recorded; they exist anyway). Only ``x``'s shape and dtype
@@ -164,15 +166,15 @@ def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int | None
 
     def probe(value):
         output, linear = jax.linearize(function, value)
-        found["tangent"] = count_multiply_adds(jax.make_jaxpr(linear)(value))
+        found["tangent"] = count_fmas(jax.make_jaxpr(linear)(value))
         try:
             _, pullback = jax.vjp(function, value)
-            found["adjoint"] = count_multiply_adds(jax.make_jaxpr(pullback)(output))
+            found["adjoint"] = count_fmas(jax.make_jaxpr(pullback)(output))
         except Exception:  # noqa: BLE001 - JAX refuses reverse mode through this function
-            found["adjoint"], found["tape"] = None, 0
+            found["adjoint"], found["edges"] = None, 0
             return output
         constants = jax.make_jaxpr(function)(value).consts
-        found["tape"] = sum(
+        found["edges"] = sum(
             _size(leaf)
             for leaf in jax.tree_util.tree_leaves(pullback)
             if hasattr(leaf, "shape") and not any(leaf is constant for constant in constants)
@@ -180,7 +182,7 @@ def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int | None
         return output
 
     jax.eval_shape(probe, jax.ShapeDtypeStruct(tuple(x.shape), x.dtype))
-    return found["tangent"], found["adjoint"], found["tape"]
+    return found["tangent"], found["adjoint"], found["edges"]
 
 
 def price_out_adjoints(
@@ -190,14 +192,11 @@ def price_out_adjoints(
     forward mode's whole cost, so that no optimal plan ever uses it; returns the
     costs and the indices of those layers."""
     forward = in_dims[0] * sum(tangent for tangent, _, _ in costs)
-    priced = [(t, forward + 1 if a is None else a, tape) for t, a, tape in costs]
+    priced = [(t, forward + 1 if a is None else a, edges) for t, a, edges in costs]
     return priced, [index for index, (_, a, _) in enumerate(costs) if a is None]
 
 
-def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], Any]], x0: Any):
-    """Build a Chain of ``functions`` applied in order to the example input ``x0``."""
-    from .chain import Layer
-
+def _check_functions(functions: Any, x0: Any) -> Any:
     if callable(functions) or not isinstance(functions, Sequence):
         raise TypeError("from_functions needs a list of functions, applied first to last")
     if len(functions) == 0:
@@ -205,35 +204,44 @@ def chain_from_functions(chain_type: type, functions: Sequence[Callable[[Any], A
     x = x0 if hasattr(x0, "shape") and hasattr(x0, "dtype") else jnp.asarray(x0)
     if not np.issubdtype(np.dtype(x.dtype), np.inexact):
         raise TypeError(f"x0 must have a float dtype to differentiate, got {x.dtype}")
+    return x
+
+
+def _layer_output(index: int, function: Any, x: Any) -> Any:
+    if not callable(function):
+        raise TypeError(f"layer {index}: expected a function, got {type(function).__name__}")
+    try:
+        output = function(x)
+    except Exception as error:  # a user function failing on its input: say which layer
+        raise ValueError(f"layer {index}: calling its function on shape {tuple(x.shape)} failed: {error}") from error
+    if not hasattr(output, "shape") or not hasattr(output, "dtype"):
+        raise TypeError(f"layer {index}: its function must return an array, got {type(output).__name__}")
+    return output
+
+
+def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> Chain:
+    """A Chain of ``functions`` applied in order to the example input ``x0``
+    (dims from the shapes, costs counted on the linearized jaxprs)."""
+    x = _check_functions(functions, x0)
     costs: list[tuple[int, int | None, int]] = []
     shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     for index, function in enumerate(functions):
-        if not callable(function):
-            raise TypeError(f"layer {index}: expected a function, got {type(function).__name__}")
-        try:
-            output = function(x)
-        except Exception as error:  # a user function failing on its input: say which layer
-            shape = tuple(x.shape)
-            raise ValueError(f"layer {index}: calling its function on shape {shape} failed: {error}") from error
-        if not hasattr(output, "shape") or not hasattr(output, "dtype"):
-            raise TypeError(f"layer {index}: its function must return an array, got {type(output).__name__}")
+        output = _layer_output(index, function, x)
         costs.append(layer_costs(function, x))
         shapes.append((tuple(x.shape), tuple(output.shape)))
         x = output
-    costs, _ = price_out_adjoints([math.prod(shape[0]) for shape in shapes], costs)
-    layers = []
-    for function, (tangent, adjoint, tape), (in_shape, out_shape) in zip(functions, costs, shapes):
-        layers.append(
-            Layer(
-                math.prod(in_shape),
-                math.prod(out_shape),
-                edges=tape,
-                tangent_cost=tangent,
-                adjoint_cost=adjoint,
-                fn=function,
-                name=getattr(function, "__name__", None),
-                in_shape=in_shape,
-                out_shape=out_shape,
-            )
+    priced, _ = price_out_adjoints([math.prod(shape[0]) for shape in shapes], costs)
+    return Chain(
+        Layer(
+            math.prod(in_shape),
+            math.prod(out_shape),
+            edges=edges,
+            tangent_cost=tangent,
+            adjoint_cost=adjoint,
+            fn=function,
+            name=getattr(function, "__name__", None),
+            in_shape=in_shape,
+            out_shape=out_shape,
         )
-    return chain_type(layers)
+        for function, (tangent, adjoint, edges), (in_shape, out_shape) in zip(functions, priced, shapes)
+    )

@@ -1,0 +1,47 @@
+"""The analysis core: chains, the cost and memory models, the dynamic programs, plans.
+
+numpy and networkx only: nothing here imports jax or matplotlib, not even
+lazily (executing a plan goes through :mod:`chainorder.core.engine`).
+
+==================  ==================================================================
+module              what it holds
+==================  ==================================================================
+``chain``           :class:`Layer`, :class:`Chain` (a networkx path graph on demand)
+``steps``           :class:`StepKind` (the table of step kinds), :class:`Step`, :class:`Objective`
+``numbers``         the exact-integer dtype chooser, range maxima
+``costs``           the cost model (FMAs), scalar and array forms
+``memory``          the memory model (elements), Sethi-Ullman, ordering steps for memory
+``tree``            the post-order walk every plan reader uses
+``dp``              the cost-then-memory dynamic program
+``pareto``          the exact cost/memory Pareto dynamic program
+``optimize``        :func:`optimize`, :func:`pareto`, pure forward and reverse plans
+``checks``          validation of options and of steps
+``plan``            :class:`Plan`: an immutable, comparable, serializable value
+``report``          the printed plan table and bracketing
+``sample``          random valid plans
+``engine``          the seam to an execution backend
+==================  ==================================================================
+"""
+
+from .chain import Chain, Layer
+from .costs import CostModel, forward_cost, reverse_cost
+from .memory import MemoryModel, peak_memory
+from .optimize import optimize, pareto
+from .plan import Plan
+from .steps import Objective, Step, StepKind
+
+__all__ = [
+    "Chain",
+    "CostModel",
+    "Layer",
+    "MemoryModel",
+    "Objective",
+    "Plan",
+    "Step",
+    "StepKind",
+    "forward_cost",
+    "optimize",
+    "pareto",
+    "peak_memory",
+    "reverse_cost",
+]

@@ -1,0 +1,143 @@
+"""Checks at the door: the optimizer's options, and a list of steps replayed as a plan.
+
+This module imports neither jax nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from .chain import Chain
+from .costs import CostModel
+from .steps import Objective, Step, StepKind
+
+__all__ = ["Options", "check_options", "check_steps", "STRATEGIES"]
+
+STRATEGIES = ("optimal", "forward", "reverse")
+
+
+class Options(NamedTuple):
+    """The normalized options a plan was chosen under."""
+
+    strategy: str
+    objective: Objective
+    matrix_free: bool
+    tape_limit: int | None
+    memory_limit: int | None
+
+
+def _objective(objective: Any, parallel: Any) -> Objective:
+    if parallel is not None and not isinstance(parallel, bool):
+        raise TypeError(f"parallel must be True or False, got {parallel!r}")
+    if objective is None:
+        return Objective.CRITICAL_PATH if parallel else Objective.FMA
+    try:
+        chosen = Objective(objective)
+    except ValueError:
+        names = ", ".join(repr(o.value) for o in Objective)
+        raise ValueError(f"unknown objective {objective!r}; expected one of {names}") from None
+    if parallel is not None and parallel != (chosen is Objective.CRITICAL_PATH):
+        raise ValueError(f"parallel={parallel} contradicts objective={chosen.value!r}; give one of them")
+    return chosen
+
+
+def check_options(
+    chain: Chain,
+    strategy: str = "optimal",
+    *,
+    objective: Any = None,
+    matrix_free: bool = True,
+    tape_limit: Any = None,
+    parallel: Any = None,
+    memory_limit: Any = None,
+) -> Options:
+    """Raise on bad options; return them normalized (limits as Python ints).
+
+    ``parallel=True`` is an alias of ``objective="critical_path"``.
+
+    >>> check_options(Chain.from_dims([3, 4]), parallel=True).objective
+    <Objective.CRITICAL_PATH: 'critical_path'>
+    """
+    if not isinstance(chain, Chain):
+        raise TypeError(f"expected a chainorder.Chain, got {type(chain).__name__}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    if not isinstance(matrix_free, bool):
+        raise TypeError(f"matrix_free must be True or False, got {matrix_free!r}")
+    if tape_limit is not None and (isinstance(tape_limit, bool) or not isinstance(tape_limit, numbers.Integral)):
+        raise TypeError(f"tape_limit must be an integer or None, got {tape_limit!r}")
+    if tape_limit is not None and int(tape_limit) < 0:
+        raise ValueError(f"tape_limit must be >= 0 (or None for no limit), got {int(tape_limit)}")
+    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, numbers.Integral)):
+        raise TypeError(f"memory_limit must be an integer number of elements or None, got {memory_limit!r}")
+    if memory_limit is not None and int(memory_limit) <= 0:
+        raise ValueError(f"memory_limit must be a positive number of elements, got {int(memory_limit)}")
+    return Options(
+        strategy,
+        _objective(objective, parallel),
+        matrix_free,
+        None if tape_limit is None else int(tape_limit),
+        None if memory_limit is None else int(memory_limit),
+    )
+
+
+def _check_fields(number: int, step: Step, q: int, where: str) -> None:
+    for name in ("first", "last", "cost"):
+        value = getattr(step, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: {name} must be an integer, got {value!r}")
+    if not 0 <= step.first <= step.last < q:
+        raise ValueError(f"{where}: layers out of range for a chain of {q} layers")
+    if step.kind.is_preaccumulation:
+        if step.first != step.last or step.split is not None:
+            raise ValueError(f"{where}: a preaccumulation covers one layer and has no split")
+        return
+    if isinstance(step.split, bool) or not isinstance(step.split, int):
+        raise ValueError(f"{where}: split must be an integer, got {step.split!r}")
+    if not step.first <= step.split < step.last:
+        raise ValueError(f"{where}: split {step.split} must lie in {step.first}..{step.last - 1}")
+
+
+def check_steps(
+    chain: Chain, steps: Sequence[Step], *, matrix_free: bool = True, tape_limit: int | None = None
+) -> None:
+    """Replay ``steps`` and raise ValueError unless they form a valid plan.
+
+    Each step must use only Jacobians produced (and not yet consumed) by earlier
+    steps, respect ``matrix_free`` and ``tape_limit``, state its exact cost, and
+    the last Jacobian standing must be the whole chain's.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending step and what is wrong with it.
+    """
+    model = CostModel(chain)
+    q = len(chain)
+    alive: set[tuple[int, int]] = set()
+    for number, step in enumerate(steps):
+        if not isinstance(step, Step):
+            raise ValueError(f"step {number}: expected a chainorder.Step, got {type(step).__name__}")
+        where = f"step {number} ({step.kind.value} of layers {step.first}..{step.last})"
+        _check_fields(number, step, q, where)
+        if not matrix_free and step.kind is not StepKind.PRODUCT and not step.kind.is_preaccumulation:
+            raise ValueError(f"{where}: a dense-only plan (matrix_free=False) allows no {step.kind.value}")
+        tape = model.tape(step.kind, step.first, step.last, step.split)
+        if tape_limit is not None and tape > tape_limit:
+            raise ValueError(f"{where}: needs a tape of {tape} edges, over the tape limit {tape_limit}")
+        for operand in step.operands:
+            if operand not in alive:
+                raise ValueError(f"{where}: uses J[{operand[1]}..{operand[0]}] before any step produced it")
+            alive.remove(operand)
+        expected = model.cost(step.kind, step.first, step.last, step.split)
+        if step.cost != expected:
+            raise ValueError(f"{where}: states cost {step.cost}, the cost model gives {expected}")
+        if step.span in alive:
+            raise ValueError(f"{where}: J[{step.last}..{step.first}] is already alive")
+        alive.add(step.span)
+    if alive != {(0, q - 1)}:
+        raise ValueError(
+            f"the steps leave {sorted(alive)} alive; a plan must end with the Jacobian of layers 0..{q - 1} alone"
+        )

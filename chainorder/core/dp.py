@@ -1,0 +1,373 @@
+"""The dynamic program: the least cost of every sub-chain, and whether it is reached in more than one way.
+
+``C[i..j]``, the least cost of ``J[j..i]``, is the minimum of (notation of
+:mod:`chainorder.core.costs`; ``k`` ranges over ``i..j-1``)
+
+* ``i == j``: a tangent or (if ``E_i <= M``) an adjoint preaccumulation;
+* tangent step: ``C[i..k] + n_i (t_{k+1} + ... + t_j)``;
+* adjoint step: ``C[k+1..j] + m_j (a_i + ... + a_k)`` (if ``E_i + ... + E_k <= M``);
+* product: ``C[i..k] (+ or max) C[k+1..j] + m_j m_k n_i``.
+
+Each cell records one cheapest step and whether another (kind, split) reaches
+the same cost; :mod:`chainorder.core.ties` then breaks those ties by peak memory,
+looking only at the sub-chains a cheapest plan can use.
+
+The table is filled by sub-chain length; each length is a handful of numpy
+operations over all its cells at once:
+
+* products need every split: a ``cells x (length - 1)`` array, read as slices of
+  two copies of the table, one indexed by a sub-chain's first layer and one by
+  its last layer (``O(q^3)`` work, vectorized);
+* tangent steps are ``n_i T[j+1] + min_k (C[i..k] - n_i T[k+1])`` with prefix
+  sums ``T``: the inner minimum is a running minimum over ``k`` that grows by one
+  term per length (``O(q^2)`` in all); adjoint steps likewise, running in the
+  other direction; with a tape limit, adjoint steps use a window of at most the
+  longest run of layers that fits on the tape;
+* a tie is flagged when a second split reaches a cell's least cost; a tangent
+  step from ``k`` whose operand ``C[i..k]`` is itself (uniquely) a tangent step
+  from ``k'`` is the same plan as the tangent step from ``k'`` and makes no tie;
+  likewise an adjoint step whose operand is pulled from the best split, which
+  holds less tape at once and replaces it.
+
+Values are exact integers in the dtype :mod:`chainorder.core.numbers` chooses.
+
+This module imports neither jax nor matplotlib.
+
+References
+----------
+Naumann, U. (2008). Optimal Jacobian accumulation is NP-complete. Math. Program. 112.
+"""
+
+from __future__ import annotations
+
+import bisect
+from itertools import accumulate
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .chain import Chain
+from .costs import CostModel, product_cost, propagation_cost
+from .numbers import Numbers
+from .steps import Objective, Step, StepKind
+from .subplans import sub_plan_cost
+from .ties import break_ties
+
+__all__ = ["cheapest_steps", "tape_reach", "CostTable"]
+
+#: Python-integer tables are screened in float64 when every value is below this (far from overflow);
+#: candidates within SCREEN_TOLERANCE (relative) of a cell's float minimum are then compared exactly.
+SCREEN_LIMIT = 1e300
+SCREEN_TOLERANCE = 1e-9
+_ADJOINT_PRE = StepKind.ADJOINT_PREACCUMULATION.code
+_TANGENT_PRE = StepKind.TANGENT_PREACCUMULATION.code
+_TANGENT = StepKind.TANGENT_STEP.code
+_ADJOINT = StepKind.ADJOINT_STEP.code
+_PRODUCT = StepKind.PRODUCT.code
+
+
+def tape_reach(chain: Chain, tape_limit: int | None) -> np.ndarray:
+    """``reach[i]``: how many layers ``i, i+1, ...`` an adjoint can pull through on the tape."""
+    q = len(chain)
+    if tape_limit is None:
+        return np.full(q, q, dtype=np.int64)
+    edges_prefix = [0, *accumulate(chain.edges)]
+    return np.array(
+        [bisect.bisect_right(edges_prefix, edges_prefix[i] + tape_limit) - 1 - i for i in range(q)], dtype=np.int64
+    )
+
+
+class CostTable:
+    """The least cost of every sub-chain, stored twice: ``[first, length]`` and
+    ``[last, length]``, so that every split of a cell lies in one contiguous row;
+    one cheapest ``kind`` (code) and ``split`` per cell, and whether it ``tied``."""
+
+    def __init__(self, chain: Chain, objective: Objective, matrix_free: bool, tape_limit: int | None) -> None:
+        self.q = q = len(chain)
+        self.costs = CostModel.exact(chain)
+        self.numbers = self.costs.numbers
+        self.critical_path = objective is Objective.CRITICAL_PATH
+        self.matrix_free = matrix_free
+        self.tape_limit = tape_limit
+        self.reach = tape_reach(chain, tape_limit)
+        self.cost_by_start = self.numbers.full((q, q + 1))
+        self.cost_by_end = self.numbers.full((q, q + 1))
+        self.kind = np.zeros((q, q + 1), dtype=np.int8)
+        self.split = np.zeros((q, q + 1), dtype=np.int64)
+        self.tied = np.zeros((q, q + 1), dtype=bool)
+        # Python integers: the same table in float64, to screen candidates at numpy speed
+        self.screen = None
+        if not self.numbers.exact_int64 and float(self.numbers.infeasible) < SCREEN_LIMIT:
+            self.screen = CostModel(chain, Numbers(np.float64, np.inf))
+            self.screen_by_start = np.full((q, q + 1), np.inf)
+            self.screen_by_end = np.full((q, q + 1), np.inf)
+
+    def store(self, length: int, cost, kind, split, tied) -> None:
+        cells = len(cost)
+        self.cost_by_start[:cells, length] = cost
+        self.cost_by_end[length - 1 :, length] = cost
+        self.kind[:cells, length] = kind
+        self.split[:cells, length] = split
+        self.tied[:cells, length] = tied
+        if self.screen is not None:
+            self.screen_by_start[:cells, length] = self.screen_by_end[length - 1 :, length] = np.asarray(cost, float)
+
+    def cost(self, first, last):
+        return self.cost_by_start[first, last - first + 1]
+
+    def cost_rows(self, kind: StepKind, cells: np.ndarray, length: int, *, screen: bool = False) -> np.ndarray:
+        """The cost of every split of the given cells for steps of ``kind``: ``(len(cells), length - 1)``;
+        exact, or in float64 with ``screen=True``."""
+        first, last = cells[:, None], cells[:, None] + length - 1
+        split = first + np.arange(length - 1)[None, :]
+        by_start, by_end = (
+            (self.screen_by_start, self.screen_by_end) if screen else (self.cost_by_start, self.cost_by_end)
+        )
+        earlier = by_start[cells, 1:length]  # C[i..i+d]
+        later = by_end[cells + length - 1, length - 1 : 0 : -1]  # C[i+d+1..j]
+        costs = self.screen if screen else self.costs
+        cost = sub_plan_cost(
+            kind, first, last, split, costs=costs, critical_path=self.critical_path, later=later, earlier=earlier
+        )
+        return self._within_tape(kind, first, split, cost, np.inf if screen else self.numbers.infeasible)
+
+    def pair_costs(self, kind: StepKind, first: np.ndarray, last: np.ndarray, split: np.ndarray) -> np.ndarray:
+        """Exact costs of single candidates (arrays of the same length)."""
+        cost = sub_plan_cost(
+            kind,
+            first,
+            last,
+            split,
+            costs=self.costs,
+            critical_path=self.critical_path,
+            later=self.cost(split + 1, last),
+            earlier=self.cost(first, split),
+        )
+        return self._within_tape(kind, first, split, cost, self.numbers.infeasible)
+
+    def _within_tape(self, kind: StepKind, first, split, cost, infeasible):
+        if kind is StepKind.ADJOINT_STEP and self.tape_limit is not None:
+            return np.where(split - first < self.reach[first], cost, infeasible)
+        return cost
+
+    def single_layer_costs(self, layers) -> dict[int, np.ndarray]:
+        """Tangent and adjoint preaccumulation costs of the given layers (adjoint infeasible
+        where the layer's tape is over the limit)."""
+        tangent = self.costs.cost(StepKind.TANGENT_PREACCUMULATION, layers, layers)
+        adjoint = self.costs.cost(StepKind.ADJOINT_PREACCUMULATION, layers, layers)
+        return {
+            _TANGENT_PRE: tangent,
+            _ADJOINT_PRE: np.where(self.reach[layers] >= 1, adjoint, self.numbers.infeasible),
+        }
+
+
+class _CostDP:
+    """One run of the DP: fills a :class:`CostTable` length by length."""
+
+    def __init__(self, table: CostTable) -> None:
+        self.table = table
+        self.q = q = table.q
+        self.costs = table.costs
+        self.numbers = table.numbers
+        self.tangent_best = self.numbers.full(q)  # running minima, see the module docstring
+        self.tangent_arg = np.zeros(q, dtype=np.int64)
+        self.tangent_tie = np.zeros(q, dtype=bool)
+        self.adjoint_best = self.numbers.full(q)
+        self.adjoint_arg = np.zeros(q, dtype=np.int64)
+        self.adjoint_tie = np.zeros(q, dtype=bool)
+        self.buffer = np.empty((q // 2 + 1) * (q - q // 2 + 1), dtype=self.numbers.dtype)  # the products of a length
+
+    def run(self) -> CostTable:
+        self._fill_single_layers()
+        fill = self._fill_length if self.table.screen is None else self._fill_length_screened
+        for length in range(2, self.q + 1):
+            fill(length)
+        return self.table
+
+    def _fill_single_layers(self) -> None:
+        layers = np.arange(self.q)
+        costs = self.table.single_layer_costs(layers)
+        tangent, adjoint = costs[_TANGENT_PRE], costs[_ADJOINT_PRE]
+        use_adjoint = adjoint < tangent
+        self.table.store(
+            1,
+            np.where(use_adjoint, adjoint, tangent),
+            np.where(use_adjoint, _ADJOINT_PRE, _TANGENT_PRE),
+            layers,
+            adjoint == tangent,
+        )
+
+    def _fill_length(self, length: int) -> None:
+        cells = self.q - length + 1
+        first = np.arange(cells)
+        products = self._products(length, cells)
+        least = np.argmin(products, axis=1)
+        best = products_best = products[first, least]
+        products_tied = _second_least_ties(products, least)
+        kind = np.full(cells, _PRODUCT, dtype=np.int8)
+        split = first + least
+        others = []
+        if self.table.matrix_free:
+            others = [(_TANGENT, *self._tangent_steps(length, cells)), (_ADJOINT, *self._adjoint_steps(length, cells))]
+        for code, candidate, arg, _ in others:
+            better = candidate < best
+            best = np.where(better, candidate, best)
+            kind = np.where(better, code, kind)
+            split = np.where(better, arg, split)
+        # how many (kind, split) candidates reach the least cost: more than one is a tie
+        reaching = (products_best == best) * (1 + products_tied)
+        for _, candidate, _, tied in others:
+            reaching += (candidate == best) * (1 + tied)
+        self.table.store(length, best, kind, split, reaching > 1)
+
+    def _fill_length_screened(self, length: int) -> None:
+        """The same for Python integers: every candidate in float64, then exactly those within
+        :data:`SCREEN_TOLERANCE` of each cell's float minimum (float64 errs by a few 1e-16 here)."""
+        table, cells = self.table, self.q - length + 1
+        rows = self._screen_rows(length, cells)
+        threshold = np.min([row.min(axis=1) for row in rows.values()], axis=0) * (1 + SCREEN_TOLERANCE)
+        parts = []
+        for kind, row in rows.items():
+            cell, d = np.nonzero(row <= threshold[:, None])
+            exact = table.pair_costs(kind, cell, cell + length - 1, cell + d)
+            parts.append((cell, np.full(len(cell), kind.code), cell + d, exact))
+        cell, code, split, exact = (np.concatenate(column) for column in zip(*parts))
+        order = np.argsort(cell, kind="stable")
+        cell, code, split, exact = cell[order], code[order], split[order], exact[order]
+        starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+        best = np.minimum.reduceat(exact, starts)
+        reaching = exact == best[np.searchsorted(starts, np.arange(len(cell)), side="right") - 1]
+        count = np.add.reduceat(reaching.astype(np.int64), starts)
+        winners = np.flatnonzero(reaching)
+        pick = winners[np.r_[True, cell[winners][1:] != cell[winners][:-1]]]
+        table.store(length, best, code[pick], split[pick], count > 1)
+
+    # -- candidates of one length ----------------------------------------------------
+    def _products(self, length: int, cells: int, screen: bool = False) -> np.ndarray:
+        """``cells x (length - 1)``: every split's product cost plus its operands' (exact, or float64)."""
+        costs, earlier, later = self._operand_rows(length, cells, screen)
+        m = costs.out_dims
+        inner = sliding_window_view(m, length - 1)[:cells]
+        buffer = None if screen else self.buffer[: cells * (length - 1)].reshape(cells, length - 1)
+        result = product_cost(m[length - 1 :, None], inner, costs.in_dims[:cells, None], out=buffer)
+        if self.table.critical_path:
+            result += np.maximum(earlier, later)
+        else:
+            result += earlier
+            result += later
+        return result
+
+    def _operand_rows(self, length: int, cells: int, screen: bool):
+        """The model and, as views, ``C[i..i+d]`` and ``C[i+d+1..j]`` for every cell and split."""
+        table = self.table
+        by_start, by_end = (
+            (table.screen_by_start, table.screen_by_end) if screen else (table.cost_by_start, table.cost_by_end)
+        )
+        earlier = by_start[:cells, 1:length]
+        later = by_end[length - 1 :, length - 1 : 0 : -1]
+        return (table.screen if screen else self.costs), earlier, later
+
+    def _screen_rows(self, length: int, cells: int) -> dict[StepKind, np.ndarray]:
+        """Every candidate of every cell in float64, by kind (``cells x (length - 1)`` each)."""
+        rows = {StepKind.PRODUCT: self._products(length, cells, screen=True)}
+        if not self.table.matrix_free:
+            return rows
+        costs, earlier, later = self._operand_rows(length, cells, screen=True)
+        tangent, adjoint = costs.tangent_prefix, costs.adjoint_prefix
+        pushed = tangent[length:, None] - sliding_window_view(tangent[1:], length - 1)[:cells]  # t_{k+1} + ... + t_j
+        pulled = sliding_window_view(adjoint[1:], length - 1)[:cells] - adjoint[:cells, None]  # a_i + ... + a_k
+        rows[StepKind.TANGENT_STEP] = earlier + propagation_cost(costs.in_dims[:cells, None], pushed)
+        adjoint_row = later + propagation_cost(costs.out_dims[length - 1 :, None], pulled)
+        if self.table.tape_limit is not None:
+            fits = np.arange(length - 1)[None, :] < self.table.reach[:cells, None]
+            adjoint_row = np.where(fits, adjoint_row, np.inf)
+        rows[StepKind.ADJOINT_STEP] = adjoint_row
+        return rows
+
+    def _tangent_steps(self, length: int, cells: int):
+        """Best tangent step per cell, its split, and whether another split ties."""
+        n, prefix = self.costs.in_dims[:cells], self.costs.tangent_prefix
+        # the new split is k = j - 1: C[i..k] - n_i T[k+1]
+        term = self.table.cost_by_start[:cells, length - 1] - propagation_cost(n, prefix[length - 1 : self.q])
+        best, arg, tie = self.tangent_best[:cells], self.tangent_arg[:cells], self.tangent_tie[:cells]
+        # C[i..k] pushed from k' gives term_k == term_k' and the same peak: the same plan, no new tie
+        composed = (self.table.kind[:cells, length - 1] == _TANGENT) & ~self.table.tied[:cells, length - 1]
+        tie[:] = np.where(term < best, False, tie | ((term == best) & ~composed))
+        arg[:] = np.where(term < best, np.arange(cells) + length - 2, arg)
+        best[:] = np.minimum(term, best)
+        return best + propagation_cost(n, prefix[length:]), arg, tie
+
+    def _adjoint_steps(self, length: int, cells: int):
+        """Best adjoint step per cell, its split, and how many other splits tie."""
+        if self.table.tape_limit is not None:
+            return self._adjoint_steps_within_tape(length, cells)
+        m, prefix = self.costs.out_dims[length - 1 :], self.costs.adjoint_prefix
+        # the new split is k = i: C[i+1..j] + m_j A[i+1]
+        term = self.table.cost_by_end[length - 1 :, length - 1] + propagation_cost(m, prefix[1 : cells + 1])
+        best, arg, tie = self.adjoint_best[length - 1 :], self.adjoint_arg[length - 1 :], self.adjoint_tie[length - 1 :]
+        # C[i+1..j] pulled from the best split k' gives term_i == term_k'; pulling in two steps holds
+        # less tape at once, so its peak is no larger: it replaces k' without making a tie
+        operand = slice(1, cells + 1), length - 1  # C[i+1..j]
+        composed = (
+            (self.table.kind[operand] == _ADJOINT) & ~self.table.tied[operand] & (self.table.split[operand] == arg)
+        )
+        tie[:] = np.where(term < best, False, tie | ((term == best) & ~composed))
+        arg[:] = np.where((term < best) | ((term == best) & composed), np.arange(cells), arg)
+        best[:] = np.minimum(term, best)
+        return best - propagation_cost(m, prefix[:cells]), arg, tie
+
+    def _adjoint_steps_within_tape(self, length: int, cells: int):
+        width = min(length - 1, int(self.table.reach.max()))
+        first = np.arange(cells)
+        if width == 0:
+            return self.numbers.full(cells), first, np.zeros(cells, dtype=bool)
+        m, prefix = self.costs.out_dims[length - 1 :, None], self.costs.adjoint_prefix
+        later = self.table.cost_by_end[length - 1 :, length - 1 : length - 1 - width : -1]  # C[i+d+1..j]
+        pulled = sliding_window_view(prefix[1:], width)[:cells] - prefix[:cells, None]
+        options = later + propagation_cost(m, pulled)
+        options = np.where(np.arange(width)[None, :] < self.table.reach[:cells, None], options, self.numbers.infeasible)
+        d = np.argmin(options, axis=1)
+        best = options[first, d]
+        return best, first + d, self._window_ties(length, options == best[:, None])
+
+    def _window_ties(self, length: int, reaching: np.ndarray) -> np.ndarray:
+        """Whether two splits of a cell reach its least adjoint cost, not counting a split k'
+        that a reaching split k < k' only composes (C[k+1..j] pulled from k': no less peak)."""
+        cell, d = np.nonzero(reaching)
+        operand = cell + d + 1, length - d - 1  # C[i+d+1..j] by start and length
+        other = self.table.split[operand] - cell  # the split k' - i it was pulled from
+        composed = (self.table.kind[operand] == _ADJOINT) & ~self.table.tied[operand] & (other < reaching.shape[1])
+        dominated = np.zeros_like(reaching)
+        dominated[cell[composed], other[composed]] = True
+        return (reaching & ~dominated).sum(axis=1) > 1
+
+
+def _second_least_ties(products: np.ndarray, least: np.ndarray) -> np.ndarray:
+    """Whether a second split of each row reaches the row's least product cost."""
+    rows = np.arange(len(products))
+    value = products[rows, least]
+    if products.shape[1] == 1:
+        return np.zeros(len(products), dtype=bool)
+    products[rows, least] = np.iinfo(np.int64).max if products.dtype == np.int64 else value + 1
+    second = products.min(axis=1)
+    products[rows, least] = value
+    return second == value
+
+
+def cheapest_steps(
+    chain: Chain, objective: Objective = Objective.FMA, *, matrix_free: bool = True, tape_limit: int | None = None
+) -> list[Step]:
+    """The steps of a plan of least cost and, among those, least peak memory (children first).
+
+    Exact for ``objective="fma"``. With ``"critical_path"`` a cost tie can hide an
+    operand that is cheaper in memory but not in cost on the shorter side, which
+    this DP does not see; :func:`chainorder.optimize` handles that objective
+    exactly through the Pareto DP on chains of up to
+    :data:`chainorder.core.optimize.EXACT_CRITICAL_PATH_LAYERS` layers.
+
+    >>> steps = cheapest_steps(Chain.from_dims([784, 256, 32, 256, 784]))
+    >>> sum(step.cost for step in steps)
+    33038336
+    """
+    table = _CostDP(CostTable(chain, Objective(objective), matrix_free, tape_limit)).run()
+    return break_ties(table)

@@ -1,0 +1,194 @@
+"""The memory model: peak memory of executing a plan, in array elements.
+
+What a step holds while it runs (its *workspace*; notation of
+:mod:`chainorder.core.costs`, ``|J[j..i]| = m_j * n_i``, ``w_l = n_l + m_l``):
+
+==========================================  ===================================================
+step                                        workspace (elements)
+==========================================  ===================================================
+tangent preaccumulation of layer i          ``n_i * w_i``: the identity seed and the
+                                            ``n_i`` tangents through the layer
+tangent step through layers k+1..j          ``n_i * max_l w_l`` over those layers: the
+                                            ``n_i`` tangents entering and leaving one layer
+adjoint preaccumulation of layer i          ``m_i * w_i + E_i``: seed, cotangents, tape
+adjoint step through layers i..k            ``m_j * max_l w_l + E_i + ... + E_k``:
+                                            cotangents plus the tape of the layers pulled through
+product ``J[j..k+1] @ J[k..i]``             ``m_j m_k + m_k n_i + m_j n_i``: operands and result
+==========================================  ===================================================
+
+(:func:`propagation_workspace` and :func:`product_workspace`.) While a step runs,
+every Jacobian produced earlier and not yet consumed stays alive; the peak is the
+maximum over the steps of (alive Jacobians + workspace), plus the primal values
+``n_0 + m_0 + ... + m_{q-1}`` that every plan keeps (the executor runs the primal
+pass once and keeps its intermediates).
+
+The order of a product's two operands matters: computing ``A`` first keeps ``|A|``
+alive while ``B`` is computed. For a sub-plan whose operands peak at ``peak(A)`` and
+``peak(B)``, the peak is ``min(max(peak(A), |A| + peak(B)), max(peak(B), |B| + peak(A)))``
+(and at least the product's workspace): Sethi and Ullman's rule,
+:func:`operand_peaks`, written here once and used by the optimizers, which
+therefore know every sub-plan's peak, and by :func:`order_for_memory`.
+
+This module imports neither jax nor matplotlib.
+
+References
+----------
+Sethi, R., Ullman, J. D. (1970). The generation of optimal code for arithmetic
+expressions. J. ACM 17(4), 715-728.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .chain import Chain
+from .costs import CostModel
+from .numbers import Numbers, RangeMax
+from .steps import Step, StepKind
+from .tree import post_order
+
+__all__ = [
+    "MemoryModel",
+    "peak_memory",
+    "order_for_memory",
+    "operand_peaks",
+    "propagation_workspace",
+    "product_workspace",
+]
+
+
+def _maximum(a, b):
+    return np.maximum(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else max(a, b)
+
+
+def _minimum(a, b):
+    return np.minimum(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else min(a, b)
+
+
+def propagation_workspace(seeds, widest, tape):
+    """Elements a tangent/adjoint kind holds: ``seeds`` vectors entering and leaving
+    the widest layer it goes through, plus the tape it records (0 for tangents)."""
+    return seeds * widest + tape
+
+
+def product_workspace(rows, inner, columns):
+    """Elements of a product: both operands and the result."""
+    return rows * inner + inner * columns + rows * columns
+
+
+def operand_peaks(peak_later, size_later, peak_earlier, size_earlier):
+    """Sethi-Ullman: the peak of computing the later operand first, and of the earlier first.
+
+    ``later`` is ``J[j..k+1]``, ``earlier`` is ``J[k..i]``; each operand's result
+    stays alive while the other is computed. Scalars or numpy arrays. The
+    product's peak is ``max(min(both), its workspace)``; on a tie the later
+    operand goes first.
+
+    >>> operand_peaks(10, 4, 7, 5)   # later first: max(10, 4 + 7); earlier first: max(7, 5 + 10)
+    (11, 15)
+    """
+    later_first = _maximum(peak_later, size_later + peak_earlier)
+    earlier_first = _maximum(peak_earlier, size_earlier + peak_later)
+    return later_first, earlier_first
+
+
+def product_peak(peak_later, size_later, peak_earlier, size_earlier, workspace):
+    """Least peak of a product over both operand orders (:func:`operand_peaks`)."""
+    later_first, earlier_first = operand_peaks(peak_later, size_later, peak_earlier, size_earlier)
+    return _maximum(_minimum(later_first, earlier_first), workspace)
+
+
+class MemoryModel:
+    """Exact integer workspace sizes of every step on a chain.
+
+    Parameters
+    ----------
+    chain : Chain
+    costs : CostModel, optional
+        Whose arrays (and so dtype) to use; Python integers by default. Every
+        method takes scalar indices or numpy index arrays.
+
+    Examples
+    --------
+    >>> model = MemoryModel(Chain.from_dims([4, 3, 2]))
+    >>> model.primal
+    9
+    >>> model.workspace("product", 0, 1, 0)  # 2x3 @ 3x4 -> 2x4
+    26
+    """
+
+    def __init__(self, chain: Chain, costs: CostModel | None = None) -> None:
+        self.chain = chain
+        self.costs = costs or CostModel(chain)
+        self.primal = sum(chain.dims)
+        self.widest = RangeMax(self.costs.in_dims + self.costs.out_dims)
+
+    @property
+    def numbers(self) -> Numbers:
+        return self.costs.numbers
+
+    def result_size(self, first, last):
+        return self.costs.result_size(first, last)
+
+    def workspace(self, kind: StepKind | str, first, last, split=None):
+        """Elements a step holds while it runs (operands and result included)."""
+        kind = StepKind(kind)
+        n, m = self.costs.in_dims, self.costs.out_dims
+        through = kind.through(first, last, split)
+        if through is None:
+            return product_workspace(m[last], m[split], n[first])
+        tape = self.costs.tape(kind, first, last, split)
+        seeds = self.costs.seeds(kind.direction, first, last)
+        return propagation_workspace(seeds, self.widest(*through), tape)
+
+    def step_peak(self, step: Step, operand_peak: dict[tuple[int, int], int]) -> tuple[int, bool]:
+        """The peak of the sub-plan ending with ``step`` given its operands' sub-plan
+        peaks, and whether its later operand goes first."""
+        workspace = self.workspace(step.kind, step.first, step.last, step.split)
+        operands = step.operands
+        if len(operands) == 2:
+            later, earlier = operands
+            later_first, earlier_first = operand_peaks(
+                operand_peak[later], self.result_size(*later), operand_peak[earlier], self.result_size(*earlier)
+            )
+            return max(min(later_first, earlier_first), workspace), later_first <= earlier_first
+        if operands:
+            return max(operand_peak[operands[0]], workspace), True
+        return workspace, True
+
+
+def peak_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | None = None) -> int:
+    """Peak elements alive when ``steps`` run in their order (see the module's model).
+
+    >>> from chainorder.core.optimize import optimize
+    >>> peak_memory(Chain.from_dims([4, 3, 2]), optimize(Chain.from_dims([4, 3, 2]), "forward").steps)
+    37
+    """
+    model = model or MemoryModel(chain)
+    alive = 0
+    peak = 0
+    for step in steps:
+        operands = sum(model.result_size(*operand) for operand in step.operands)
+        workspace = model.workspace(step.kind, step.first, step.last, step.split)
+        peak = max(peak, alive - operands + workspace)
+        alive += model.result_size(step.first, step.last) - operands
+    return peak + model.primal
+
+
+def order_for_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | None = None) -> list[Step]:
+    """The same steps in the post-order of least peak memory (Sethi-Ullman at products)."""
+    model = model or MemoryModel(chain)
+    producer = {step.span: step for step in steps}
+    peak: dict[tuple[int, int], int] = {}
+    later_first: dict[tuple[int, int], bool] = {}
+    for step in steps:  # children come before parents in any valid plan
+        peak[step.span], later_first[step.span] = model.step_peak(step, peak)
+
+    def children(span: tuple[int, int]) -> tuple[tuple[int, int], ...]:
+        operands = producer[span].operands
+        return operands if later_first[span] else operands[::-1]
+
+    return [producer[span] for span in post_order((0, len(chain) - 1), children)]
+

@@ -1,0 +1,268 @@
+"""Choosing a plan: the cheapest one (ties broken by peak memory, then by the pure modes),
+the cheapest one within a memory limit, the pure modes, and the Pareto front.
+
+This module imports neither jax nor matplotlib.
+"""
+
+from __future__ import annotations
+
+from .chain import Chain
+from .checks import Options, check_options
+from .costs import CostModel
+from .dp import cheapest_steps
+from .memory import MemoryModel, order_for_memory, peak_memory
+from .pareto import pareto_steps
+from .plan import Plan
+from .steps import Objective, Step, StepKind
+
+__all__ = ["optimize", "pareto", "forward_steps", "reverse_steps", "EXACT_CRITICAL_PATH_LAYERS"]
+
+#: Up to this many layers, ``objective="critical_path"`` breaks cost ties by memory
+#: exactly, through the Pareto DP; beyond, through the faster lexicographic DP
+#: (exact in cost; see :mod:`chainorder.core.dp`).
+EXACT_CRITICAL_PATH_LAYERS = 40
+
+
+def optimize(
+    chain: Chain,
+    strategy: str = "optimal",
+    *,
+    objective: str | Objective | None = None,
+    matrix_free: bool = True,
+    tape_limit: int | None = None,
+    parallel: bool | None = None,
+    memory_limit: int | None = None,
+) -> Plan:
+    """Find the cheapest plan to accumulate ``chain``'s Jacobian.
+
+    Among plans of least cost the one of least peak memory is returned, and
+    among those a pure mode (which then runs as ``jax.jacfwd``/``jax.jacrev``).
+
+    Parameters
+    ----------
+    chain : Chain
+    strategy : {"optimal", "forward", "reverse"}
+        ``"optimal"`` searches every bracketing and every choice of tangent
+        steps, adjoint steps and dense products; ``"forward"`` is pure tangent
+        mode (``jax.jacfwd``), ``"reverse"`` pure adjoint mode (``jax.jacrev``).
+    objective : {"fma", "critical_path"}, optional
+        What ``cost`` measures (see :class:`Objective`): total FMAs (default) or
+        FMAs on the critical path with unlimited threads.
+    matrix_free : bool
+        ``False`` allows only preaccumulation of single layers and dense
+        products (the classic matrix-chain problem).
+    tape_limit : int or None
+        The largest tape (sum of ``edges``) any adjoint may hold; ``None`` for
+        no limit.
+    parallel : bool, optional
+        Alias: ``True`` is ``objective="critical_path"``.
+    memory_limit : int or None
+        The largest peak memory, in elements (see :mod:`chainorder.core.memory`),
+        the plan may reach; the cheapest plan that fits is returned.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad options, or when no plan fits ``memory_limit`` (the message
+        gives the least achievable peak).
+
+    See Also
+    --------
+    pareto : every plan that is best in cost for its memory.
+    chainorder.jacobian : trace a JAX function, optimize and execute.
+
+    References
+    ----------
+    Naumann, U. (2008). Optimal Jacobian accumulation is NP-complete. Math.
+    Program. 112, 427-441 (the Jacobian chain product). Lieberum, S., Märtens,
+    M., Naumann, U. (2025). Scheduled Jacobian Chaining. ACDA'25.
+
+    Examples
+    --------
+    >>> from chainorder import Chain
+    >>> plan = optimize(Chain.from_dims([784, 256, 32, 256, 784]))
+    >>> plan.forward_cost, plan.reverse_cost, plan.cost
+    (327548928, 327548928, 33038336)
+    >>> [step.kind.value for step in plan.steps]
+    ['adjoint_preaccumulation', 'adjoint_step', 'tangent_preaccumulation', 'tangent_step', 'product']
+    >>> chain = Chain.from_dims([64, 512, 1024, 128, 16, 512, 256, 8])
+    >>> optimize(chain).cost
+    6651904
+    >>> limited = optimize(chain, memory_limit=150_000)
+    >>> limited.peak_memory, limited.cost
+    (142808, 38371328)
+    """
+    options = check_options(
+        chain,
+        strategy,
+        objective=objective,
+        matrix_free=matrix_free,
+        tape_limit=tape_limit,
+        parallel=parallel,
+        memory_limit=memory_limit,
+    )
+    if strategy == "optimal":
+        steps = _optimal_steps(chain, options)
+    else:
+        steps = _pure_steps_within(chain, options)
+    return _plan(chain, steps, options)
+
+
+def pareto(
+    chain: Chain,
+    *,
+    objective: str | Objective | None = None,
+    matrix_free: bool = True,
+    tape_limit: int | None = None,
+    parallel: bool | None = None,
+) -> list[Plan]:
+    """Every Pareto-optimal plan: peak memory going up, cost going down.
+
+    The first plan needs the least memory of all plans; the last is a
+    cost-optimal plan of least memory. No plan of the list is beaten in both
+    cost and memory by any plan.
+
+    See Also
+    --------
+    optimize : with ``memory_limit``, the cheapest plan within a budget.
+
+    Examples
+    --------
+    >>> from chainorder import Chain
+    >>> front = pareto(Chain.from_dims([64, 512, 1024, 128, 16, 512, 256, 8]))
+    >>> [(plan.peak_memory, plan.cost) for plan in front]
+    [(100824, 46383104), (139736, 45252608), (142808, 38371328), (539096, 6651904)]
+    """
+    options = check_options(
+        chain, objective=objective, matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel
+    )
+    return [_plan(chain, steps, options) for _, _, steps in _front(chain, options)]
+
+
+def _plan(chain: Chain, steps: list[Step], options: Options) -> Plan:
+    return Plan(
+        chain,
+        steps,
+        strategy=options.strategy,
+        objective=options.objective,
+        matrix_free=options.matrix_free,
+        tape_limit=options.tape_limit,
+        memory_limit=options.memory_limit,
+    )
+
+
+def _front(chain: Chain, options: Options, memory_limit: int | None = None) -> list:
+    return pareto_steps(
+        chain,
+        objective=options.objective,
+        matrix_free=options.matrix_free,
+        tape_limit=options.tape_limit,
+        memory_limit=memory_limit,
+    )
+
+
+def _optimal_steps(chain: Chain, options: Options) -> list[Step]:
+    memory = MemoryModel(chain)
+    if options.objective is Objective.CRITICAL_PATH and len(chain) <= EXACT_CRITICAL_PATH_LAYERS:
+        steps = _front(chain, options)[-1][2]
+    else:
+        steps = order_for_memory(
+            chain,
+            cheapest_steps(chain, options.objective, matrix_free=options.matrix_free, tape_limit=options.tape_limit),
+            memory,
+        )
+    if options.memory_limit is not None and peak_memory(chain, steps, memory) > options.memory_limit:
+        steps = _cheapest_within(chain, options)
+    if options.matrix_free:
+        steps = _prefer_pure_mode(chain, steps, options, memory)
+    return steps
+
+
+def _cheapest_within(chain: Chain, options: Options) -> list[Step]:
+    plans = _front(chain, options, options.memory_limit)
+    if not plans:
+        least = _front(chain, options)[0][1]
+        raise ValueError(
+            f"no plan fits memory_limit {options.memory_limit:,} elements; the least achievable peak "
+            f"memory is {least:,} elements"
+        )
+    return plans[-1][2]
+
+
+def _prefer_pure_mode(chain: Chain, steps: list[Step], options: Options, memory: MemoryModel) -> list[Step]:
+    """On a tie in cost and memory with pure forward or reverse mode, take the pure
+    mode: it runs as ``jax.jacfwd``/``jax.jacrev`` with no bookkeeping."""
+    key = (Plan.cost_of(steps, options.objective), peak_memory(chain, steps, memory))
+    candidates = [forward_steps(chain)]
+    if options.tape_limit is None or max(chain.edges) <= options.tape_limit:  # type: ignore[type-var]
+        candidates.append(reverse_steps(chain, options.tape_limit))
+    for pure in candidates:
+        pure_key = (Plan.cost_of(pure, options.objective), peak_memory(chain, pure, memory))
+        fits = options.memory_limit is None or pure_key[1] <= options.memory_limit
+        if fits and pure_key <= key:
+            return pure
+    return steps
+
+
+def _pure_steps_within(chain: Chain, options: Options) -> list[Step]:
+    if not options.matrix_free:
+        raise ValueError(
+            f"strategy={options.strategy!r} is a matrix-free mode; matrix_free=False allows only strategy='optimal'"
+        )
+    steps = forward_steps(chain) if options.strategy == "forward" else reverse_steps(chain, options.tape_limit)
+    peak = peak_memory(chain, steps)
+    if options.memory_limit is not None and peak > options.memory_limit:
+        raise ValueError(
+            f"strategy={options.strategy!r} needs a peak of {peak:,} elements, "
+            f"over memory_limit {options.memory_limit:,}"
+        )
+    return steps
+
+
+def _step(model: CostModel, kind: StepKind, first: int, last: int, split: int | None) -> Step:
+    return Step(kind, first, last, split, model.cost(kind, first, last, split))
+
+
+def forward_steps(chain: Chain) -> list[Step]:
+    """Pure tangent mode (``jax.jacfwd``): preaccumulate layer 0, push through the rest.
+
+    >>> [step.kind.value for step in forward_steps(Chain.from_dims([3, 4, 5]))]
+    ['tangent_preaccumulation', 'tangent_step']
+    """
+    model, q = CostModel(chain), len(chain)
+    steps = [_step(model, StepKind.TANGENT_PREACCUMULATION, 0, 0, None)]
+    if q > 1:
+        steps.append(_step(model, StepKind.TANGENT_STEP, 0, q - 1, 0))
+    return steps
+
+
+def reverse_steps(chain: Chain, tape_limit: int | None = None) -> list[Step]:
+    """Pure adjoint mode (``jax.jacrev``); under a tape limit the adjoint is split
+    into pieces that each fit on the tape (the cost is the same).
+
+    Raises
+    ------
+    ValueError
+        When a single layer's tape is over the limit.
+    """
+    model, q = CostModel(chain), len(chain)
+    if tape_limit is not None:
+        for index, layer in enumerate(chain):
+            if layer.edges > tape_limit:  # type: ignore[operator]
+                raise ValueError(
+                    f"strategy='reverse' is impossible: layer {index} needs a tape of "
+                    f"{layer.edges} edges, over the tape limit {tape_limit}"
+                )
+    steps = [_step(model, StepKind.ADJOINT_PREACCUMULATION, q - 1, q - 1, None)]
+    end = q - 2  # pull back through layers start..end
+    while end >= 0:
+        start = end
+        while start > 0 and (tape_limit is None or model.edges(start - 1, end) <= tape_limit):
+            start -= 1
+        steps.append(_step(model, StepKind.ADJOINT_STEP, start, q - 1, end))
+        end = start - 1
+    return steps

@@ -1,0 +1,336 @@
+"""Plans: an immutable value, an ordered list of steps that accumulates a chain's Jacobian.
+
+A :class:`Plan` is what :func:`chainorder.optimize` returns. Its steps are in
+execution order (every step's operands are produced by earlier steps). Plans
+are values: immutable, equal when their chain, steps and objective are equal,
+hashable, serializable to JSON and back, and can be handed back to
+``chainorder.jacobian(f, plan=...)``. ``print(plan)`` shows a table in the spirit
+of opt_einsum's ``PathInfo``.
+
+This module imports neither jax nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .chain import Chain
+from .checks import check_options, check_steps
+from .costs import CostModel
+from .engine import backend
+from .memory import peak_memory
+from .report import bracketing, plan_table
+from .steps import Objective, Step
+
+__all__ = ["Plan", "JSON_VERSION"]
+
+JSON_VERSION = 1
+_JSON_STEP_KEYS = {"kind", "first", "last", "split", "cost"}
+_LAYER_FIELDS = ("in_dim", "out_dim", "edges", "tangent_cost", "adjoint_cost")
+
+
+def critical_path(steps: Sequence[Step]) -> int:
+    """Finish time of the last step when independent operands run in parallel."""
+    finish: dict[tuple[int, int], int] = {}
+    for step in steps:
+        start = max((finish.pop(operand) for operand in step.operands), default=0)
+        finish[step.span] = start + step.cost
+    return max(finish.values())
+
+
+class Plan:
+    """A way to accumulate the Jacobian of a chain, with its exact cost: an immutable value.
+
+    Parameters
+    ----------
+    chain : Chain
+    steps : sequence of Step
+        In execution order; checked (operands alive, exact costs, options).
+    strategy : {"optimal", "forward", "reverse"}
+    objective : {"fma", "critical_path"}, optional
+    matrix_free : bool
+    tape_limit, memory_limit : int or None
+    parallel : bool, optional
+        Alias of ``objective="critical_path"``.
+
+    Attributes
+    ----------
+    cost : int
+        FMAs: the sum of the steps' (``objective="fma"``) or the critical path
+        with unlimited threads (``"critical_path"``).
+    work : int
+        The sum of the steps' FMAs, whatever the objective.
+    forward_cost, reverse_cost : int
+        Pure tangent and pure adjoint mode on the same chain.
+    peak_memory : int
+        Elements alive at the peak of executing the steps in order (see
+        :mod:`chainorder.core.memory`).
+
+    Raises
+    ------
+    ValueError
+        When the steps do not form a valid plan, or the plan peaks over ``memory_limit``.
+
+    Examples
+    --------
+    >>> from chainorder import Chain, optimize
+    >>> chain = Chain.from_dims([784, 256, 32, 256, 784])
+    >>> plan = optimize(chain)
+    >>> plan == Plan.from_json(plan.to_json(), chain), plan.mode
+    (True, 'mixed')
+    >>> plan.bracketing
+    '(t(2) >> t(3..3)) @ (a(0..0) << a(1))'
+    """
+
+    __slots__ = (
+        "chain",
+        "steps",
+        "strategy",
+        "objective",
+        "matrix_free",
+        "tape_limit",
+        "memory_limit",
+        "peak_memory",
+        "forward_cost",
+        "reverse_cost",
+        "work",
+        "critical_path",
+        "cost",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        chain: Chain,
+        steps: Sequence[Step],
+        *,
+        strategy: str = "optimal",
+        objective: str | Objective | None = None,
+        matrix_free: bool = True,
+        tape_limit: int | None = None,
+        parallel: bool | None = None,
+        memory_limit: int | None = None,
+    ) -> None:
+        options = check_options(
+            chain,
+            strategy,
+            objective=objective,
+            matrix_free=matrix_free,
+            tape_limit=tape_limit,
+            parallel=parallel,
+            memory_limit=memory_limit,
+        )
+        if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
+            raise TypeError(f"steps must be a sequence of chainorder.Step, got {type(steps).__name__}")
+        steps = tuple(steps)
+        check_steps(chain, steps, matrix_free=options.matrix_free, tape_limit=options.tape_limit)
+        peak = peak_memory(chain, steps)
+        if options.memory_limit is not None and peak > options.memory_limit:
+            raise ValueError(f"the plan's peak memory {peak:,} elements is over memory_limit {options.memory_limit:,}")
+        model = CostModel(chain)
+        values = dict(
+            chain=chain,
+            steps=steps,
+            strategy=options.strategy,
+            objective=options.objective,
+            matrix_free=options.matrix_free,
+            tape_limit=options.tape_limit,
+            memory_limit=options.memory_limit,
+            peak_memory=peak,
+            forward_cost=model.forward_cost,
+            reverse_cost=model.reverse_cost,
+            work=sum(step.cost for step in steps),
+            critical_path=critical_path(steps),
+        )
+        values["cost"] = self.cost_of(steps, options.objective)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def cost_of(steps: Sequence[Step], objective: Objective | str) -> int:
+        """The cost of ``steps`` under ``objective``: total FMAs or the critical path."""
+        if Objective(objective) is Objective.CRITICAL_PATH:
+            return critical_path(steps)
+        return sum(step.cost for step in steps)
+
+    # -- a value -------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a Plan is immutable; cannot set {name!r} (make a new Plan)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Plan is immutable; cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return (self.chain, self.steps, self.objective) == (other.chain, other.steps, other.objective)
+
+    def __hash__(self) -> int:
+        return hash((self.chain, self.steps, self.objective))
+
+    def __reduce__(self):
+        return (_from_dict, (self.to_dict(), self.chain))
+
+    # -- derived -------------------------------------------------------------------
+    @property
+    def parallel(self) -> bool:
+        """Whether ``cost`` is the critical path with unlimited threads."""
+        return self.objective is Objective.CRITICAL_PATH
+
+    @property
+    def speedup(self) -> float:
+        """How many times cheaper than the better pure mode (jacfwd or jacrev)."""
+        best = min(self.forward_cost, self.reverse_cost)
+        if self.cost == 0:
+            return 1.0 if best == 0 else math.inf
+        try:
+            return best / self.cost
+        except OverflowError:
+            return math.inf
+
+    @property
+    def mode(self) -> str:
+        """``"forward"``, ``"reverse"`` or ``"mixed"``: what the steps amount to."""
+        directions = {step.kind.direction for step in self.steps}
+        last = len(self.chain) - 1
+        if directions == {"tangent"} and all(step.first == 0 for step in self.steps):
+            return "forward"
+        if directions == {"adjoint"} and all(step.last == last for step in self.steps):
+            return "reverse"
+        return "mixed"
+
+    @property
+    def bracketing(self) -> str:
+        """The plan as one expression (see :func:`chainorder.core.report.bracketing`)."""
+        return bracketing(self.steps)
+
+    # -- execution (needs jax, through chainorder.core.engine) ----------------------
+    def jacobian(self, x: Any) -> Any:
+        """The chain's Jacobian at ``x``, computed with this plan (needs jax).
+
+        Equal to ``jax.jacobian(plan.chain)(x)`` in value, shape and dtype;
+        composes with ``jax.jit`` and ``jax.vmap``.
+        """
+        return backend().plan_jacobian(self, x)
+
+    def validate(self, x: Any) -> dict[str, Any]:
+        """Compare :meth:`jacobian` with ``jax.jacobian``: max abs and rel error (needs jax)."""
+        return backend().validate_plan(self, x)
+
+    # -- printing ------------------------------------------------------------------
+    def __str__(self) -> str:
+        return plan_table(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Plan {self.strategy} {self.mode} cost={self.cost} forward={self.forward_cost} "
+            f"reverse={self.reverse_cost} steps={len(self.steps)}>"
+        )
+
+    # -- JSON ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": JSON_VERSION,
+            "dims": list(self.chain.dims),
+            "layers": self.chain.fingerprint(),
+            "strategy": self.strategy,
+            "objective": self.objective.value,
+            "matrix_free": self.matrix_free,
+            "tape_limit": self.tape_limit,
+            "parallel": self.parallel,
+            "memory_limit": self.memory_limit,
+            "peak_memory": self.peak_memory,
+            "forward": self.forward_cost,
+            "reverse": self.reverse_cost,
+            "optimal": self.cost,
+            "speedup": self.speedup if math.isfinite(self.speedup) else None,
+            "bracketing": self.bracketing,
+            "steps": [step.to_dict() for step in self.steps],
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The plan as JSON text (integers stay exact); see :meth:`from_json`."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, chain: Chain) -> Plan:
+        """Read a plan written by :meth:`to_json` for ``chain``.
+
+        Raises
+        ------
+        TypeError
+            When ``chain`` is not a Chain.
+        ValueError
+            If the text is not such a plan, belongs to another chain, or its
+            steps do not form a valid plan with the stated costs.
+        """
+        if not isinstance(chain, Chain):
+            raise TypeError(f"from_json needs the plan's Chain, got {type(chain).__name__}")
+        return _from_dict(_json_object(text), chain)
+
+
+def _json_object(text: str | bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except (TypeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"plan JSON is malformed: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"plan JSON must be an object, got {type(data).__name__}")
+    if data.get("version") != JSON_VERSION:
+        raise ValueError(f"plan JSON version {data.get('version')!r} is not {JSON_VERSION}")
+    missing = [key for key in ("layers", "steps", "strategy") if key not in data]
+    if missing:
+        raise ValueError(f"plan JSON lacks {', '.join(missing)}")
+    return data
+
+
+def _check_same_chain(layers: Any, chain: Chain) -> None:
+    expected = chain.fingerprint()
+    if not isinstance(layers, list) or len(layers) != len(expected):
+        count = len(layers) if isinstance(layers, list) else layers
+        raise ValueError(f"plan JSON belongs to another chain: it has {count} layers, this chain {len(expected)}")
+    for index, (theirs, ours) in enumerate(zip(layers, expected)):
+        if theirs != ours:
+            values = theirs if isinstance(theirs, list) else [theirs] * len(_LAYER_FIELDS)
+            diffs = ", ".join(f"{name} {a} vs {b}" for name, a, b in zip(_LAYER_FIELDS, values, ours) if a != b)
+            raise ValueError(f"plan JSON belongs to another chain: layer {index} differs ({diffs})")
+
+
+def _json_steps(items: Any) -> list[Step]:
+    if not isinstance(items, list):
+        raise ValueError(f"plan JSON steps must be a list, got {type(items).__name__}")
+    steps = []
+    for number, item in enumerate(items):
+        if not isinstance(item, dict) or not _JSON_STEP_KEYS <= set(item):
+            raise ValueError(f"plan JSON step {number} must have kind, first, last, split and cost")
+        try:
+            steps.append(Step(item["kind"], item["first"], item["last"], item["split"], item["cost"]))
+        except ValueError as error:
+            raise ValueError(f"plan JSON step {number}: {error}") from None
+    return steps
+
+
+def _from_dict(data: dict[str, Any], chain: Chain) -> Plan:
+    _check_same_chain(data["layers"], chain)
+    objective = data.get("objective")
+    if objective is None:  # written before objectives had names
+        objective = Objective.CRITICAL_PATH if data.get("parallel") else Objective.FMA
+    try:
+        plan = Plan(
+            chain,
+            _json_steps(data["steps"]),
+            strategy=data["strategy"],
+            objective=objective,
+            matrix_free=data.get("matrix_free", True),
+            tape_limit=data.get("tape_limit"),
+            memory_limit=data.get("memory_limit"),
+        )
+    except TypeError as error:
+        raise ValueError(f"plan JSON: {error}") from None
+    if "optimal" in data and data["optimal"] != plan.cost:
+        raise ValueError(f"plan JSON states cost {data['optimal']}, its steps cost {plan.cost}")
+    return plan
+

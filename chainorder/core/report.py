@@ -1,0 +1,117 @@
+"""How a plan reads: the table ``print(plan)`` shows, and the plan as one bracketed expression.
+
+This module imports neither jax nor matplotlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from .steps import Objective, Step, StepKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plan import Plan
+
+__all__ = ["plan_table", "bracketing", "ratio_text"]
+
+
+def bracketing(steps: Sequence[Step]) -> str:
+    """The plan as one expression: ``t(i)``/``a(i)`` preaccumulate layer i in tangent/adjoint
+    mode, ``X >> t(k+1..j)`` pushes X's columns through layers k+1..j, ``a(i..k) << X``
+    pulls X's rows back through layers i..k, and ``X @ Y`` is a dense product.
+
+    >>> from chainorder import Chain, optimize
+    >>> bracketing(optimize(Chain.from_dims([784, 256, 32, 256, 784])).steps)
+    '(t(2) >> t(3..3)) @ (a(0..0) << a(1))'
+    """
+    made: dict[tuple[int, int], str] = {}
+    for step in steps:
+        operands = [made.pop(operand) for operand in step.operands]
+        kind, through = step.kind, step.layers_applied
+        if kind is StepKind.TANGENT_PREACCUMULATION:
+            text = f"t({step.first})"
+        elif kind is StepKind.ADJOINT_PREACCUMULATION:
+            text = f"a({step.first})"
+        elif kind is StepKind.TANGENT_STEP:
+            text = f"{operands[0]} >> t({through[0]}..{through[1]})"  # type: ignore[index]
+        elif kind is StepKind.ADJOINT_STEP:
+            text = f"a({through[0]}..{through[1]}) << {operands[0]}"  # type: ignore[index]
+        else:
+            text = f"({operands[0]}) @ ({operands[1]})"
+        made[step.span] = text
+    (whole,) = made.values()
+    return whole
+
+
+def ratio_text(numerator: int, denominator: int) -> str:
+    """An exact ratio of two integers, printed to three significant digits (never overflows).
+
+    >>> ratio_text(10**400, 3), ratio_text(1, 3)
+    ('3.33e+399', '0.333')
+    """
+    if denominator == 0:
+        return "inf" if numerator else "1"
+    ratio = Fraction(numerator, denominator)
+    if ratio == 0:
+        return "0"
+    exponent = len(str(ratio.numerator // ratio.denominator)) - 1 if ratio >= 1 else 0
+    if exponent < 300:
+        return f"{float(ratio):.3g}"
+    mantissa = float(ratio / Fraction(10) ** exponent)
+    return f"{mantissa:.3g}e+{exponent}"
+
+
+def _options_text(plan: Plan) -> str:
+    parts = [
+        "matrix-free" if plan.matrix_free else "dense products only",
+        "unlimited threads (critical path)" if plan.objective is Objective.CRITICAL_PATH else "sequential",
+        "no tape limit" if plan.tape_limit is None else f"tape limit {plan.tape_limit:,}",
+    ]
+    if plan.memory_limit is not None:
+        parts.append(f"memory limit {plan.memory_limit:,}")
+    return f"{plan.strategy} ({', '.join(parts)})"
+
+
+def _summary(plan: Plan, width: int) -> list[str]:
+    chain = plan.chain
+    dims = " -> ".join(str(d) for d in chain.dims)
+    better = "forward" if plan.forward_cost <= plan.reverse_cost else "reverse"
+    lines = [
+        f"  Jacobian chain:  {len(chain)} layers, dims {dims}",
+        f"  Jacobian shape:  {chain.out_dim} x {chain.in_dim}",
+        f"  Strategy:        {_options_text(plan)}",
+        f"  Forward cost:    {plan.forward_cost:>{width},} FMAs  (jax.jacfwd, pure tangent)",
+        f"  Reverse cost:    {plan.reverse_cost:>{width},} FMAs  (jax.jacrev, pure adjoint)",
+        f"  Plan cost:       {plan.cost:>{width},} FMAs  ({plan.mode})",
+        f"  Speedup:         {ratio_text(min(plan.forward_cost, plan.reverse_cost), plan.cost)}x over {better} mode",
+        f"  Peak memory:     {plan.peak_memory:>{width},} elements",
+    ]
+    if plan.objective is Objective.CRITICAL_PATH:
+        lines.append(f"  Total work:      {plan.work:>{width},} FMAs (all threads)")
+    return lines
+
+
+def plan_table(plan: Plan) -> str:
+    """What ``print(plan)`` shows: the chain, the costs, then one line per step."""
+    width = max(len(f"{value:,}") for value in (plan.forward_cost, plan.reverse_cost, plan.cost))
+    lines = _summary(plan, width)
+    cost_width = max(width, 4)
+    header = (
+        f"  {'step':>4}  {'operation':<24} {'layers':>9} {'through':>9} {'result':>13} "
+        f"{'cost':>{cost_width}} {'share':>6}"
+    )
+    rule = "-" * max(len(header), 60)
+    lines += [rule, header, rule]
+    total = plan.work or 1
+    chain = plan.chain
+    for number, step in enumerate(plan.steps):
+        through = step.layers_applied
+        through_text = "-" if through is None else f"{through[0]}..{through[1]}"
+        shape = f"{chain[step.last].out_dim}x{chain[step.first].in_dim}"
+        lines.append(
+            f"  {number:>4}  {step.kind.label:<24} {f'{step.first}..{step.last}':>9} "
+            f"{through_text:>9} {shape:>13} {step.cost:>{cost_width},} {float(100 * Fraction(step.cost, total)):>5.1f}%"
+        )
+    return "\n".join(lines)
