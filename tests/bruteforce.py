@@ -97,3 +97,32 @@ def all_plans(chain: Chain, *, matrix_free: bool = True, tape_limit: int | None 
                         yield later + [step("adjoint_step", first, k, last)]
 
     return plans(0, len(chain) - 1)
+
+
+def step_cost_by_hand(chain: Chain, step) -> int:
+    """A step's FMAs from the cost table of the README, written out again (independent of CostModel)."""
+    n = [layer.in_dim for layer in chain]
+    m = [layer.out_dim for layer in chain]
+    first, last, split = step.first, step.last, step.split
+    kind = str(step.kind)
+    if kind == "tangent_preaccumulation":
+        return n[first] * chain[first].tangent_cost
+    if kind == "adjoint_preaccumulation":
+        return m[first] * chain[first].adjoint_cost
+    if kind == "tangent_step":
+        return n[first] * sum(chain.tangent_costs[split + 1 : last + 1])
+    if kind == "adjoint_step":
+        return m[last] * sum(chain.adjoint_costs[first : split + 1])
+    return m[last] * m[split] * n[first]
+
+
+def plan_cost_by_hand(chain: Chain, steps, parallel: bool = False) -> int:
+    """Sum of the steps' costs, or (parallel) the finish time of the last step when a step starts
+    as soon as its operands are done."""
+    if not parallel:
+        return sum(step_cost_by_hand(chain, step) for step in steps)
+    finish = {}
+    for step in steps:
+        start = max((finish.pop(operand) for operand in step.operands), default=0)
+        finish[(step.first, step.last)] = start + step_cost_by_hand(chain, step)
+    return finish[(0, len(chain) - 1)]

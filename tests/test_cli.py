@@ -103,3 +103,19 @@ def test_demo_runs_the_main_job(tmp_path):
 def test_bench_prints_its_table():
     out = run("bench", "--only", "forward-optimal", "--repeat", "2").stdout
     assert "forward-optimal 8-256-512-1024" in out and "jacfwd ms" in out
+
+
+def test_a_saved_plan_is_read_back_and_checked(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text(run("analyze", "--dims", "784,256,32,256,784", "--parallel", "--json").stdout)
+    again = json.loads(run("analyze", "--dims", "784,256,32,256,784", "--plan", str(path), "--json").stdout)
+    assert again == json.loads(path.read_text())
+    assert again["objective"] == "critical_path"
+    other = run("analyze", "--dims", "784,256,32,256,785", "--plan", str(path), check=False)
+    assert other.returncode == 2 and "belongs to another chain: layer 3 differs (out_dim 784 vs 785" in other.stderr
+    assert "Traceback" not in other.stderr
+
+
+def test_objective_option():
+    data = json.loads(run("analyze", "--dims", "784,256,32,256,784", "--objective", "critical_path", "--json").stdout)
+    assert data["optimal"] == optimize(Chain.from_dims([784, 256, 32, 256, 784]), parallel=True).cost

@@ -202,28 +202,40 @@ def _build_program(closed_jaxpr: Any) -> _Program:
     input_id, output_id = input_ids[0], outputs[0]
     if closed_jaxpr.jaxpr.effects:
         raise _Opaque(f"the program has side effects ({', '.join(map(str, closed_jaxpr.jaxpr.effects))})")
-    active = {input_id}
-    for op in ops:
-        op.active = any(not isinstance(item, tuple) and item in active for item in op.inputs)
-        if op.active:
-            active.update(op.outputs)
+    active = _mark_active(ops, input_id)
     if output_id not in active:
         raise _Opaque("the output does not depend on the differentiated input")
     if output_id == input_id:
         raise _Opaque("the function returns its input")
 
-    # last use of every active variable (the output counts as used at the end)
-    last_use: dict[int, int] = {output_id: len(ops)}
+    def size(ids: list[int]) -> int:
+        return sum(int(math.prod(avals[i].shape)) for i in ids)
+
+    candidates = _candidate_cuts(ops, avals, active, input_id, output_id)
+    kept = _layer_cuts(ops, candidates, size, input_id, output_id)
+    cuts = [0] + [position for position, _ in kept] + [len(ops)]
+    states = [[input_id]] + [state for _, state in kept] + [[output_id]]
+    _join_data_moves(ops, active, cuts, states)
+    return _Program(ops, avals, input_id, input_ids[1:], constants, output_id, cuts, states)
+
+
+def _mark_active(ops: list[_Op], input_id: int) -> set[int]:
+    """Mark the ops that depend on the differentiated input; return the active variables."""
+    active = {input_id}
+    for op in ops:
+        op.active = any(not isinstance(item, tuple) and item in active for item in op.inputs)
+        if op.active:
+            active.update(op.outputs)
+    return active
+
+
+def _candidate_cuts(ops: list[_Op], avals, active: set[int], input_id: int, output_id: int) -> list:
+    """Before op p (p = 1..len(ops)-1), where the live active state is all-float: (p, state)."""
+    last_use: dict[int, int] = {output_id: len(ops)}  # the output counts as used at the end
     for position, op in enumerate(ops):
         for item in op.inputs:
             if not isinstance(item, tuple) and item in active:
                 last_use[item] = max(last_use.get(item, -1), position)
-    defined_at = {input_id: -1}
-    for position, op in enumerate(ops):
-        for var in op.outputs:
-            defined_at[var] = position
-
-    # candidate cuts: before op p, for p = 1..len(ops)-1, where the live active state is all-float
     candidates: list[tuple[int, list[int]]] = []
     live: set[int] = {input_id}
     for position in range(1, len(ops)):
@@ -236,28 +248,29 @@ def _build_program(closed_jaxpr: Any) -> _Program:
         if not any(op.active for op in ops[position:]) or not any(op.active for op in ops[:position]):
             continue
         candidates.append((position, sorted(live)))
+    return candidates
 
-    def size(ids: list[int]) -> int:
-        return sum(int(math.prod(avals[i].shape)) for i in ids)
 
-    # the end of each stretch of equal state size, and the start of each matrix product or
-    # convolution whose input is the whole state (a layer boundary between equal widths)
+def _layer_cuts(ops: list[_Op], candidates: list, size, input_id: int, output_id: int) -> list:
+    """The end of each stretch of equal state size, and the start of each matrix product or
+    convolution whose input is the whole state (a layer boundary between equal widths); less the
+    multi-array states larger than both neighbours (inside residual blocks)."""
     kept: list[tuple[int, list[int]]] = []
     for index, (position, state) in enumerate(candidates):
         following = candidates[index + 1][1] if index + 1 < len(candidates) else [output_id]
         layer_starts = len(state) == 1 and ops[position].equation.primitive.name in _LAYER_PRIMITIVES
         if size(following) != size(state) or layer_starts:
             kept.append((position, state))
-    # drop multi-array states that are larger than both neighbours (inside residual blocks)
     sizes = [size([input_id])] + [size(state) for _, state in kept] + [size([output_id])]
-    kept = [
+    return [
         cut
         for index, cut in enumerate(kept)
         if len(cut[1]) == 1 or not (sizes[index + 1] > sizes[index] and sizes[index + 1] > sizes[index + 2])
     ]
-    cuts = [0] + [position for position, _ in kept] + [len(ops)]
-    states = [[input_id]] + [state for _, state in kept] + [[output_id]]
-    # a segment that only moves data (reshape, slice, a bias add, ...) joins its neighbour
+
+
+def _join_data_moves(ops: list[_Op], active: set[int], cuts: list[int], states: list) -> None:
+    """A segment that only moves data (reshape, slice, a bias add, ...) joins its neighbour (in place)."""
     index = 0
     while len(cuts) > 2 and index < len(cuts) - 1:
         if all(_moves_data(op, active) for op in ops[cuts[index] : cuts[index + 1]] if op.active):
@@ -265,7 +278,6 @@ def _build_program(closed_jaxpr: Any) -> _Program:
             del cuts[boundary], states[boundary]
         else:
             index += 1
-    return _Program(ops, avals, input_id, input_ids[1:], constants, output_id, cuts, states)
 
 
 def _moves_data(op: _Op, active: set[int]) -> bool:

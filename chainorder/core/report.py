@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .steps import Objective, Step, StepKind
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .plan import Plan
+Plan = Any  # a chainorder.Plan (plan.py imports this module, not the other way round)
 
 __all__ = ["plan_table", "bracketing", "ratio_text"]
 

@@ -18,17 +18,13 @@ This module imports neither jax nor matplotlib.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .memory import MemoryModel
 from .steps import Step, StepKind
 from .subplans import sub_plan_peak
+from .table import CostTable
 from .tree import post_order
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .dp import CostTable
 
 __all__ = ["break_ties"]
 

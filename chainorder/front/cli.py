@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..core.chain import Chain, Layer
 from ..core.optimize import optimize, pareto
+from ..core.plan import Plan
 
 __all__ = ["main", "read_chain_file"]
 
@@ -66,14 +67,18 @@ def _analyze(args: argparse.Namespace) -> None:
     if (args.dims is None) == (args.chain is None):
         raise CommandError("give exactly one of --dims or --chain")
     chain = _parse_dims(args.dims) if args.dims is not None else read_chain_file(args.chain)
-    plan = optimize(
-        chain,
-        args.strategy,
-        matrix_free=not args.dense,
-        tape_limit=args.tape_limit,
-        parallel=args.parallel,
-        memory_limit=args.memory_limit,
-    )
+    if args.plan is not None:
+        plan = _read_plan(args.plan, chain)
+    else:
+        plan = optimize(
+            chain,
+            args.strategy,
+            objective=args.objective,
+            matrix_free=not args.dense,
+            tape_limit=args.tape_limit,
+            parallel=True if args.parallel else None,
+            memory_limit=args.memory_limit,
+        )
     if args.plot:
         path = _write_tradeoff(plan, args.plot)
     if args.json:
@@ -82,6 +87,18 @@ def _analyze(args: argparse.Namespace) -> None:
         print(plan)
         if args.plot:
             print(f"\nwrote the cost/memory trade-off plot to {path}")
+
+
+def _read_plan(filename: str, chain: Chain) -> Plan:
+    """A plan saved with ``--json`` (or ``Plan.to_json``), checked against ``chain``."""
+    try:
+        text = Path(filename).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CommandError(f"cannot read plan file {filename!r}: {getattr(error, 'strerror', None) or error}") from None
+    try:
+        return Plan.from_json(text, chain)
+    except ValueError as error:
+        raise CommandError(f"{filename}: {error}") from None
 
 
 def _write_tradeoff(plan, filename: str) -> Path:
@@ -93,7 +110,7 @@ def _write_tradeoff(plan, filename: str) -> Path:
     from .plot import plot_tradeoff
 
     path = Path(filename)
-    front = pareto(plan.chain, matrix_free=plan.matrix_free, tape_limit=plan.tape_limit, parallel=plan.parallel)
+    front = pareto(plan.chain, objective=plan.objective, matrix_free=plan.matrix_free, tape_limit=plan.tape_limit)
     fig, _ = plot_tradeoff(front, chosen=plan)
     try:
         fig.savefig(path, dpi=110)
@@ -175,7 +192,11 @@ def _build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--strategy", default="optimal", choices=["optimal", "forward", "reverse"])
     analyze.add_argument("--tape-limit", type=int, default=None, help="largest tape an adjoint may hold")
     analyze.add_argument("--dense", action="store_true", help="only preaccumulation and dense products")
-    analyze.add_argument("--parallel", action="store_true", help="minimize the critical path (unlimited threads)")
+    analyze.add_argument(
+        "--objective", choices=["fma", "critical_path"], default=None, help="what to minimize (default: fma)"
+    )
+    analyze.add_argument("--parallel", action="store_true", help="= --objective critical_path (unlimited threads)")
+    analyze.add_argument("--plan", metavar="PLAN.json", help="print this saved plan (from --json) for the chain")
     analyze.add_argument("--memory-limit", type=int, default=None, help="largest peak memory (elements)")
     analyze.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     analyze.add_argument("--plot", metavar="FILE.png", help="write the cost/memory trade-off plot")

@@ -155,32 +155,9 @@ def plot_plan(plan: Plan, ax: Any = None):
     chain = plan.chain
     q, count = len(chain), len(plan.steps)
     fig, ax = _axes(ax, (max(8.0, min(18.0, 0.3 * q + 6)), max(2.5, min(14.0, 0.32 * count + 1.5))))
-    total = plan.work or 1
     fontsize = 8 if count <= 40 else 6
     for row, step in enumerate(plan.steps):
-        width = step.last - step.first + 1
-        ax.barh(
-            row,
-            width,
-            left=step.first,
-            height=0.7,
-            color=KIND_COLORS[step.kind],
-            edgecolor="black",
-            linewidth=0.4,
-        )
-        if step.split is not None:
-            ax.plot([step.split + 1, step.split + 1], [row - 0.35, row + 0.35], color="black", linewidth=0.8)
-        text = f"{step.cost:,.3g}" if step.cost >= 1e6 else f"{step.cost:,}"
-        text += f" ({100 * step.cost / total:.0f}%)"
-        inside = width >= max(2, q / 6)
-        ax.text(
-            step.first + width / 2 if inside else step.last + 1.1,
-            row,
-            text,
-            ha="center" if inside else "left",
-            va="center",
-            fontsize=fontsize,
-        )
+        _draw_step(ax, row, step, plan.work or 1, q, fontsize)
     ax.set_ylim(count - 0.5, -0.5)
     ax.set_xlim(0, q + max(1.5, q / 5))
     ax.set_yticks(range(count))
@@ -201,3 +178,16 @@ def plot_plan(plan: Plan, ax: Any = None):
     )
     ax.set_title(f"{plan.mode} plan: {plan.cost:,} FMAs, {plan.speedup:.3g}x over the best pure mode")
     return fig, ax
+
+
+def _draw_step(ax: Any, row: int, step, total: int, q: int, fontsize: int) -> None:
+    """One bar from the step's first layer to its last, its split marked, its cost written on it."""
+    width = step.last - step.first + 1
+    ax.barh(row, width, left=step.first, height=0.7, color=KIND_COLORS[step.kind], edgecolor="black", linewidth=0.4)
+    if step.split is not None:
+        ax.plot([step.split + 1, step.split + 1], [row - 0.35, row + 0.35], color="black", linewidth=0.8)
+    text = f"{step.cost:,.3g}" if step.cost >= 1e6 else f"{step.cost:,}"
+    text += f" ({100 * step.cost / total:.0f}%)"
+    inside = width >= max(2, q / 6)
+    x = step.first + width / 2 if inside else step.last + 1.1
+    ax.text(x, row, text, ha="center" if inside else "left", va="center", fontsize=fontsize)
