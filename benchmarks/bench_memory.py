@@ -5,7 +5,7 @@ Run: python benchmarks/bench_memory.py
 1. For three chains (a long narrow chain, a bottleneck autoencoder, a wide-to-
    narrow chain) compare ``plan.peak_memory`` (elements x bytes per element) of
    the forward, reverse, least-memory, memory-limited (the middle of the
-   front) and FLOP-optimal plans with what XLA
+   front) and FMA-optimal plans with what XLA
    reports for the compiled plan (``memory_analysis()``: argument + output +
    temp bytes), and check that the model ranks the plans as XLA does.
 2. Time ``pareto()`` and a memory-limited ``optimize()`` on random chains of 50
@@ -67,7 +67,7 @@ def main() -> None:
             "reverse": optimize(chain, "reverse"),
             "least memory": optimize(chain, memory_limit=front[0].peak_memory),
             "mid limit": optimize(chain, memory_limit=front[len(front) // 2].peak_memory),
-            "FLOP-optimal": optimize(chain),
+            "FMA-optimal": optimize(chain),
         }
         model, measured = [], []
         for label, plan in plans.items():

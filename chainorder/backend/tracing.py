@@ -121,6 +121,30 @@ def trace(f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0) -
     The layers' functions map the flattened state before a segment to the
     flattened state after it, with the other arguments held at ``args``.
 
+    Parameters
+    ----------
+    f : callable
+    *args
+        Where to trace ``f`` (only shapes and dtypes matter).
+    argnums : int or tuple of int
+        The differentiated arguments, as in ``jax.jacobian``.
+
+    Returns
+    -------
+    Chain
+        Its layers carry their functions (``fn``) and FMA costs.
+
+    Raises
+    ------
+    TypeError
+        When ``f`` is not callable or a differentiated argument is not a float array.
+
+    See Also
+    --------
+    analyze, jacobian
+
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> W1, W2 = jnp.ones((32, 100)), jnp.ones((100, 32))
     >>> chain = trace(lambda x: W2 @ jnp.tanh(W1 @ x), jnp.ones(100))
@@ -222,6 +246,14 @@ def analyze(
     ------
     ValueError
         When ``plan`` was made for another chain.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> W1, W2 = jnp.ones((8, 200)), jnp.ones((200, 8))
+    >>> report = analyze(lambda x: W2 @ jnp.tanh(W1 @ x), jnp.ones(200))
+    >>> report.chain.dims, report.plan.mode
+    ((200, 8, 200), 'mixed')
     """
     traced, _, _ = _traced_for(f, args, argnums)
     chosen = _chosen_plan(traced.chain, plan, options)
@@ -257,7 +289,10 @@ def jacobian(
     See Also
     --------
     analyze : the segments found and the plan, printed.
+    chainorder.optimize : the options.
 
+    Examples
+    --------
     >>> import jax, jax.numpy as jnp
     >>> W1, W2 = jnp.ones((4, 50)), jnp.ones((50, 4))
     >>> f = lambda x: jnp.tanh(W2 @ jnp.sin(W1 @ x))

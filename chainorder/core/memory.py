@@ -162,6 +162,30 @@ class MemoryModel:
 def peak_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | None = None) -> int:
     """Peak elements alive when ``steps`` run in their order (see the module's model).
 
+    Parameters
+    ----------
+    chain : Chain
+    steps : sequence of Step
+        A valid plan's steps, in execution order.
+    model : MemoryModel, optional
+        Reused when given.
+
+    Returns
+    -------
+    int
+        Elements, primal values included.
+
+    See Also
+    --------
+    order_for_memory : the order of the same steps that peaks least.
+
+    References
+    ----------
+    Sethi, R., Ullman, J. D. (1970). The generation of optimal code for arithmetic
+    expressions. J. ACM 17(4).
+
+    Examples
+    --------
     >>> from chainorder.core.optimize import optimize
     >>> peak_memory(Chain.from_dims([4, 3, 2]), optimize(Chain.from_dims([4, 3, 2]), "forward").steps)
     37
@@ -178,7 +202,27 @@ def peak_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | None =
 
 
 def order_for_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | None = None) -> list[Step]:
-    """The same steps in the post-order of least peak memory (Sethi-Ullman at products)."""
+    """The same steps in the post-order of least peak memory (Sethi-Ullman at products).
+
+    Parameters
+    ----------
+    chain : Chain
+    steps : sequence of Step
+        A valid plan's steps in any valid order.
+    model : MemoryModel, optional
+
+    Returns
+    -------
+    list of Step
+
+    Examples
+    --------
+    >>> from chainorder.core.optimize import optimize
+    >>> chain = Chain.from_dims([64, 512, 1024, 128, 16, 512, 256, 8])
+    >>> steps = optimize(chain).steps  # already in this order
+    >>> order_for_memory(chain, steps) == list(steps)
+    True
+    """
     model = model or MemoryModel(chain)
     producer = {step.span: step for step in steps}
     peak: dict[tuple[int, int], int] = {}

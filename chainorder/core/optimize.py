@@ -126,6 +126,22 @@ def pareto(
     cost-optimal plan of least memory. No plan of the list is beaten in both
     cost and memory by any plan.
 
+    Parameters
+    ----------
+    chain : Chain
+    objective, matrix_free, tape_limit, parallel
+        As for :func:`optimize`.
+
+    Returns
+    -------
+    list of Plan
+        Least memory first.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad options.
+
     See Also
     --------
     optimize : with ``memory_limit``, the cheapest plan within a budget.
@@ -230,6 +246,16 @@ def _step(model: CostModel, kind: StepKind, first: int, last: int, split: int | 
 def forward_steps(chain: Chain) -> list[Step]:
     """Pure tangent mode (``jax.jacfwd``): preaccumulate layer 0, push through the rest.
 
+    Parameters
+    ----------
+    chain : Chain
+
+    Returns
+    -------
+    list of Step
+
+    Examples
+    --------
     >>> [step.kind.value for step in forward_steps(Chain.from_dims([3, 4, 5]))]
     ['tangent_preaccumulation', 'tangent_step']
     """
@@ -244,10 +270,24 @@ def reverse_steps(chain: Chain, tape_limit: int | None = None) -> list[Step]:
     """Pure adjoint mode (``jax.jacrev``); under a tape limit the adjoint is split
     into pieces that each fit on the tape (the cost is the same).
 
+    Parameters
+    ----------
+    chain : Chain
+    tape_limit : int or None
+
+    Returns
+    -------
+    list of Step
+
     Raises
     ------
     ValueError
         When a single layer's tape is over the limit.
+
+    Examples
+    --------
+    >>> [step.kind.value for step in reverse_steps(Chain.from_dims([3, 4, 5]))]
+    ['adjoint_preaccumulation', 'adjoint_step']
     """
     model, q = CostModel(chain), len(chain)
     if tape_limit is not None:

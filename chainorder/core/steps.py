@@ -145,6 +145,11 @@ class Objective(str, Enum):
     Naumann, U. (2008). Optimal Jacobian accumulation is NP-complete. Math.
     Program. 112, 427-441. Lieberum, S., Märtens, M., Naumann, U. (2025).
     Scheduled Jacobian Chaining. ACDA'25.
+
+    Examples
+    --------
+    >>> Objective("critical_path") is Objective.CRITICAL_PATH
+    True
     """
 
     FMA = "fma"

@@ -63,9 +63,29 @@ def plot_tradeoff(
         How many random plans to scatter in the background (recursion on
         chains of up to a few hundred layers).
 
+    seed : int
+        For the random plans.
+
     Returns
     -------
     (fig, ax)
+
+    Raises
+    ------
+    TypeError
+        When given neither a Chain nor a list of Plans.
+
+    See Also
+    --------
+    chainorder.pareto, plot_plan
+
+    Examples
+    --------
+    >>> from chainorder import Chain, optimize
+    >>> chain = Chain.from_dims([64, 512, 1024, 128, 16, 512, 256, 8])
+    >>> fig, ax = plot_tradeoff(chain, chosen=optimize(chain, memory_limit=150_000), samples=20)
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('peak memory (elements)', 'cost (FMAs)')
     """
     chain, front = _chain_and_front(chain_or_front)
     fig, ax = _axes(ax, (7, 4.8))
@@ -146,9 +166,26 @@ def plot_plan(plan: Plan, ax: Any = None):
     its last; colour by kind (tangent work blue, adjoint work orange, dense
     products purple); the cost on the bar (or beside it, when the bar is short).
 
+    Parameters
+    ----------
+    plan : Plan
+    ax : matplotlib Axes, optional
+
     Returns
     -------
     (fig, ax)
+
+    Raises
+    ------
+    TypeError
+        When ``plan`` is not a Plan.
+
+    Examples
+    --------
+    >>> from chainorder import Chain, optimize
+    >>> fig, ax = plot_plan(optimize(Chain.from_dims([784, 256, 32, 256, 784])))
+    >>> len(ax.patches)  # one bar per step
+    5
     """
     if not isinstance(plan, Plan):
         raise TypeError(f"plot_plan needs a Plan, got {type(plan).__name__}")
