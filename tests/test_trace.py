@@ -204,13 +204,14 @@ def test_unsplittable_function_falls_back_to_one_segment():
 
 
 def test_errors_like_jax():
-    with pytest.raises(TypeError, match="must return an array or a pytree of arrays"):
+    # jax.jacobian's own errors (issue 10: the drop-in raises what jax.jacobian raises)
+    with pytest.raises(TypeError, match="is not a valid JAX type"):
         chainorder.jacobian(lambda x: "text")(jnp.ones(3))
     with pytest.raises(TypeError, match="real- or complex-valued inputs"):
         chainorder.jacobian(jnp.sin)(jnp.ones(3, dtype=jnp.int32))
-    with pytest.raises(ValueError, match="argnums 2 is out of range for a function called with 1 positional"):
+    with pytest.raises(ValueError, match=r"greater than or equal to -len\(args\) and less than len\(args\)"):
         chainorder.jacobian(jnp.sin, argnums=2)(jnp.ones(3))
-    with pytest.raises(TypeError, match="expected a function"):
+    with pytest.raises(TypeError, match="Expected a callable value, got 3"):
         chainorder.jacobian(3)
 
 

@@ -6,15 +6,18 @@ module              what it holds
 ``execute``         one executor per step kind; plans run as one jitted program
 ``opcount``         FMAs of a JAX function's JVP and VJP, its tape; chains of functions
 ``segments``        cutting a jaxpr into segments where the live state is small
-``tracing``         ``trace``, ``analyze``, ``jacobian`` (the drop-in for ``jax.jacobian``)
+``tracing``         ``trace``, ``analyze``
+``dropin``          ``jacobian``: the drop-in for ``jax.jacobian``
+``devices``         what the device can hold; refusing plans that cannot fit
 ==================  ==================================================================
 
 It imports the core; the core reaches it only through
 :mod:`chainorder.core.engine`. The names below are what the engine asks for.
 """
 
+from .dropin import jacobian
 from .execute import apply_chain, plan_jacobian, validate_plan
 from .opcount import chain_from_functions
-from .tracing import analyze, jacobian, trace
+from .tracing import analyze, trace
 
 __all__ = ["analyze", "apply_chain", "chain_from_functions", "jacobian", "plan_jacobian", "trace", "validate_plan"]

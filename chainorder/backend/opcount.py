@@ -40,7 +40,7 @@ import numpy as np
 
 from ..core.chain import Chain, Layer
 
-__all__ = ["count_fmas", "layer_costs", "price_out_adjoints", "chain_from_functions"]
+__all__ = ["count_fmas", "layer_costs", "price_out", "chain_from_functions"]
 
 FREE_PRIMITIVES = {
     "reshape",
@@ -144,17 +144,32 @@ def count_fmas(jaxpr: Any) -> int:
     return total
 
 
-def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int | None, int]:
+def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int | None, int | None, int]:
     """``(tangent_cost, adjoint_cost, edges)`` of ``function`` at an input like ``x``.
 
     The FMAs of one JVP and of one VJP, counted on the linearized
     jaxprs, and the elements JAX records to pull cotangents back: the pullback's
     residuals that are not constants of the function itself (weights it closes
     over are not recorded; they exist anyway). Only ``x``'s shape and dtype
-    matter: everything is traced abstractly, nothing is computed. ``adjoint_cost``
-    is None when JAX cannot run the function in reverse mode (a ``while_loop``
-    with a dynamic trip count, say); see :func:`price_out_adjoints`.
+    matter: everything is traced abstractly, nothing is computed.
 
+    ``tangent_cost`` is None when JAX cannot push tangents through the function
+    (a ``custom_vjp``), ``adjoint_cost`` when it cannot pull cotangents back (a
+    ``while_loop`` with a dynamic trip count, say); see :func:`price_out`.
+
+    Parameters
+    ----------
+    function : callable
+        From an array like ``x`` to an array.
+    x : array or jax.ShapeDtypeStruct
+
+    Returns
+    -------
+    tuple
+        ``(tangent_cost, adjoint_cost, edges)``.
+
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> W = jnp.ones((30, 20))
     >>> layer_costs(lambda v: W @ v, jnp.ones(20))
@@ -162,17 +177,19 @@ def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int | None
     >>> layer_costs(jnp.sin, jnp.ones(20))  # one multiply per element; the tape holds cos(v)
     (20, 20, 20)
     """
-    found: dict[str, int] = {}
+    found: dict[str, int | None] = {"tangent": None, "adjoint": None, "edges": 0}
 
     def probe(value):
-        output, linear = jax.linearize(function, value)
-        found["tangent"] = count_fmas(jax.make_jaxpr(linear)(value))
         try:
-            _, pullback = jax.vjp(function, value)
+            _, linear = jax.linearize(function, value)
+            found["tangent"] = count_fmas(jax.make_jaxpr(linear)(value))
+        except Exception:  # noqa: BLE001 - JAX refuses forward mode through this function
+            pass
+        try:
+            output, pullback = jax.vjp(function, value)
             found["adjoint"] = count_fmas(jax.make_jaxpr(pullback)(output))
         except Exception:  # noqa: BLE001 - JAX refuses reverse mode through this function
-            found["adjoint"], found["edges"] = None, 0
-            return output
+            return function(value)
         constants = jax.make_jaxpr(function)(value).consts
         found["edges"] = sum(
             _size(leaf)
@@ -182,18 +199,54 @@ def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int, int | None
         return output
 
     jax.eval_shape(probe, jax.ShapeDtypeStruct(tuple(x.shape), x.dtype))
-    return found["tangent"], found["adjoint"], found["edges"]
+    return found["tangent"], found["adjoint"], found["edges"]  # type: ignore[return-value]
 
 
-def price_out_adjoints(
-    in_dims: Sequence[int], costs: Sequence[tuple[int, int | None, int]]
-) -> tuple[list[tuple[int, int, int]], list[int]]:
-    """Give layers that cannot run in reverse mode an adjoint cost above pure
-    forward mode's whole cost, so that no optimal plan ever uses it; returns the
-    costs and the indices of those layers."""
-    forward = in_dims[0] * sum(tangent for tangent, _, _ in costs)
-    priced = [(t, forward + 1 if a is None else a, edges) for t, a, edges in costs]
-    return priced, [index for index, (_, a, _) in enumerate(costs) if a is None]
+def price_out(
+    in_dims: Sequence[int], out_dims: Sequence[int], costs: Sequence[tuple[int | None, int | None, int]]
+) -> tuple[list[tuple[int, int, int]], dict[str, list[int]]]:
+    """Give each direction JAX cannot run through a layer a cost above that of a plan that
+    avoids it (every layer preaccumulated in a direction it can run, then dense products),
+    so that no optimal plan uses it.
+
+    Parameters
+    ----------
+    in_dims, out_dims : sequence of int
+    costs : sequence of (tangent_cost or None, adjoint_cost or None, edges)
+
+    Returns
+    -------
+    (costs, refused)
+        The costs with every None replaced, and the layers refused per direction
+        (``{"tangent": [...], "adjoint": [...]}``).
+
+    Raises
+    ------
+    TypeError
+        When a layer can run in neither direction (jax's own error is raised by the caller).
+
+    Examples
+    --------
+    >>> price_out([4, 3], [3, 2], [(12, None, 0), (6, 6, 6)])
+    ([(12, 189, 0), (6, 6, 6)], {'tangent': [], 'adjoint': [0]})
+    """
+    refused: dict[str, list[int]] = {"tangent": [], "adjoint": []}
+    avoiding = 0  # the cost of a plan that uses no refused direction
+    for index, ((tangent, adjoint, _), n, m) in enumerate(zip(costs, in_dims, out_dims)):
+        if tangent is None and adjoint is None:
+            raise TypeError(f"layer {index}: JAX can differentiate it in neither forward nor reverse mode")
+        directions = (None if tangent is None else n * tangent, None if adjoint is None else m * adjoint)
+        avoiding += min(cost for cost in directions if cost is not None)
+    biggest = max([*in_dims, *out_dims])
+    priced_cost = avoiding + len(costs) * biggest**3 + 1
+    priced = []
+    for index, (tangent, adjoint, edges) in enumerate(costs):
+        if tangent is None:
+            refused["tangent"].append(index)
+        if adjoint is None:
+            refused["adjoint"].append(index)
+        priced.append((priced_cost if tangent is None else tangent, priced_cost if adjoint is None else adjoint, edges))
+    return priced, refused
 
 
 def _check_functions(functions: Any, x0: Any) -> Any:
@@ -230,7 +283,7 @@ def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> 
         costs.append(layer_costs(function, x))
         shapes.append((tuple(x.shape), tuple(output.shape)))
         x = output
-    priced, _ = price_out_adjoints([math.prod(shape[0]) for shape in shapes], costs)
+    priced, _ = price_out([math.prod(shape[0]) for shape in shapes], [math.prod(shape[1]) for shape in shapes], costs)
     return Chain(
         Layer(
             math.prod(in_shape),

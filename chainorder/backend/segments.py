@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.chain import Chain, Layer
-from .opcount import FREE_PRIMITIVES, layer_costs, price_out_adjoints
+from .opcount import FREE_PRIMITIVES, layer_costs, price_out
 
 __all__ = ["Segment", "Traced", "prepare"]
 
@@ -356,13 +356,13 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
         out_dim = int(math.prod(jax.eval_shape(flat_function, *avals).shape))
         names = [eqn.primitive.name for eqn in closed.jaxpr.eqns]
         segments = [Segment(0, in_dim, out_dim, names, "the whole function")]
-        costs = [layer_costs(lambda v: flat_function(v, *others), vector)]
+        costs = _whole_function_costs(flat_function, avals)
     layers = []
-    costs, forward_only = price_out_adjoints([segment.in_dim for segment in segments], costs)
-    for index in forward_only:
-        notes.append(
-            f"segment {index} cannot run in reverse mode (JAX refuses its VJP); plans push tangents through it"
-        )
+    dims = [segment.in_dim for segment in segments], [segment.out_dim for segment in segments]
+    costs, refused = price_out(*dims, costs)
+    for direction, mode, instead in (("adjoint", "reverse", "push tangents"), ("tangent", "forward", "pull adjoints")):
+        for index in refused[direction]:
+            notes.append(f"segment {index} cannot run in {mode} mode (JAX refuses it); plans {instead} through it")
     for segment, (tangent, adjoint, edges) in zip(segments, costs):
         segment.tangent_cost, segment.adjoint_cost, segment.edges = tangent, adjoint, edges
         layers.append(
@@ -389,6 +389,18 @@ def _segment_costs(program: _Program, others: Sequence[Any], segments: list[Segm
         return 0
 
     jax.eval_shape(probe, *[jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in others])
+    return found
+
+
+def _whole_function_costs(flat_function: Callable[..., Any], avals: list) -> list:
+    """The costs of the whole function as one segment, the other arguments abstract."""
+    found: list = []
+
+    def probe(*others):
+        found.append(layer_costs(lambda v: flat_function(v, *others), avals[0]))
+        return 0
+
+    jax.eval_shape(probe, *avals[1:])
     return found
 
 

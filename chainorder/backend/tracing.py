@@ -1,8 +1,8 @@
 """From a JAX function to a chain, and its Jacobian with the optimal plan.
 
 ``trace(f, x)`` finds the chain inside ``f`` (see :mod:`chainorder.backend.segments` for
-how the jaxpr is cut), ``analyze`` reports it with the optimal plan, and
-``jacobian`` is a drop-in for ``jax.jacobian`` that computes with that plan.
+how the jaxpr is cut) and ``analyze`` reports it with the optimal plan;
+:mod:`chainorder.backend.dropin` holds ``jacobian``, the drop-in for ``jax.jacobian``.
 The differentiated arguments are flattened to one vector and the output to
 another; the Jacobian is then laid out like ``jax.jacobian``'s (output tree of
 input trees).
@@ -27,7 +27,7 @@ from ..core.plan import Plan
 from .execute import library_mode, run_steps
 from .segments import Segment, prepare
 
-__all__ = ["trace", "analyze", "jacobian", "Analysis"]
+__all__ = ["trace", "analyze", "Analysis"]
 
 
 def _split_arguments(args: tuple, argnums: int | Sequence[int]):
@@ -258,72 +258,6 @@ def analyze(
     traced, _, _ = _traced_for(f, args, argnums)
     chosen = _chosen_plan(traced.chain, plan, options)
     return Analysis(traced.chain, chosen, traced.segments, traced.notes)
-
-
-def jacobian(
-    f: Callable[..., Any], argnums: int | Sequence[int] = 0, *, plan: Plan | None = None, **options: Any
-) -> Callable[..., Any]:
-    """Like ``jax.jacobian(f, argnums)``, computed with the optimal plan (or ``plan``).
-
-    The analysis (trace and optimize) runs once per input signature (tree
-    structure, shapes and dtypes) and is cached; the Jacobian itself is one
-    jitted program. Pytree inputs and outputs give ``jax.jacobian``'s layout;
-    the result composes with ``jax.jit`` and ``jax.vmap``.
-
-    Parameters
-    ----------
-    f : callable
-    argnums : int or tuple of int
-    plan : Plan, optional
-        A plan made before for ``f``'s chain (``analyze(f, x).plan``, or read
-        back with :meth:`Plan.from_json`); checked against the traced chain.
-    **options
-        Passed to :func:`chainorder.optimize`.
-
-    Returns
-    -------
-    callable
-        ``jacobian(f)(*args)`` has the value, shape and pytree layout of
-        ``jax.jacobian(f, argnums)(*args)``.
-
-    See Also
-    --------
-    analyze : the segments found and the plan, printed.
-    chainorder.optimize : the options.
-
-    Examples
-    --------
-    >>> import jax, jax.numpy as jnp
-    >>> W1, W2 = jnp.ones((4, 50)), jnp.ones((50, 4))
-    >>> f = lambda x: jnp.tanh(W2 @ jnp.sin(W1 @ x))
-    >>> J = jacobian(f)(jnp.ones(50) / 50)
-    >>> J.shape, bool(jnp.allclose(J, jax.jacobian(f)(jnp.ones(50) / 50), atol=1e-6))
-    ((50, 50), True)
-    """
-    if not callable(f):
-        raise TypeError(f"expected a function, got {type(f).__name__}")
-    cache: dict[Any, tuple] = {}
-
-    def signature(args: tuple) -> Any:
-        leaves, tree = jax.tree_util.tree_flatten(args)
-        return tree, tuple((np.shape(leaf), jnp.result_type(leaf)) for leaf in leaves)
-
-    @functools.wraps(f)
-    def jacobian_of_f(*args: Any) -> Any:
-        key = signature(args)
-        if key not in cache:
-            vector, rest, rebuild, chosen = _split_arguments(args, argnums)
-            holder: dict = {}
-            flat_function = _flat_output(f, rebuild, holder)
-            traced = prepare(flat_function, vector, rest)
-            chosen = _chosen_plan(traced.chain, plan, options)
-            cache[key] = (jax.jit(_compute(chosen, traced, flat_function)), chosen, holder)
-        compute, _, holder = cache[key]
-        vector, rest, _, chosen = _split_arguments(args, argnums)
-        return _unflatten_jacobian(compute(vector, rest), holder["output"], chosen)
-
-    jacobian_of_f.plans = cache  # type: ignore[attr-defined]
-    return jacobian_of_f
 
 
 def _compute(plan: Plan, traced: Any, flat_function: Callable[..., Any]) -> Callable[..., Any]:

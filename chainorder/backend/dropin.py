@@ -1,0 +1,313 @@
+"""``chainorder.jacobian``: a drop-in for ``jax.jacobian`` that computes with the optimal plan.
+
+Same signature (``argnums``, ``has_aux``, ``holomorphic``, ``allow_int``, keyword
+arguments passed through to the function), same result (values, shapes,
+dtypes, pytree layout), same errors. Per input signature (tree structure,
+shapes and dtypes of the array arguments, values of the others) it does, once:
+
+1. ``jax.eval_shape`` of ``jax.jacobian`` itself (or of ``jax.jacfwd`` when JAX
+   cannot run the function in reverse mode): JAX raises its own errors for
+   invalid uses, and gives the exact structure and dtypes of the result;
+2. the analysis: trace the flattened function into segments, price them,
+   choose the plan (or check the one given);
+3. a check that the plan's peak memory fits the device (:mod:`.devices`);
+4. one ``jax.jit`` of the whole computation: flattening the arguments, the
+   plan's steps, cutting the matrix into ``jax.jacobian``'s layout, the aux.
+
+Each later call is a lookup and the jitted program's dispatch; under an outer
+``jax.jit`` or ``jax.vmap`` it is traced once like any JAX function. What no
+plan can improve runs as ``jax.jacobian`` itself: holomorphic Jacobians,
+integer inputs under ``allow_int``, empty inputs or outputs, and arguments
+that are neither arrays nor hashable.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.plan import Plan
+from .devices import check_fits
+from .segments import prepare
+from .tracing import _chosen_plan, _compute, _ravel
+
+__all__ = ["jacobian"]
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """A call's arguments: the pytree, which leaves are traced arrays (their avals), and the
+    hashable values of the other leaves. Equal signatures share one analysis and program."""
+
+    tree: Any
+    dynamic: tuple[int, ...]
+    avals: tuple[tuple[tuple[int, ...], Any, bool], ...]
+    static: tuple[tuple[int, type, Hashable], ...]
+
+    @classmethod
+    def of(cls, leaves: list, tree: Any, numbers: tuple[int, ...]) -> _Signature | None:
+        """The signature of the call whose ``(args, kwargs)`` flatten to ``leaves, tree``;
+        None when a leaf is neither an array nor hashable."""
+        arguments = tree.children()[0].children()
+        owners = [index for index, argument in enumerate(arguments) for _ in range(argument.num_leaves)]
+        owners += [-1] * (len(leaves) - len(owners))
+        differentiated = {number % len(arguments) for number in numbers} if arguments else set()
+        dynamic, avals, static = [], [], []
+        for position, (leaf, owner) in enumerate(zip(leaves, owners)):
+            if (hasattr(leaf, "shape") and hasattr(leaf, "dtype")) or owner in differentiated:
+                dynamic.append(position)
+                avals.append((tuple(np.shape(leaf)), jnp.result_type(leaf), bool(getattr(leaf, "weak_type", False))))
+            elif isinstance(leaf, Hashable):
+                static.append((position, type(leaf), leaf))
+            else:
+                return None
+        return cls(tree, tuple(dynamic), tuple(avals), tuple(static))
+
+    def shapes(self) -> list[jax.ShapeDtypeStruct]:
+        return [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak) for shape, dtype, weak in self.avals]
+
+    def rebuild(self, dynamic_leaves: Sequence[Any]) -> tuple[tuple, dict]:
+        leaves: list[Any] = [None] * (len(self.dynamic) + len(self.static))
+        for position, value in zip(self.dynamic, dynamic_leaves):
+            leaves[position] = value
+        for position, _, value in self.static:
+            leaves[position] = value
+        return jax.tree_util.tree_unflatten(self.tree, leaves)
+
+
+@dataclass(frozen=True)
+class _Options:
+    fun: Callable[..., Any]
+    numbers: tuple[int, ...]
+    single: bool  # argnums was an int: the result is not wrapped in a tuple
+    has_aux: bool
+    holomorphic: bool
+    allow_int: bool
+
+
+class _Flat:
+    """The function as ``(vector, *leaves) -> flat output``: ``vector`` the differentiated
+    arguments flattened, ``leaves`` the call's array leaves (held constant)."""
+
+    def __init__(self, options: _Options, signature: _Signature) -> None:
+        self.options, self.signature = options, signature
+
+    def chosen(self, leaves: Sequence[Any]) -> Any:
+        args, _ = self.signature.rebuild(leaves)
+        picked = [args[number % len(args)] for number in self.options.numbers]
+        return picked[0] if self.options.single else tuple(picked)
+
+    def vector(self, leaves: Sequence[Any]) -> Any:
+        return _ravel(self.chosen(leaves))[0]
+
+    def call(self, vector: Any, leaves: Sequence[Any]) -> Any:
+        """The function's output (and aux) with the differentiated arguments taken from ``vector``."""
+        args, kwargs = self.signature.rebuild(leaves)
+        values = _ravel(self.chosen(leaves))[1](vector)
+        args = list(args)
+        for number, value in zip(self.options.numbers, (values,) if self.options.single else values):
+            args[number % len(args)] = value
+        return self.options.fun(*args, **kwargs)
+
+    def __call__(self, vector: Any, *leaves: Any) -> Any:
+        output = self.call(vector, leaves)
+        output = output[0] if self.options.has_aux else output
+        return _ravel(jax.tree_util.tree_map(jnp.asarray, output))[0]
+
+
+def _expected(options: _Options, signature: _Signature, reference: Callable[..., Any]) -> Any:
+    """``jax.jacobian``'s result as ShapeDtypeStructs; JAX raises its own errors for invalid uses.
+    Where JAX refuses reverse mode through the function, ``jax.jacfwd``'s."""
+
+    def shaped(jacobian_function):
+        def call(*leaves):
+            args, kwargs = signature.rebuild(leaves)
+            return jacobian_function(*args, **kwargs)
+
+        return jax.eval_shape(call, *signature.shapes())
+
+    try:
+        return shaped(reference)
+    except Exception as error:  # noqa: BLE001 - perhaps only reverse mode is refused
+        argnums = options.numbers[0] if options.single else options.numbers
+        try:
+            return shaped(jax.jacfwd(options.fun, argnums, has_aux=options.has_aux, holomorphic=options.holomorphic))
+        except Exception:  # noqa: BLE001 - an invalid use: JAX's own error
+            raise error from None
+
+
+def _runs_as_jax(options: _Options, flat: _Flat, expected: Any) -> bool:
+    """Whether no plan can improve on ``jax.jacobian`` here (see the module docstring)."""
+    if options.holomorphic:
+        return True
+    shapes = flat.signature.shapes()
+    inputs = jax.tree_util.tree_leaves(flat.chosen(shapes))
+    if options.allow_int and any(not jnp.issubdtype(leaf.dtype, jnp.inexact) for leaf in inputs):
+        return True
+    blocks = jax.tree_util.tree_leaves(expected[0] if options.has_aux else expected)
+    return not blocks or any(math.prod(leaf.shape) == 0 for leaf in blocks) or not inputs
+
+
+def _layout(matrix: Any, expected: Any, in_shapes: list[tuple[int, ...]]) -> Any:
+    """Cut the (m, n) matrix into ``jax.jacobian``'s blocks: output leaves by input leaves, in
+    the dtypes of ``expected``."""
+    leaves, tree = jax.tree_util.tree_flatten(expected)
+    blocks, row = [], 0
+    for start in range(0, len(leaves), len(in_shapes)):
+        group = leaves[start : start + len(in_shapes)]
+        rows = math.prod(group[0].shape[: len(group[0].shape) - len(in_shapes[0])])
+        column = 0
+        for leaf, shape in zip(group, in_shapes):
+            size = math.prod(shape)
+            blocks.append(jnp.reshape(matrix[row : row + rows, column : column + size], leaf.shape).astype(leaf.dtype))
+            column += size
+        row += rows
+    return jax.tree_util.tree_unflatten(tree, blocks)
+
+
+def _program(flat: _Flat, compute: Callable[..., Any], expected: Any, leaves: Sequence[Any]) -> Any:
+    """The jitted computation: arguments in, ``jax.jacobian``'s result out."""
+    leaves = list(leaves)
+    matrix = compute(flat.vector(leaves), leaves)
+    in_shapes = [tuple(np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(flat.chosen(leaves))]
+    if not flat.options.has_aux:
+        return _layout(matrix, expected, in_shapes)
+    aux = flat.call(flat.vector(leaves), leaves)[1]
+    return _layout(matrix, expected[0], in_shapes), aux
+
+
+class _Entry:
+    """One input signature's plan and jitted program (``plan`` None: JAX runs it)."""
+
+    def __init__(self, options: _Options, signature: _Signature, reference, plan, optimize_options) -> None:
+        self.plan: Plan | None = None
+        self.program: Callable[..., Any] | None = None
+        expected = _expected(options, signature, reference)
+        flat = _Flat(options, signature)
+        if _runs_as_jax(options, flat, expected):
+            return
+        shapes = signature.shapes()
+        vector = jax.eval_shape(flat.vector, shapes)
+        traced = prepare(flat, vector, shapes)
+        self.plan = _chosen_plan(traced.chain, plan, dict(optimize_options))
+        check_fits(self.plan, vector.dtype)
+        compute = _compute(self.plan, traced, flat)
+        self.program = jax.jit(functools.partial(_program, flat, compute, expected))
+
+
+def jacobian(
+    fun: Callable[..., Any],
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+    allow_int: bool = False,
+    *,
+    plan: Plan | None = None,
+    **options: Any,
+) -> Callable[..., Any]:
+    """Like ``jax.jacobian(fun, argnums, has_aux, holomorphic, allow_int)``, computed with the optimal plan.
+
+    The analysis (trace and optimize) runs once per input signature and is
+    cached; the Jacobian itself is one jitted program. The result has the value,
+    shape, dtype and pytree layout of ``jax.jacobian``'s, invalid uses raise
+    what ``jax.jacobian`` raises, keyword arguments go to ``fun`` undifferentiated,
+    and it composes with ``jax.jit`` and ``jax.vmap``.
+
+    Parameters
+    ----------
+    fun : callable
+    argnums : int or sequence of int
+    has_aux : bool
+        ``fun`` returns ``(output, aux)``; the result is ``(jacobian, aux)``.
+    holomorphic : bool
+        Complex inputs and outputs, ``fun`` holomorphic (computed by ``jax.jacobian``).
+    allow_int : bool
+        Integer inputs allowed (their blocks are float0, as in JAX).
+    plan : Plan, optional
+        A plan made before for ``fun``'s chain (``analyze(fun, x).plan``, or read
+        back with :meth:`Plan.from_json`); checked against the traced chain.
+    **options
+        Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
+        ``tape_limit``, ``memory_limit``, ...).
+
+    Returns
+    -------
+    callable
+        ``jacobian(fun)(*args, **kwargs)``; its ``plans`` attribute maps each
+        input signature to the plan used (None where ``jax.jacobian`` ran).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``jax.jacobian``: a non-callable ``fun``, bad ``argnums``, integer or
+        complex inputs or outputs without the option that allows them.
+    MemoryError
+        Before compiling, when the plan's peak is over the device's free memory.
+
+    See Also
+    --------
+    chainorder.analyze : the segments found and the plan, printed.
+    chainorder.optimize : the options.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> W1, W2 = jnp.ones((4, 50)), jnp.ones((50, 4))
+    >>> f = lambda x: jnp.tanh(W2 @ jnp.sin(W1 @ x))
+    >>> J = jacobian(f)(jnp.ones(50) / 50)
+    >>> J.shape, bool(jnp.allclose(J, jax.jacobian(f)(jnp.ones(50) / 50), atol=1e-6))
+    ((50, 50), True)
+    """
+    reference = jax.jacobian(fun, argnums, has_aux=has_aux, holomorphic=holomorphic, allow_int=allow_int)
+    if plan is not None and not isinstance(plan, Plan):
+        raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
+    numbers = _argnums(argnums)
+    settings = _Options(fun, numbers, isinstance(argnums, int), has_aux, holomorphic, allow_int)
+    entries: dict[_Signature, _Entry] = {}
+
+    @functools.wraps(fun)
+    def jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
+        leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
+        signature = _Signature.of(leaves, tree, numbers)
+        entry = entries.get(signature) if signature is not None else None
+        if entry is None and signature is not None:
+            entry = entries[signature] = _Entry(settings, signature, reference, plan, options)
+        if entry is None or entry.program is None:
+            return reference(*args, **kwargs)
+        return entry.program([leaves[position] for position in signature.dynamic])
+
+    jacobian_of_fun.plans = _Plans(entries)  # type: ignore[attr-defined]
+    return jacobian_of_fun
+
+
+class _Plans(Mapping):
+    """``{signature: plan}`` of a jacobian function, read from its cache (None: ``jax.jacobian`` ran)."""
+
+    def __init__(self, entries: dict) -> None:
+        self._entries = entries
+
+    def __getitem__(self, signature: Any) -> Plan | None:
+        return self._entries[signature].plan
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _argnums(argnums: Any) -> tuple[int, ...]:
+    """The argument numbers; () for a malformed ``argnums`` (``jax.jacobian`` then raises its error)."""
+    if isinstance(argnums, int) and not isinstance(argnums, bool):
+        return (argnums,)
+    try:
+        return tuple(number for number in argnums if isinstance(number, int) and not isinstance(number, bool))
+    except TypeError:
+        return ()
