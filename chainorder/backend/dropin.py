@@ -135,6 +135,8 @@ def _expected(options: _Options, signature: _Signature, reference: Callable[...,
 
     try:
         return shaped(reference)
+    except TypeError:  # JAX's checks of input and output dtypes, argnums, callables: an invalid use
+        raise
     except Exception as error:  # noqa: BLE001 - perhaps only reverse mode is refused
         argnums = options.numbers[0] if options.single else options.numbers
         try:

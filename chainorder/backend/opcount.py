@@ -181,6 +181,8 @@ def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int | None, int
 
     def probe(value):
         try:
+            # what a tangent step does, on one column: linearize and jvp alone can pass through a custom_vjp
+            jax.vmap(lambda tangent: jax.jvp(function, (value,), (tangent,))[1])(value[None])
             _, linear = jax.linearize(function, value)
             found["tangent"] = count_fmas(jax.make_jaxpr(linear)(value))
         except Exception:  # noqa: BLE001 - JAX refuses forward mode through this function
