@@ -60,13 +60,13 @@ def test_plot_writes_a_png(tmp_path):
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["analyze", "--dims", "784,0,10"], "dims[1] must be >= 1, got 0"),
-        (["analyze", "--dims", "784,x"], "--dims takes comma-separated integers"),
-        (["analyze", "--dims", "5"], "at least two entries"),
+        (["analyze", "--dims", "784,0,10"], "--dims entry 2 is '0', not a positive integer"),
+        (["analyze", "--dims", "784,x"], "--dims entry 2 is 'x', not a positive integer"),
+        (["analyze", "--dims", "5"], "at least two widths"),
         (["analyze"], "give exactly one of --dims or --chain"),
         (["analyze", "--chain", "/no/such/file"], "cannot read chain file"),
         (["analyze", "--dims", "784,256,32,256,784", "--memory-limit", "10"], "least achievable peak memory is"),
-        (["analyze", "--dims", "784,256,784", "--tape-limit", "-1"], "tape_limit must be >= 0"),
+        (["analyze", "--dims", "784,256,784", "--tape-limit", "-1"], "expected an integer >= 0, got '-1'"),
         (["analyze", "--dims", "784,256,784", "--plot", "/no/such/dir/x.png"], "cannot write"),
     ],
 )

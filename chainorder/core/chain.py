@@ -93,6 +93,8 @@ class Layer:
             shape = getattr(self, attr)
             if shape is None:
                 continue
+            if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
+                raise TypeError(f"{label}: {attr} must be a tuple of ints, got {shape!r} ({type(shape).__name__})")
             shape = tuple(_check_int(s, f"{label}: {attr}", minimum=0) for s in shape)
             if math.prod(shape) != dim:
                 raise ValueError(

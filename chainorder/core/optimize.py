@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from .chain import Chain
 from .checks import Options, check_options
-from .costs import CostModel
 from .dp import cheapest_steps
 from .memory import MemoryModel, order_for_memory, peak_memory
 from .pareto import pareto_steps
 from .plan import Plan
-from .steps import Objective, Step, StepKind
+from .pure import forward_steps, reverse_fits, reverse_steps
+from .steps import Objective, Step
 
-__all__ = ["optimize", "pareto", "forward_steps", "reverse_steps", "EXACT_CRITICAL_PATH_LAYERS"]
+__all__ = ["optimize", "pareto", "EXACT_CRITICAL_PATH_LAYERS"]
 
 #: Up to this many layers, ``objective="critical_path"`` breaks cost ties by memory
 #: exactly, through the Pareto DP; beyond, through the faster lexicographic DP
@@ -214,7 +214,7 @@ def _prefer_pure_mode(chain: Chain, steps: list[Step], options: Options, memory:
     mode: it runs as ``jax.jacfwd``/``jax.jacrev`` with no bookkeeping."""
     key = (Plan.cost_of(steps, options.objective), peak_memory(chain, steps, memory))
     candidates = [forward_steps(chain)]
-    if options.tape_limit is None or max(chain.edges) <= options.tape_limit:  # type: ignore[type-var]
+    if reverse_fits(chain, options.tape_limit):
         candidates.append(reverse_steps(chain, options.tape_limit))
     for pure in candidates:
         pure_key = (Plan.cost_of(pure, options.objective), peak_memory(chain, pure, memory))
@@ -236,73 +236,4 @@ def _pure_steps_within(chain: Chain, options: Options) -> list[Step]:
             f"strategy={options.strategy!r} needs a peak of {peak:,} elements, "
             f"over memory_limit {options.memory_limit:,}"
         )
-    return steps
-
-
-def _step(model: CostModel, kind: StepKind, first: int, last: int, split: int | None) -> Step:
-    return Step(kind, first, last, split, model.cost(kind, first, last, split))
-
-
-def forward_steps(chain: Chain) -> list[Step]:
-    """Pure tangent mode (``jax.jacfwd``): preaccumulate layer 0, push through the rest.
-
-    Parameters
-    ----------
-    chain : Chain
-
-    Returns
-    -------
-    list of Step
-
-    Examples
-    --------
-    >>> [step.kind.value for step in forward_steps(Chain.from_dims([3, 4, 5]))]
-    ['tangent_preaccumulation', 'tangent_step']
-    """
-    model, q = CostModel(chain), len(chain)
-    steps = [_step(model, StepKind.TANGENT_PREACCUMULATION, 0, 0, None)]
-    if q > 1:
-        steps.append(_step(model, StepKind.TANGENT_STEP, 0, q - 1, 0))
-    return steps
-
-
-def reverse_steps(chain: Chain, tape_limit: int | None = None) -> list[Step]:
-    """Pure adjoint mode (``jax.jacrev``); under a tape limit the adjoint is split
-    into pieces that each fit on the tape (the cost is the same).
-
-    Parameters
-    ----------
-    chain : Chain
-    tape_limit : int or None
-
-    Returns
-    -------
-    list of Step
-
-    Raises
-    ------
-    ValueError
-        When a single layer's tape is over the limit.
-
-    Examples
-    --------
-    >>> [step.kind.value for step in reverse_steps(Chain.from_dims([3, 4, 5]))]
-    ['adjoint_preaccumulation', 'adjoint_step']
-    """
-    model, q = CostModel(chain), len(chain)
-    if tape_limit is not None:
-        for index, layer in enumerate(chain):
-            if layer.edges > tape_limit:  # type: ignore[operator]
-                raise ValueError(
-                    f"strategy='reverse' is impossible: layer {index} needs a tape of "
-                    f"{layer.edges} edges, over the tape limit {tape_limit}"
-                )
-    steps = [_step(model, StepKind.ADJOINT_PREACCUMULATION, q - 1, q - 1, None)]
-    end = q - 2  # pull back through layers start..end
-    while end >= 0:
-        start = end
-        while start > 0 and (tape_limit is None or model.edges(start - 1, end) <= tape_limit):
-            start -= 1
-        steps.append(_step(model, StepKind.ADJOINT_STEP, start, q - 1, end))
-        end = start - 1
     return steps

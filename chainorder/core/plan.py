@@ -247,6 +247,7 @@ class Plan:
             "reverse": self.reverse_cost,
             "optimal": self.cost,
             "speedup": self.speedup if math.isfinite(self.speedup) else None,
+            "speedup_ratio": [min(self.forward_cost, self.reverse_cost), self.cost],
             "bracketing": self.bracketing,
             "steps": [step.to_dict() for step in self.steps],
         }

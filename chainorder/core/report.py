@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
+from .memory import peak_memory
+from .pure import forward_steps, reverse_fits, reverse_steps
 from .steps import Objective, Step, StepKind
 
 Plan = Any  # a chainorder.Plan (plan.py imports this module, not the other way round)
@@ -73,18 +75,34 @@ def _options_text(plan: Plan) -> str:
     return f"{plan.strategy} ({', '.join(parts)})"
 
 
+def _misfit(plan: Plan, steps: list[Step] | None) -> str:
+    """Why a pure mode is not allowed under the plan's limits ('' when it is)."""
+    if steps is None:
+        return f"; over the tape limit {plan.tape_limit:,}"
+    if plan.memory_limit is not None and peak_memory(plan.chain, steps) > plan.memory_limit:
+        return f"; over the memory limit {plan.memory_limit:,}"
+    return ""
+
+
 def _summary(plan: Plan, width: int) -> list[str]:
     chain = plan.chain
     dims = " -> ".join(str(d) for d in chain.dims)
     better = "forward" if plan.forward_cost <= plan.reverse_cost else "reverse"
+    misfit = {
+        "forward": _misfit(plan, forward_steps(chain)),
+        "reverse": _misfit(
+            plan, reverse_steps(chain, plan.tape_limit) if reverse_fits(chain, plan.tape_limit) else None
+        ),
+    }
     lines = [
         f"  Jacobian chain:  {len(chain)} layers, dims {dims}",
         f"  Jacobian shape:  {chain.out_dim} x {chain.in_dim}",
         f"  Strategy:        {_options_text(plan)}",
-        f"  Forward cost:    {plan.forward_cost:>{width},} FMAs  (jax.jacfwd, pure tangent)",
-        f"  Reverse cost:    {plan.reverse_cost:>{width},} FMAs  (jax.jacrev, pure adjoint)",
+        f"  Forward cost:    {plan.forward_cost:>{width},} FMAs  (jax.jacfwd, pure tangent{misfit['forward']})",
+        f"  Reverse cost:    {plan.reverse_cost:>{width},} FMAs  (jax.jacrev, pure adjoint{misfit['reverse']})",
         f"  Plan cost:       {plan.cost:>{width},} FMAs  ({plan.mode})",
-        f"  Speedup:         {ratio_text(min(plan.forward_cost, plan.reverse_cost), plan.cost)}x over {better} mode",
+        f"  Speedup:         {ratio_text(min(plan.forward_cost, plan.reverse_cost), plan.cost)}x over {better} mode"
+        + (f" (which is not allowed here{misfit[better]})" if misfit[better] else ""),
         f"  Peak memory:     {plan.peak_memory:>{width},} elements",
     ]
     if plan.objective is Objective.CRITICAL_PATH:

@@ -6,69 +6,24 @@ Errors are one line on stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..core.chain import Chain, Layer
+from ..core.chain import Chain
 from ..core.optimize import optimize, pareto
-from ..core.plan import Plan
+from .inputs import InputError, parse_dims, png_path, read_chain_file, read_plan_file
 
-__all__ = ["main", "read_chain_file"]
-
-
-class CommandError(Exception):
-    """A user error that the CLI prints as one line."""
-
-
-def read_chain_file(path: str | Path) -> Chain:
-    """Read a chain: one layer a line, ``in_dim out_dim edges [tangent_cost adjoint_cost]``,
-    ``#`` starts a comment."""
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise CommandError(f"cannot read chain file {str(path)!r}: {error.strerror}") from None
-    layers = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        words = line.split()
-        if len(words) not in (3, 5):
-            raise CommandError(
-                f"{path}:{number}: expected 'in_dim out_dim edges [tangent_cost adjoint_cost]', got {line!r}"
-            )
-        try:
-            values = [int(word) for word in words]
-        except ValueError:
-            raise CommandError(f"{path}:{number}: not an integer in {line!r}") from None
-        keys = ("edges", "tangent_cost", "adjoint_cost")
-        try:
-            layers.append(Layer(values[0], values[1], **dict(zip(keys, values[2:]))))
-        except (TypeError, ValueError) as error:
-            raise CommandError(f"{path}:{number}: {error}") from None
-    if not layers:
-        raise CommandError(f"chain file {str(path)!r} has no layers")
-    try:
-        return Chain(layers)
-    except ValueError as error:
-        raise CommandError(f"{path}: {error}") from None
-
-
-def _parse_dims(text: str) -> Chain:
-    try:
-        dims = [int(word) for word in text.replace(" ", "").split(",") if word]
-    except ValueError:
-        raise CommandError(f"--dims takes comma-separated integers, got {text!r}") from None
-    return Chain.from_dims(dims)
+__all__ = ["main"]
 
 
 def _analyze(args: argparse.Namespace) -> None:
     if (args.dims is None) == (args.chain is None):
-        raise CommandError("give exactly one of --dims or --chain")
-    chain = _parse_dims(args.dims) if args.dims is not None else read_chain_file(args.chain)
+        raise InputError("give exactly one of --dims or --chain")
+    chain = Chain.from_dims(parse_dims(args.dims)) if args.dims is not None else read_chain_file(args.chain)
     if args.plan is not None:
-        plan = _read_plan(args.plan, chain)
+        plan = read_plan_file(args.plan, chain)
     else:
         plan = optimize(
             chain,
@@ -79,26 +34,14 @@ def _analyze(args: argparse.Namespace) -> None:
             parallel=True if args.parallel else None,
             memory_limit=args.memory_limit,
         )
-    if args.plot:
+    if args.plot is not None:
         path = _write_tradeoff(plan, args.plot)
     if args.json:
         print(plan.to_json())
     else:
         print(plan)
-        if args.plot:
+        if args.plot is not None:
             print(f"\nwrote the cost/memory trade-off plot to {path}")
-
-
-def _read_plan(filename: str, chain: Chain) -> Plan:
-    """A plan saved with ``--json`` (or ``Plan.to_json``), checked against ``chain``."""
-    try:
-        text = Path(filename).read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise CommandError(f"cannot read plan file {filename!r}: {getattr(error, 'strerror', None) or error}") from None
-    try:
-        return Plan.from_json(text, chain)
-    except ValueError as error:
-        raise CommandError(f"{filename}: {error}") from None
 
 
 def _write_tradeoff(plan, filename: str) -> Path:
@@ -109,13 +52,13 @@ def _write_tradeoff(plan, filename: str) -> Path:
 
     from .plot import plot_tradeoff
 
-    path = Path(filename)
+    path = png_path(filename)
     front = pareto(plan.chain, objective=plan.objective, matrix_free=plan.matrix_free, tape_limit=plan.tape_limit)
     fig, _ = plot_tradeoff(front, chosen=plan)
     try:
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, format="png")
     except OSError as error:
-        raise CommandError(f"cannot write {str(path)!r}: {error.strerror}") from None
+        raise InputError(f"cannot write {str(path)!r}: {error.strerror}") from None
     finally:
         plt.close(fig)
     return path
@@ -127,13 +70,16 @@ def _demo(args: argparse.Namespace) -> None:
         import jax
         import jax.numpy as jnp
     except ImportError:
-        raise CommandError("the demo runs the plan in JAX: pip install 'chainorder[jax]'") from None
+        raise InputError("the demo runs the plan in JAX: pip install 'chainorder[jax]'") from None
     from .zoo import dense_chain, median_times
 
-    dims = [int(d) for d in args.dims.split(",")]
-    print(f"chainorder demo: the Jacobian of a tanh autoencoder {'-'.join(map(str, dims))} (float32)\n")
+    dims = parse_dims(args.dims)
     functions, x = dense_chain(dims, 0, jnp.float32)
     chain = Chain.from_functions(functions, x)
+    print(
+        f"chainorder demo: the Jacobian of a tanh network with widths {'-'.join(map(str, dims))} and a sin layer "
+        f"after every third (float32): the chain {' -> '.join(map(str, chain.dims))}\n"
+    )
     plan = optimize(chain)
     print(plan)
     report = plan.validate(x)
@@ -161,9 +107,9 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _bench(args: argparse.Namespace) -> None:
     try:
-        from .zoo import format_table, run_zoo
+        from .zoo import ZOO, format_table, run_zoo
     except ImportError:
-        raise CommandError("the benchmark runs plans in JAX: pip install 'chainorder[jax]'") from None
+        raise InputError("the benchmark runs plans in JAX: pip install 'chainorder[jax]'") from None
 
     def progress(done: int, total: int, name: str) -> None:
         if not sys.stderr.isatty():
@@ -174,12 +120,34 @@ def _bench(args: argparse.Namespace) -> None:
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<40}{end}")
         sys.stderr.flush()
 
+    names = [name for name in ZOO if not args.only or args.only in name]
+    if not names:
+        raise InputError(f"no chain of the zoo matches --only {args.only!r}; the zoo has: {', '.join(ZOO)}")
     results = run_zoo(args.repeat, args.dtype, args.only, progress)
     print(format_table(results, args.repeat, args.dtype))
 
 
+def _count(text: str, minimum: int = 0) -> int:
+    """An argparse type: an integer >= ``minimum`` in ASCII digits (no sign, no underscores)."""
+    word = text.strip()
+    if not (word.isascii() and word.isdigit()) or int(word) < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text[:40]!r}")
+    return int(word)
+
+
+def _positive(text: str) -> int:
+    return _count(text, 1)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chainorder",
         description="Find (and run) the cheapest way to compute the Jacobian of a function chain.",
     )
@@ -190,26 +158,26 @@ def _build_parser() -> argparse.ArgumentParser:
         "--chain", help="file with one layer a line: in_dim out_dim edges [tangent_cost adjoint_cost]"
     )
     analyze.add_argument("--strategy", default="optimal", choices=["optimal", "forward", "reverse"])
-    analyze.add_argument("--tape-limit", type=int, default=None, help="largest tape an adjoint may hold")
+    analyze.add_argument("--tape-limit", type=_count, default=None, help="largest tape an adjoint may hold")
     analyze.add_argument("--dense", action="store_true", help="only preaccumulation and dense products")
     analyze.add_argument(
         "--objective", choices=["fma", "critical_path"], default=None, help="what to minimize (default: fma)"
     )
     analyze.add_argument("--parallel", action="store_true", help="= --objective critical_path (unlimited threads)")
     analyze.add_argument("--plan", metavar="PLAN.json", help="print this saved plan (from --json) for the chain")
-    analyze.add_argument("--memory-limit", type=int, default=None, help="largest peak memory (elements)")
+    analyze.add_argument("--memory-limit", type=_positive, default=None, help="largest peak memory (elements)")
     analyze.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     analyze.add_argument("--plot", metavar="FILE.png", help="write the cost/memory trade-off plot")
     analyze.set_defaults(run=_analyze)
 
     demo = commands.add_parser("demo", help="analyze, run, validate and time a bottleneck autoencoder's Jacobian")
     demo.add_argument("--dims", default="1024,512,16,512,1024", help="the autoencoder's widths")
-    demo.add_argument("--repeat", type=int, default=20, help="timed runs per method")
+    demo.add_argument("--repeat", type=_positive, default=20, help="timed runs per method")
     demo.add_argument("--out", default="chainorder-tradeoff.png", help="where to write the trade-off plot")
     demo.set_defaults(run=_demo)
 
     bench = commands.add_parser("bench", help="the execution benchmark zoo vs jax.jacfwd / jax.jacrev")
-    bench.add_argument("--repeat", type=int, default=25)
+    bench.add_argument("--repeat", type=_positive, default=25)
     bench.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     bench.add_argument("--only", default=None, help="only the chains whose name contains this")
     bench.set_defaults(run=_bench)
@@ -221,12 +189,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (CommandError, ValueError, TypeError) as error:
+        sys.stdout.flush()
+    except BrokenPipeError:  # pragma: no cover - e.g. `chainorder analyze ... | head`
+        _discard_stdout()
+        return 0
+    except (InputError, ValueError, TypeError, MemoryError) as error:
         print(f"chainorder: error: {error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # pragma: no cover - e.g. `chainorder analyze ... | head`
-        return 0
+    except OSError as error:  # the output could not be written (a full disk, /dev/full)
+        _discard_stdout()
+        print(f"chainorder: error: cannot write the output: {error.strerror or error}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - no file descriptor behind stdout
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

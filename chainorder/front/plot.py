@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 from ..core.chain import Chain
 from ..core.optimize import optimize, pareto
 from ..core.plan import Plan
+from ..core.pure import reverse_fits
 from ..core.sample import random_plan
 from ..core.steps import StepKind
 
@@ -138,7 +139,7 @@ def _draw_front(ax: Any, front: list[Plan]) -> None:
 def _mark_plans(ax: Any, chain: Chain, front: list[Plan], chosen: Plan | None) -> None:
     tape_limit = front[0].tape_limit
     marked = [(optimize(chain, "forward"), "forward (jacfwd)", "#3182bd", "s", (6, 6))]
-    if tape_limit is None or max(chain.edges) <= tape_limit:
+    if reverse_fits(chain, tape_limit):
         marked.append((optimize(chain, "reverse", tape_limit=tape_limit), "reverse (jacrev)", "#e6550d", "D", (6, -13)))
     marked.append((front[-1], "FMA-optimal", "#31a354", "*", (6, 6)))
     if chosen is not None:
