@@ -109,6 +109,29 @@ class _Program:
                 _evaluate(op, env)
         return env
 
+    def fingerprint(self, index: int) -> tuple:
+        """The structure of segment ``index``: its active ops' primitives, parameters and operand
+        shapes, variables numbered by first appearance. Equal fingerprints, equal costs (costs do
+        not depend on the values of constants)."""
+        numbers: dict[int, int] = {var: n for n, var in enumerate(self.states[index])}
+        parts: list = [tuple((self.avals[var].shape, str(self.avals[var].dtype)) for var in self.states[index])]
+        for op in self.ops[self.cuts[index] : self.cuts[index + 1]]:
+            if not op.active:
+                continue
+            operands = []
+            for item in op.inputs:
+                if isinstance(item, tuple):
+                    operands.append(("literal", repr(item[1])))
+                elif item in numbers:
+                    operands.append(numbers[item])
+                else:  # a constant of the segment: only its shape matters
+                    operands.append(("constant", self.avals[item].shape, str(self.avals[item].dtype)))
+            for var in op.outputs:
+                numbers.setdefault(var, len(numbers))
+            parts.append((op.equation.primitive.name, repr(sorted(op.equation.params.items())), tuple(operands)))
+        parts.append(tuple(numbers.get(var, -1) for var in self.states[index + 1]))
+        return tuple(parts)
+
     def segment_function(self, index: int, env: dict[int, Any]) -> Callable[[Any], Any]:
         start, stop = self.cuts[index], self.cuts[index + 1]
         state_in, state_out = self.states[index], self.states[index + 1]
@@ -383,9 +406,13 @@ def _segment_costs(program: _Program, others: Sequence[Any], segments: list[Segm
 
     def probe(*values):
         env = program.constant_env(values)
+        priced: dict[Any, tuple[int, int, int]] = {}  # segments of the same structure cost the same
         for k, segment in enumerate(segments):
-            function = program.segment_function(k, env)
-            found.append(layer_costs(function, jax.ShapeDtypeStruct((segment.in_dim,), _state_dtype(program, k))))
+            key = program.fingerprint(k)
+            if key not in priced:
+                function = program.segment_function(k, env)
+                priced[key] = layer_costs(function, jax.ShapeDtypeStruct((segment.in_dim,), _state_dtype(program, k)))
+            found.append(priced[key])
         return 0
 
     jax.eval_shape(probe, *[jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in others])
