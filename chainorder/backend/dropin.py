@@ -35,6 +35,7 @@ import numpy as np
 
 from ..core.plan import Plan
 from .devices import check_fits
+from .execute import library_mode
 from .segments import prepare
 from .tracing import _chosen_plan, _compute, _ravel
 
@@ -200,8 +201,23 @@ class _Entry:
         traced = prepare(flat, vector, shapes)
         self.plan = _chosen_plan(traced.chain, plan, dict(optimize_options))
         check_fits(self.plan, vector.dtype)
+        mode = library_mode(self.plan)
+        if mode is not None:  # exactly jax.jacfwd's or jax.jacrev's program
+            self.program = jax.jit(functools.partial(_pure_program, options, signature, mode, expected))
+            return
         compute = _compute(self.plan, traced, flat)
         self.program = jax.jit(functools.partial(_program, flat, compute, expected))
+
+
+def _pure_program(options: _Options, signature: _Signature, mode: str, expected: Any, leaves: Sequence[Any]) -> Any:
+    """``jax.jacfwd`` or ``jax.jacrev`` of the function itself, in ``jax.jacobian``'s dtypes."""
+    transform = jax.jacfwd if mode == "forward" else jax.jacrev
+    argnums = options.numbers[0] if options.single else options.numbers
+    args, kwargs = signature.rebuild(leaves)
+    result = transform(options.fun, argnums, has_aux=options.has_aux)(*args, **kwargs)
+    jacobian, shapes = (result[0], expected[0]) if options.has_aux else (result, expected)
+    jacobian = jax.tree_util.tree_map(lambda block, shape: block.astype(shape.dtype), jacobian, shapes)
+    return (jacobian, result[1]) if options.has_aux else jacobian
 
 
 def jacobian(

@@ -55,14 +55,18 @@ ZOO = {
 
 def median_times(functions: dict[str, Callable], x, repeat: int) -> dict[str, float]:
     """Median wall time of each function. The functions take turns, so drifts in
-    the machine's speed hit all of them alike; each timed call follows an untimed
-    call of the same function, so none pays for the caches another one emptied."""
+    the machine's speed hit all of them alike, and the order of the turns rotates
+    each round, so that none always follows the same (slow) neighbour; each timed
+    call follows an untimed call of the same function, so none pays for the caches
+    another one emptied."""
     for function in functions.values():  # compile and warm up
         jax.block_until_ready(function(x))
         jax.block_until_ready(function(x))
     times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeat):
-        for name, function in functions.items():
+    names = list(functions)
+    for round_ in range(repeat):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            function = functions[name]
             jax.block_until_ready(function(x))
             start = time.perf_counter()
             jax.block_until_ready(function(x))
