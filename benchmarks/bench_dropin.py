@@ -6,7 +6,9 @@ Steady state: jax.jit of jax.jacfwd(f), jax.jacrev(f) and chainorder.jacobian(f)
 of --repeat interleaved runs in rotating order; "steady" is the better of jacfwd/jacrev over ours
 (>= 1: not slower; target >= 0.95); "control" the same ratio for a second jitted copy of the faster
 pure mode, i.e. the same program as the better one: how far apart identical programs time here.
-First call: a fresh function each time, jax.jit(jax.jacobian(f)) against (its analysis included), from call to result, median of --first interleaved rounds; the ratio is
+
+First call: a fresh function each time, jax.jit(jax.jacobian(f)) against chainorder.jacobian(f)
+(its analysis included), from call to result, median of --first interleaved rounds; the ratio is
 ours over jax's (target <= 1.5).
 """
 
