@@ -11,7 +11,7 @@ from typing import Any
 
 from .memory import peak_memory
 from .pure import forward_steps, reverse_fits, reverse_steps
-from .steps import Objective, Step, StepKind
+from .steps import Objective, Step
 
 Plan = Any  # a chainorder.Plan (plan.py imports this module, not the other way round)
 
@@ -29,19 +29,8 @@ def bracketing(steps: Sequence[Step]) -> str:
     """
     made: dict[tuple[int, int], str] = {}
     for step in steps:
-        operands = [made.pop(operand) for operand in step.operands]
-        kind, through = step.kind, step.layers_applied
-        if kind is StepKind.TANGENT_PREACCUMULATION:
-            text = f"t({step.first})"
-        elif kind is StepKind.ADJOINT_PREACCUMULATION:
-            text = f"a({step.first})"
-        elif kind is StepKind.TANGENT_STEP:
-            text = f"{operands[0]} >> t({through[0]}..{through[1]})"  # type: ignore[index]
-        elif kind is StepKind.ADJOINT_STEP:
-            text = f"a({through[0]}..{through[1]}) << {operands[0]}"  # type: ignore[index]
-        else:
-            text = f"({operands[0]}) @ ({operands[1]})"
-        made[step.span] = text
+        operands = {name: made.pop(span) for name, span in zip(step.kind.operand_names, step.operands)}
+        made[step.span] = step.kind.notation.format(first=step.first, through=step.layers_applied, **operands)
     (whole,) = made.values()
     return whole
 

@@ -73,6 +73,11 @@ class StepKind(str, Enum):
         return _LABELS[self]
 
     @property
+    def notation(self) -> str:
+        """How :attr:`chainorder.Plan.bracketing` writes it (a ``str.format`` template)."""
+        return _NOTATION[self]
+
+    @property
     def code(self) -> int:
         return _CODES[self]
 
@@ -88,16 +93,17 @@ class StepKind(str, Enum):
     def is_preaccumulation(self) -> bool:
         return self in (StepKind.TANGENT_PREACCUMULATION, StepKind.ADJOINT_PREACCUMULATION)
 
+    @property
+    def operand_names(self) -> tuple[str, ...]:
+        """Which operands it consumes: ``"later"`` (``J[last..split+1]``), ``"earlier"`` (``J[split..first]``)."""
+        return _OPERAND_NAMES[self]
+
     def operands(self, first: int, last: int, split: int | None) -> tuple[tuple[int, int], ...]:
         """The ``(first, last)`` sub-chains it consumes: later before earlier."""
         if self.is_preaccumulation:
             return ()
-        later, earlier = (split + 1, last), (first, split)  # type: ignore[operator]
-        if self is StepKind.TANGENT_STEP:
-            return (earlier,)
-        if self is StepKind.ADJOINT_STEP:
-            return (later,)
-        return (later, earlier)
+        spans = {"later": (split + 1, last), "earlier": (first, split)}  # type: ignore[operator]
+        return tuple(spans[name] for name in _OPERAND_NAMES[self])
 
     def through(self, first: int, last: int, split: int | None) -> tuple[int, int] | None:
         """The layers ``(a, b)`` it propagates tangents or adjoints through (None for products)."""
@@ -116,6 +122,21 @@ _LABELS = {
     StepKind.TANGENT_STEP: "tangent step (JVPs)",
     StepKind.ADJOINT_STEP: "adjoint step (VJPs)",
     StepKind.PRODUCT: "dense product",
+}
+# t/a: tangent/adjoint; ">> t(a..b)" pushes columns through layers a..b, "a(a..b) <<" pulls rows back
+_NOTATION = {
+    StepKind.TANGENT_PREACCUMULATION: "t({first})",
+    StepKind.ADJOINT_PREACCUMULATION: "a({first})",
+    StepKind.TANGENT_STEP: "{earlier} >> t({through[0]}..{through[1]})",
+    StepKind.ADJOINT_STEP: "a({through[0]}..{through[1]}) << {later}",
+    StepKind.PRODUCT: "({later}) @ ({earlier})",
+}
+_OPERAND_NAMES = {
+    StepKind.TANGENT_PREACCUMULATION: (),
+    StepKind.ADJOINT_PREACCUMULATION: (),
+    StepKind.TANGENT_STEP: ("earlier",),
+    StepKind.ADJOINT_STEP: ("later",),
+    StepKind.PRODUCT: ("later", "earlier"),
 }
 _CODES = {kind: code for code, kind in enumerate(StepKind)}
 _BY_CODE = dict(enumerate(StepKind))

@@ -82,22 +82,18 @@ class _TieBreak:
 
     @staticmethod
     def _operands(kind: StepKind, first: int, last: int, splits: list) -> list[Span]:
-        if kind.is_preaccumulation:
-            return []
-        later = [(split + 1, last) for split in splits] if kind is not StepKind.TANGENT_STEP else []
-        earlier = [(first, split) for split in splits] if kind is not StepKind.ADJOINT_STEP else []
-        return later + earlier
+        return [span for split in splits for span in kind.operands(first, last, split)]
 
     def peaks(self, span: Span, kind: StepKind, splits: list) -> np.ndarray:
         """Peaks of the sub-plans of ``span`` ending with ``kind`` at each split."""
         first, last = span
         if kind.is_preaccumulation:
             return np.array([sub_plan_peak(kind, first, last, None, memory=self.memory)])
-        operands = {}
-        if kind is not StepKind.TANGENT_STEP:
-            operands["later"] = np.array([self.choice[(split + 1, last)][2] for split in splits])
-        if kind is not StepKind.ADJOINT_STEP:
-            operands["earlier"] = np.array([self.choice[(first, split)][2] for split in splits])
+        spans = [kind.operands(first, last, split) for split in splits]
+        operands = {
+            name: np.array([self.choice[operands[index]][2] for operands in spans])
+            for index, name in enumerate(kind.operand_names)
+        }
         return np.atleast_1d(sub_plan_peak(kind, first, last, np.array(splits), memory=self.memory, **operands))
 
     def choose(self, span: Span, candidates: dict[StepKind, list]) -> tuple[StepKind, int | None, int]:
