@@ -76,6 +76,7 @@ def _relative_error(computed, reference):
     return float(jnp.max(jnp.abs(computed - reference))) / (scale if scale > 0 else 1.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(function_chains())
 def test_every_strategy_equals_jax_jacobian_float64(case):
@@ -90,6 +91,7 @@ def test_every_strategy_equals_jax_jacobian_float64(case):
         assert _relative_error(computed, reference) < 1e-10, (options, plan)
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(function_chains(dtype=jnp.float32))
 def test_float32_within_1e_4(case):

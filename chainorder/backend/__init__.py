@@ -5,7 +5,8 @@ module              what it holds
 ==================  ==================================================================
 ``execute``         one executor per step kind; plans run as one jitted program
 ``opcount``         FMAs of a JAX function's JVP and VJP, its tape; chains of functions
-``segments``        cutting a jaxpr into segments where the live state is small
+``cuts``            where to cut a jaxpr: where the live state is small
+``segments``        the stretches between cuts as priced layers
 ``tracing``         ``trace``, ``analyze``
 ``dropin``          ``jacobian``: the drop-in for ``jax.jacobian``
 ``devices``         what the device can hold; refusing plans that cannot fit
