@@ -66,7 +66,7 @@ def main() -> None:
         table_only = best_time(partial(cost_table, chain), repeat)
         parallel = best_time(partial(optimize, chain, parallel=True), repeat)
         limited = best_time(partial(optimize, chain, tape_limit=3 * 10**5), repeat)
-        exact = best_time(partial(optimize, huge_chain(q)), 1) if q <= 1000 else float("nan")
+        exact = best_time(partial(optimize, huge_chain(q)), repeat) if q <= 1000 else float("nan")
         print(f"{q:>6} {sequential:>10.3f} {table_only:>10.3f} {parallel:>11.3f} {limited:>15.3f} {exact:>13.3f} "
               f"{plan.speedup:>20.1f}x")
 

@@ -186,3 +186,27 @@ def test_costs_beyond_floats_stay_exact():
     assert plan.cost == min(all_plan_costs(chain))
     assert f"{plan.cost:,}" in str(plan)
     assert pareto(chain)[-1].cost == plan.cost
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(max_length=4, max_dim=10**9, max_cost=2**66), options)
+def test_cost_then_memory_is_exact_past_int64(chain, opts):
+    # costs past 2**60: Python integers, screened in float64 and compared exactly
+    opts = dict(opts, tape_limit=None if opts["tape_limit"] is None else opts["tape_limit"] * 2**54)
+    plan = optimize(chain, **opts)
+    least = _least(chain, opts["parallel"], matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
+    assert (plan.cost, plan.peak_memory) == least
+
+
+def test_long_chains_past_int64_match_the_int64_tables():
+    # the same chain with dims scaled by 2**20 (costs past 2**60) picks plans of the same shape
+    import random
+
+    rng = random.Random(5)
+    dims = [rng.randint(1, 60) for _ in range(41)]
+    small = optimize(Chain.from_dims(dims))
+    big = optimize(Chain.from_dims([d * 2**20 for d in dims]))
+    assert big.cost > 2**60
+    assert [(s.kind, s.first, s.last, s.split) for s in big.steps] == [
+        (s.kind, s.first, s.last, s.split) for s in small.steps
+    ]

@@ -100,6 +100,8 @@ class CostModel:
         self.in_dims = array(layer.in_dim for layer in chain)
         self.out_dims = array(layer.out_dim for layer in chain)
         self.edges_prefix = array([0, *accumulate(chain.edges)])
+        self.tangent_costs = array(chain.tangent_costs)
+        self.adjoint_costs = array(chain.adjoint_costs)
         self.tangent_prefix = array([0, *accumulate(chain.tangent_costs)])
         self.adjoint_prefix = array([0, *accumulate(chain.adjoint_costs)])
 

@@ -122,12 +122,18 @@ class _CostDP:
         :data:`SCREEN_TOLERANCE` of each cell's float minimum (float64 errs by a few 1e-16 here)."""
         table, cells = self.table, self.q - length + 1
         rows = self._screen_rows(length, cells)
-        threshold = np.min([row.min(axis=1) for row in rows.values()], axis=0) * (1 + SCREEN_TOLERANCE)
+        least = {kind: row.min(axis=1) for kind, row in rows.items()}
+        threshold = np.min(list(least.values()), axis=0) * (1 + SCREEN_TOLERANCE)
         parts = []
-        for kind, row in rows.items():
-            cell, d = np.nonzero(row <= threshold[:, None])
-            exact = table.pair_costs(kind, cell, cell + length - 1, cell + d)
-            parts.append((cell, np.full(len(cell), kind.code), cell + d, exact))
+        for kind in (StepKind.TANGENT_STEP, StepKind.PRODUCT, StepKind.ADJOINT_STEP):  # preference on ties
+            if kind not in rows:
+                continue
+            near = np.flatnonzero(least[kind] <= threshold)  # the cells where this kind is in the running
+            row_index, d = np.nonzero(rows[kind][near] <= threshold[near, None])
+            cell = near[row_index]
+            cell, split = self._distinct_pairs(kind, length, cell, cell + d)
+            exact = table.pair_costs(kind, cell, cell + length - 1, split)
+            parts.append((cell, np.full(len(cell), kind.code), split, exact))
         cell, code, split, exact = (np.concatenate(column) for column in zip(*parts))
         order = np.argsort(cell, kind="stable")
         cell, code, split, exact = cell[order], code[order], split[order], exact[order]
@@ -138,6 +144,35 @@ class _CostDP:
         winners = np.flatnonzero(reaching)
         pick = winners[np.r_[True, cell[winners][1:] != cell[winners][:-1]]]
         table.store(length, best, code[pick], split[pick], count > 1)
+
+    def _through_sums(self, length: int, cells: int, costs) -> tuple[np.ndarray, np.ndarray]:
+        """``t_{k+1} + ... + t_j`` and ``a_i + ... + a_k`` for every cell and split, in float64 without
+        cancellation: exact int64 prefix differences where the totals fit, else sums of window entries."""
+        if self.table.prefix64 is not None:
+            tangent, adjoint = self.table.prefix64
+            pushed = tangent[length:, None] - sliding_window_view(tangent[1:], length - 1)[:cells]
+            pulled = sliding_window_view(adjoint[1:], length - 1)[:cells] - adjoint[:cells, None]
+            return pushed.astype(np.float64), pulled.astype(np.float64)
+        pushed = np.cumsum(sliding_window_view(costs.tangent_costs, length - 1)[1 : cells + 1, ::-1], axis=1)[:, ::-1]
+        pulled = np.cumsum(sliding_window_view(costs.adjoint_costs, length - 1)[:cells], axis=1)
+        return pushed, pulled
+
+    def _distinct_pairs(self, kind: StepKind, length: int, cell: np.ndarray, split: np.ndarray):
+        """Drop the candidates another one equals or beats in (cost, peak), as the running minima
+        do: a tangent step whose operand is uniquely a tangent step, an adjoint step from k' where
+        another candidate pulls its operand from k' (see the module docstring)."""
+        table = self.table
+        if kind is StepKind.TANGENT_STEP:
+            operand = cell, split - cell + 1
+            keep = ~((table.kind[operand] == _TANGENT) & ~table.tied[operand])
+            return cell[keep], split[keep]
+        if kind is StepKind.ADJOINT_STEP:
+            operand = split + 1, length - (split - cell) - 1
+            composed = (table.kind[operand] == _ADJOINT) & ~table.tied[operand]
+            dominated = cell[composed] * self.q + table.split[operand][composed]
+            keep = ~np.isin(cell * self.q + split, dominated)
+            return cell[keep], split[keep]
+        return cell, split
 
     # -- candidates of one length ----------------------------------------------------
     def _products(self, length: int, cells: int, screen: bool = False) -> np.ndarray:
@@ -170,11 +205,12 @@ class _CostDP:
         if not self.table.matrix_free:
             return rows
         costs, earlier, later = self._operand_rows(length, cells, screen=True)
-        tangent, adjoint = costs.tangent_prefix, costs.adjoint_prefix
-        pushed = tangent[length:, None] - sliding_window_view(tangent[1:], length - 1)[:cells]  # t_{k+1} + ... + t_j
-        pulled = sliding_window_view(adjoint[1:], length - 1)[:cells] - adjoint[:cells, None]  # a_i + ... + a_k
-        rows[StepKind.TANGENT_STEP] = earlier + propagation_cost(costs.in_dims[:cells, None], pushed)
-        adjoint_row = later + propagation_cost(costs.out_dims[length - 1 :, None], pulled)
+        pushed, pulled = self._through_sums(length, cells, costs)
+        tangent_row = propagation_cost(costs.in_dims[:cells, None], pushed)
+        tangent_row += earlier
+        rows[StepKind.TANGENT_STEP] = tangent_row
+        adjoint_row = propagation_cost(costs.out_dims[length - 1 :, None], pulled)
+        adjoint_row += later
         if self.table.tape_limit is not None:
             fits = np.arange(length - 1)[None, :] < self.table.reach[:cells, None]
             adjoint_row = np.where(fits, adjoint_row, np.inf)

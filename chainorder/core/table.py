@@ -62,6 +62,13 @@ class CostTable:
         self.screen = None
         if not self.numbers.exact_int64 and self.numbers.infeasible < SCREEN_LIMIT:
             self.screen = CostModel(chain, Numbers(np.float64, np.inf))
+            # sums of JVP/VJP costs over runs of layers, exact in int64 when the totals allow it
+            self.prefix64 = None
+            if max(sum(chain.tangent_costs), sum(chain.adjoint_costs)) < 2**62:
+                self.prefix64 = (
+                    np.array(self.costs.tangent_prefix, np.int64),
+                    np.array(self.costs.adjoint_prefix, np.int64),
+                )
             self.screen_by_start = np.full((q, q + 1), np.inf)
             self.screen_by_end = np.full((q, q + 1), np.inf)
 
