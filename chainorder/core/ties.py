@@ -81,18 +81,21 @@ class _TieBreak:
         return splits
 
     @staticmethod
-    def _operands(kind: StepKind, first: int, last: int, splits: list) -> list[Span]:
-        return [span for split in splits for span in kind.operands(first, last, split)]
+    def _operand_spans(name: str, first: int, last: int, splits: list) -> list[Span]:
+        """The ``later`` (``J[last..k+1]``) or ``earlier`` (``J[k..first]``) operand of each split k."""
+        return [(split + 1, last) for split in splits] if name == "later" else [(first, split) for split in splits]
+
+    def _operands(self, kind: StepKind, first: int, last: int, splits: list) -> list[Span]:
+        return [span for name in kind.operand_names for span in self._operand_spans(name, first, last, splits)]
 
     def peaks(self, span: Span, kind: StepKind, splits: list) -> np.ndarray:
         """Peaks of the sub-plans of ``span`` ending with ``kind`` at each split."""
         first, last = span
         if kind.is_preaccumulation:
             return np.array([sub_plan_peak(kind, first, last, None, memory=self.memory)])
-        spans = [kind.operands(first, last, split) for split in splits]
         operands = {
-            name: np.array([self.choice[operands[index]][2] for operands in spans])
-            for index, name in enumerate(kind.operand_names)
+            name: np.array([self.choice[span][2] for span in self._operand_spans(name, first, last, splits)])
+            for name in kind.operand_names
         }
         return np.atleast_1d(sub_plan_peak(kind, first, last, np.array(splits), memory=self.memory, **operands))
 
