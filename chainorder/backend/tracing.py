@@ -11,7 +11,6 @@ input trees).
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,31 +87,6 @@ def _flat_output(f: Callable[..., Any], rebuild: Callable[..., Any], holder: dic
         return flat
 
     return flat_function
-
-
-def _unflatten_jacobian(matrix: Any, output: Any, chosen: Any) -> Any:
-    """Cut the (m, n) Jacobian into jax.jacobian's layout: output tree of input trees."""
-    out_leaves, out_tree = jax.tree_util.tree_flatten(output)
-    in_leaves, in_tree = jax.tree_util.tree_flatten(chosen)
-    in_shapes = [tuple(np.shape(leaf)) for leaf in in_leaves]
-    in_sizes = [int(math.prod(shape)) for shape in in_shapes]
-    blocks = []
-    row = 0
-    in_dtypes = [jnp.result_type(leaf) for leaf in in_leaves]  # jax.jacobian's blocks have the input's dtype
-    if len(out_leaves) == 1 and len(in_leaves) == 1:  # the common case: no slicing at all
-        block = jnp.reshape(matrix, tuple(out_leaves[0].shape) + in_shapes[0]).astype(in_dtypes[0])
-        return jax.tree_util.tree_unflatten(out_tree, [jax.tree_util.tree_unflatten(in_tree, [block])])
-    for out_leaf in out_leaves:
-        rows = int(math.prod(out_leaf.shape))
-        column = 0
-        per_input = []
-        for shape, size, dtype in zip(in_shapes, in_sizes, in_dtypes):
-            block = matrix[row : row + rows, column : column + size]
-            per_input.append(jnp.reshape(block, tuple(out_leaf.shape) + shape).astype(dtype))
-            column += size
-        blocks.append(jax.tree_util.tree_unflatten(in_tree, per_input))
-        row += rows
-    return jax.tree_util.tree_unflatten(out_tree, blocks)
 
 
 def trace(f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0) -> Chain:
