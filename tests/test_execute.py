@@ -166,6 +166,9 @@ def test_errors_name_the_layer():
     plan = optimize(good)
     with pytest.raises(TypeError, match="float dtype.*int"):
         plan.jacobian(jnp.ones(3, dtype=jnp.int32))
+    for options in (dict(), dict(strategy="forward"), dict(strategy="reverse")):  # no plan-dependent number
+        with pytest.raises(TypeError, match="requires real-valued inputs.*complex"):
+            optimize(good, **options).jacobian(jnp.ones(3, dtype=jnp.complex128))
     with pytest.raises(ValueError, match=r"x has shape \(4,\), but layer 0 takes in_shape \(3,\)"):
         plan.jacobian(jnp.ones(4))
     with pytest.raises(TypeError, match="layer 1: its function must return an array"):

@@ -74,10 +74,14 @@ def _check_input(chain: Chain, x: Any) -> Any:
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         x = jnp.asarray(x)
     dtype = np.dtype(x.dtype)
-    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.complexfloating)):
+    if np.issubdtype(dtype, np.complexfloating):
+        # a plan mixes JVPs and VJPs, which agree on complex values only for holomorphic layers
         raise TypeError(
-            f"the chain's Jacobian needs a real- or complex-valued input (a float dtype), got {dtype}"
+            f"plan.jacobian requires real-valued inputs (a float dtype), got {dtype}; for holomorphic "
+            "functions use chainorder.jacobian(f, holomorphic=True), which computes as jax.jacobian does"
         )
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"the chain's Jacobian needs a real-valued input (a float dtype), got {dtype}")
     first = chain[0]
     shape = tuple(x.shape)
     if first.in_shape is not None and shape != first.in_shape:
