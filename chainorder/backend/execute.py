@@ -196,8 +196,29 @@ EXECUTORS: dict[StepKind, Callable[..., Any]] = {
 
 
 def run_steps(plan: Plan, functions: list[Callable[[Any], Any]], x: Any) -> Any:
-    """Execute ``plan`` on layer functions that map flat vectors to flat vectors;
-    returns the ``(m_{q-1}, n_0)`` Jacobian at the flat input ``x``."""
+    """Execute ``plan`` on layer functions that map flat vectors to flat vectors.
+
+    Parameters
+    ----------
+    plan : Plan
+    functions : list of callable
+        One per layer of ``plan.chain``, flat vector to flat vector.
+    x : array
+        The flat input.
+
+    Returns
+    -------
+    array
+        The ``(m_{q-1}, n_0)`` Jacobian at ``x``; each step runs as ``EXECUTORS[step.kind]``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from chainorder import Chain, optimize
+    >>> plan = optimize(Chain.from_dims([3, 2]))
+    >>> run_steps(plan, [lambda v: jnp.ones((2, 3)) @ v], jnp.ones(3)).shape
+    (2, 3)
+    """
     run = _Run(functions, x)
     jacobians: dict[tuple[int, int], Any] = {}
     for step in plan.steps:

@@ -25,7 +25,19 @@ _loaded: Any = None
 
 
 def register_backend(loader: Callable[[], Any]) -> None:
-    """Set the function that imports and returns the execution backend."""
+    """Set the function that imports and returns the execution backend.
+
+    Parameters
+    ----------
+    loader : callable
+        Called once, on first use, with no arguments; returns the backend.
+
+    Examples
+    --------
+    >>> import chainorder  # registers chainorder.backend
+    >>> callable(_loader)
+    True
+    """
     global _loader, _loaded
     _loader, _loaded = loader, None
 

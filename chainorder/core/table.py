@@ -43,7 +43,22 @@ def tape_reach(chain: Chain, tape_limit: int | None) -> np.ndarray:
 class CostTable:
     """The least cost of every sub-chain, stored twice: ``[first, length]`` and
     ``[last, length]``, so that every split of a cell lies in one contiguous row;
-    one cheapest ``kind`` (code) and ``split`` per cell, and whether it ``tied``."""
+    one cheapest ``kind`` (code) and ``split`` per cell, and whether it ``tied``.
+
+    Parameters
+    ----------
+    chain : Chain
+    objective : Objective
+    matrix_free : bool
+    tape_limit : int or None
+
+    Examples
+    --------
+    >>> from chainorder.core.dp import _CostDP
+    >>> table = _CostDP(CostTable(Chain.from_dims([784, 256, 32, 256, 784]), Objective.FMA, True, None)).run()
+    >>> int(table.cost(0, 3))
+    33038336
+    """
 
     def __init__(self, chain: Chain, objective: Objective, matrix_free: bool, tape_limit: int | None) -> None:
         self.q = q = len(chain)

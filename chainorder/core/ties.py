@@ -152,5 +152,23 @@ class _TieBreak:
 
 
 def break_ties(table: CostTable) -> list[Step]:
-    """A plan of least cost and, among those, least peak memory, from a filled cost table."""
+    """A plan of least cost and, among those, least peak memory, from a filled cost table.
+
+    Parameters
+    ----------
+    table : CostTable
+        Filled by :func:`chainorder.core.dp.cheapest_steps`'s DP.
+
+    Returns
+    -------
+    list of Step
+        Children before parents (any valid order; :func:`order_for_memory` picks the best).
+
+    Examples
+    --------
+    >>> from chainorder.core.chain import Chain
+    >>> from chainorder.core.dp import cheapest_steps
+    >>> [step.kind.value for step in cheapest_steps(Chain.from_dims([9, 7, 12, 1]))]
+    ['adjoint_preaccumulation', 'adjoint_step', 'adjoint_step']
+    """
     return _TieBreak(table).steps()
