@@ -290,8 +290,7 @@ def jacobian(
     settings = _Options(fun, numbers, isinstance(argnums, int), has_aux, holomorphic, allow_int)
     entries: dict[_Signature, _Entry] = {}
 
-    @functools.wraps(fun)
-    def jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
+    def compute(*args: Any, **kwargs: Any) -> Any:
         leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
         signature = _Signature.of(leaves, tree, numbers)
         entry = entries.get(signature) if signature is not None else None
@@ -301,8 +300,20 @@ def jacobian(
             return reference(*args, **kwargs)
         return entry.program([leaves[position] for position in signature.dynamic])
 
+    # arrays only: jax.jit's own dispatch checks the signature, and the analysis runs while it traces
+    arrays_only = jax.jit(compute)
+
+    @functools.wraps(fun)
+    def jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs and all(type(arg) in _ARRAY_TYPES for arg in args):
+            return arrays_only(*args)
+        return compute(*args, **kwargs)
+
     jacobian_of_fun.plans = _Plans(entries)  # type: ignore[attr-defined]
     return jacobian_of_fun
+
+
+_ARRAY_TYPES = {type(jnp.zeros(())), np.ndarray}
 
 
 class _Plans(Mapping):
