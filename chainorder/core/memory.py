@@ -45,7 +45,7 @@ import numpy as np
 
 from .chain import Chain
 from .costs import CostModel
-from .numbers import Numbers, RangeMax
+from .numbers import RangeMax
 from .steps import Step, StepKind
 from .tree import post_order
 
@@ -59,12 +59,13 @@ __all__ = [
 ]
 
 
-def _maximum(a, b):
-    return np.maximum(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else max(a, b)
+def maximum(a, b):
+    """Elementwise maximum of scalars (exact Python integers stay Python integers) or arrays."""
+    return np.maximum(a, b) if np.ndim(a) or np.ndim(b) else max(a, b)
 
 
 def _minimum(a, b):
-    return np.minimum(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else min(a, b)
+    return np.minimum(a, b) if np.ndim(a) or np.ndim(b) else min(a, b)
 
 
 def propagation_workspace(seeds, widest, tape):
@@ -89,15 +90,15 @@ def operand_peaks(peak_later, size_later, peak_earlier, size_earlier):
     >>> operand_peaks(10, 4, 7, 5)   # later first: max(10, 4 + 7); earlier first: max(7, 5 + 10)
     (11, 15)
     """
-    later_first = _maximum(peak_later, size_later + peak_earlier)
-    earlier_first = _maximum(peak_earlier, size_earlier + peak_later)
+    later_first = maximum(peak_later, size_later + peak_earlier)
+    earlier_first = maximum(peak_earlier, size_earlier + peak_later)
     return later_first, earlier_first
 
 
 def product_peak(peak_later, size_later, peak_earlier, size_earlier, workspace):
     """Least peak of a product over both operand orders (:func:`operand_peaks`)."""
     later_first, earlier_first = operand_peaks(peak_later, size_later, peak_earlier, size_earlier)
-    return _maximum(_minimum(later_first, earlier_first), workspace)
+    return maximum(_minimum(later_first, earlier_first), workspace)
 
 
 class MemoryModel:
@@ -125,10 +126,6 @@ class MemoryModel:
         self.primal = sum(chain.dims)
         self.widest = RangeMax(self.costs.in_dims + self.costs.out_dims)
 
-    @property
-    def numbers(self) -> Numbers:
-        return self.costs.numbers
-
     def result_size(self, first, last):
         return self.costs.result_size(first, last)
 
@@ -143,20 +140,29 @@ class MemoryModel:
         seeds = self.costs.seeds(kind.direction, first, last)
         return propagation_workspace(seeds, self.widest(*through), tape)
 
-    def step_peak(self, step: Step, operand_peak: dict[tuple[int, int], int]) -> tuple[int, bool]:
-        """The peak of the sub-plan ending with ``step`` given its operands' sub-plan
-        peaks, and whether its later operand goes first."""
-        workspace = self.workspace(step.kind, step.first, step.last, step.split)
-        operands = step.operands
-        if len(operands) == 2:
-            later, earlier = operands
-            later_first, earlier_first = operand_peaks(
-                operand_peak[later], self.result_size(*later), operand_peak[earlier], self.result_size(*earlier)
-            )
-            return max(min(later_first, earlier_first), workspace), later_first <= earlier_first
-        if operands:
-            return max(operand_peak[operands[0]], workspace), True
-        return workspace, True
+    def sub_plan_peak(self, kind: StepKind, first, last, split, *, later=None, earlier=None):
+        """Peak of sub-plans ending with ``kind`` given their operands' sub-plan peaks (``later``:
+        ``J[last..split+1]``, ``earlier``: ``J[split..first]``; None where the kind has none);
+        scalars or arrays, primal values excluded. The one rule both optimizers and
+        :func:`order_for_memory` use.
+
+        >>> MemoryModel(Chain.from_dims([4, 3, 2])).sub_plan_peak(StepKind.PRODUCT, 0, 1, 0, later=16, earlier=28)
+        28
+        """
+        workspace = self.workspace(kind, first, last, split)
+        if kind is StepKind.PRODUCT:
+            sizes = self.result_size(split + 1, last), self.result_size(first, split)
+            return product_peak(later, sizes[0], earlier, sizes[1], workspace)
+        operand = earlier if "earlier" in kind.operand_names else later
+        return workspace if operand is None else maximum(operand, workspace)
+
+    def later_first(self, step: Step, operand_peak: dict[tuple[int, int], int]) -> bool:
+        """Whether a product's later operand goes first (Sethi-Ullman; ties: later first)."""
+        later, earlier = step.operands
+        later_first, earlier_first = operand_peaks(
+            operand_peak[later], self.result_size(*later), operand_peak[earlier], self.result_size(*earlier)
+        )
+        return later_first <= earlier_first
 
 
 def peak_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | None = None) -> int:
@@ -228,7 +234,9 @@ def order_for_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | N
     peak: dict[tuple[int, int], int] = {}
     later_first: dict[tuple[int, int], bool] = {}
     for step in steps:  # children come before parents in any valid plan
-        peak[step.span], later_first[step.span] = model.step_peak(step, peak)
+        operands = {name: peak[span] for name, span in zip(step.kind.operand_names, step.operands)}
+        peak[step.span] = model.sub_plan_peak(step.kind, step.first, step.last, step.split, **operands)
+        later_first[step.span] = len(step.operands) < 2 or model.later_first(step, peak)
 
     def children(span: tuple[int, int]) -> tuple[tuple[int, int], ...]:
         operands = producer[span].operands

@@ -13,17 +13,11 @@ This module imports neither jax nor matplotlib.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .costs import CostModel
-from .memory import MemoryModel, product_peak
+from .memory import MemoryModel, maximum
 from .steps import TANGENT, StepKind
 
 __all__ = ["sub_plan", "sub_plan_cost", "sub_plan_peak"]
-
-
-def _maximum(a, b):
-    return np.maximum(a, b) if np.ndim(a) or np.ndim(b) else max(a, b)
 
 
 def _operand(kind: StepKind, later, earlier):
@@ -38,19 +32,14 @@ def sub_plan_cost(
     the kind has no such operand)."""
     step_cost = costs.cost(kind, first, last, split)
     if kind is StepKind.PRODUCT:
-        return (_maximum(later, earlier) if critical_path else later + earlier) + step_cost
+        return (maximum(later, earlier) if critical_path else later + earlier) + step_cost
     operand = _operand(kind, later, earlier)
     return step_cost if operand is None else operand + step_cost
 
 
 def sub_plan_peak(kind: StepKind, first, last, split, *, memory: MemoryModel, later=None, earlier=None):
-    """Peak of sub-plans ending with ``kind``, given the operands' sub-plan peaks."""
-    workspace = memory.workspace(kind, first, last, split)
-    if kind is StepKind.PRODUCT:
-        sizes = memory.result_size(split + 1, last), memory.result_size(first, split)
-        return product_peak(later, sizes[0], earlier, sizes[1], workspace)
-    operand = _operand(kind, later, earlier)
-    return workspace if operand is None else _maximum(operand, workspace)
+    """Peak of sub-plans ending with ``kind``: :meth:`MemoryModel.sub_plan_peak`."""
+    return memory.sub_plan_peak(kind, first, last, split, later=later, earlier=earlier)
 
 
 def sub_plan(
