@@ -2,7 +2,8 @@
 
 Run: python benchmarks/bench_dropin.py [--repeat 40] [--first 3]
 
-Steady state: jax.jit of jax.jacfwd(f), jax.jacrev(f) and chainorder.jacobian(f), warmed up, medians
+Steady state: jax.jit of jax.jacfwd(f), jax.jacrev(f), chainorder.jacobian(f) (default objective) and
+chainorder.jacobian(f, objective="time") (on the saved machine profile), warmed up, medians
 of --repeat interleaved runs in rotating order; "steady" is the better of jacfwd/jacrev over ours
 (>= 1: not slower; target >= 0.95); "control" the same ratio for a second jitted copy of the faster
 pure mode, i.e. the same program as the better one: how far apart identical programs time here.
@@ -85,18 +86,29 @@ def main() -> None:
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, float32; steady: median of {args.repeat}, "
           f"first call: median of {args.first}")
+    profile = chainorder.machine_profile()
+    source = "measured" if profile.calibrated else "analytic default"
+    print(f"time objective: {source} profile of {profile.device_kind}")
     header = (f"{'function':<36} {'plan':>8} {'jacfwd ms':>10} {'jacrev ms':>10} {'ours ms':>9} {'steady':>7} "
-              f"{'control':>9} {'jax 1st s':>10} {'ours 1st s':>11} {'1st ratio':>10}")
+              f"{'control':>9} {'time plan':>10} {'time ms':>8} {'steady':>7} "
+              f"{'jax 1st s':>10} {'ours 1st s':>11} {'1st ratio':>10}")
     print(header)
     print("-" * len(header))
     for name, f, x in cases():
         ours = chainorder.jacobian(f)
-        jitted = {"fwd": jax.jit(jax.jacfwd(f)), "rev": jax.jit(jax.jacrev(f)), "ours": jax.jit(ours)}
+        by_time = chainorder.jacobian(f, objective="time")
+        jitted = {
+            "fwd": jax.jit(jax.jacfwd(f)),
+            "rev": jax.jit(jax.jacrev(f)),
+            "ours": jax.jit(ours),
+            "time": jax.jit(by_time),
+        }
         faster = min(("fwd", "rev"), key=lambda name: _once(jitted[name], x))
         # a second copy of the faster pure mode: the same program, so its ratio shows the noise
         jitted["control"] = jax.jit(jax.jacfwd(f) if faster == "fwd" else jax.jacrev(f))
         times = median_times(jitted, x, args.repeat)
         (plan,) = ours.plans.values()
+        (time_plan,) = by_time.plans.values()
         firsts = {"jax": [], "ours": []}
         for _ in range(args.first):
             firsts["jax"].append(first_call(lambda f=f: jax.jit(jax.jacobian(lambda v: f(v))), x))
@@ -106,6 +118,7 @@ def main() -> None:
         print(
             f"{name:<36} {plan.mode if plan else 'jax':>8} {1e3 * times['fwd']:>10.3f} {1e3 * times['rev']:>10.3f} "
             f"{1e3 * times['ours']:>9.3f} {best / times['ours']:>6.2f}x {best / times['control']:>8.2f}x "
+            f"{time_plan.mode if time_plan else 'jax':>10} {1e3 * times['time']:>8.3f} {best / times['time']:>6.2f}x "
             f"{jax_first:>10.2f} {our_first:>11.2f} {our_first / jax_first:>9.2f}x"
         )
 

@@ -24,6 +24,7 @@ from .core import (
     Chain,
     CostModel,
     Layer,
+    MachineProfile,
     MemoryModel,
     Objective,
     Plan,
@@ -36,6 +37,7 @@ from .core import (
     reverse_cost,
 )
 from .core.engine import register_backend
+from .core.sample import random_plan
 
 __version__ = "0.1.0"
 
@@ -53,8 +55,11 @@ _LAZY = {
     "trace": "backend",
     "analyze": "backend",
     "jacobian": "backend",
+    "calibrate": "backend",
+    "machine_profile": "backend",
     "plot_tradeoff": "front.plot",
     "plot_plan": "front.plot",
+    "plot_fidelity": "front.fidelity",
 }
 
 
@@ -77,13 +82,18 @@ __all__ = [
     "Step",
     "StepKind",
     "analyze",
+    "calibrate",
     "forward_cost",
     "jacobian",
+    "machine_profile",
+    "MachineProfile",
     "optimize",
     "pareto",
     "peak_memory",
+    "plot_fidelity",
     "plot_plan",
     "plot_tradeoff",
+    "random_plan",
     "reverse_cost",
     "trace",
     "__version__",

@@ -1,8 +1,13 @@
 """Float64 everywhere in the tests unless a test asks for float32 explicitly; in CI the
 property tests draw the same examples every run (derandomized), locally new ones each run.
-The hypothesis strategies the test modules share live here too."""
+Predicted times use the analytic default profile, never a profile this machine's user
+calibrated (the cache points at an empty folder). The hypothesis strategies the test
+modules share live here too."""
 
 import os
+import tempfile
+
+os.environ["CHAINORDER_CACHE"] = tempfile.mkdtemp(prefix="chainorder-test-cache-")
 
 import jax
 from hypothesis import settings

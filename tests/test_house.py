@@ -131,8 +131,10 @@ def test_objective_is_a_value_and_parallel_its_alias():
     assert optimize(chain).objective is Objective.FMA and not optimize(chain).parallel
     with pytest.raises(ValueError, match="contradicts"):
         optimize(chain, objective="fma", parallel=True)
-    with pytest.raises(ValueError, match="unknown objective 'time'"):
-        optimize(chain, objective="time")
+    with pytest.raises(ValueError, match="unknown objective 'seconds'"):
+        optimize(chain, objective="seconds")
+    with pytest.raises(ValueError, match="contradicts"):
+        optimize(chain, objective="time", parallel=True)
     data = json.loads(optimize(chain, parallel=True).to_json())
     assert data["objective"] == "critical_path" and data["parallel"] is True
 

@@ -10,15 +10,27 @@ module              what it holds
 ``tracing``         ``trace``, ``analyze``
 ``dropin``          ``jacobian``: the drop-in for ``jax.jacobian``
 ``devices``         what the device can hold; refusing plans that cannot fit
+``calibration``     measuring, saving and loading the device's machine profile
 ==================  ==================================================================
 
 It imports the core; the core reaches it only through
 :mod:`chainorder.core.engine`. The names below are what the engine asks for.
 """
 
+from .calibration import calibrate, machine_profile
 from .dropin import jacobian
 from .execute import apply_chain, plan_jacobian, validate_plan
 from .opcount import chain_from_functions
 from .tracing import analyze, trace
 
-__all__ = ["analyze", "apply_chain", "chain_from_functions", "jacobian", "plan_jacobian", "trace", "validate_plan"]
+__all__ = [
+    "analyze",
+    "apply_chain",
+    "calibrate",
+    "chain_from_functions",
+    "jacobian",
+    "machine_profile",
+    "plan_jacobian",
+    "trace",
+    "validate_plan",
+]

@@ -253,7 +253,10 @@ def jacobian(
         back with :meth:`Plan.from_json`); checked against the traced chain.
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
-        ``tape_limit``, ``memory_limit``, ...).
+        ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
+        FMA-optimal plan, or a pure mode where the machine profile predicts it
+        faster (:func:`chainorder.core.optimize.faster_pure_mode`);
+        ``objective="time"`` runs the time DP instead.
 
     Returns
     -------

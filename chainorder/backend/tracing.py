@@ -21,7 +21,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..core.chain import Chain, Layer
-from ..core.optimize import optimize
+from ..core.optimize import faster_pure_mode, optimize
 from ..core.plan import Plan
 from .execute import library_mode, run_steps
 from .segments import Segment, prepare
@@ -176,9 +176,12 @@ class Analysis:
 
 
 def _chosen_plan(chain: Chain, plan: Plan | None, options: dict[str, Any]) -> Plan:
-    """``plan`` when it was made for ``chain``, else the optimal plan under ``options``."""
+    """``plan`` when it was made for ``chain``, else the optimal plan under ``options``
+    (with no objective given: the FMA-optimal plan, or a pure mode the machine profile
+    predicts faster)."""
     if plan is None:
-        return optimize(chain, **options)
+        chosen = optimize(chain, **options)
+        return chosen if "objective" in options or "parallel" in options else faster_pure_mode(chosen)
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
     if options:
@@ -208,7 +211,10 @@ def analyze(
         :meth:`Plan.from_json`), used instead of optimizing.
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
-        ``tape_limit``, ``memory_limit``, ...).
+        ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
+        FMA-optimal plan, or a pure mode where the machine profile predicts it
+        faster (:func:`chainorder.core.optimize.faster_pure_mode`);
+        ``objective="time"`` runs the time DP instead.
 
     Returns
     -------

@@ -12,7 +12,10 @@ module              what it holds
 ``costs``           the cost model (FMAs), scalar and array forms
 ``memory``          the memory model (elements), Sethi-Ullman, ordering steps for memory
 ``tree``            the post-order walk every plan reader uses
+``profile``         :class:`MachineProfile`: a device's rates, analytic defaults
+``timing``          predicted seconds of steps and plans (:class:`TimeModel`)
 ``dp``              the cost-then-memory dynamic program
+``timedp``          the dynamic program for least predicted time
 ``pareto``          the exact cost/memory Pareto dynamic program
 ``optimize``        :func:`optimize`, :func:`pareto`, pure forward and reverse plans
 ``checks``          validation of options and of steps
@@ -28,12 +31,14 @@ from .costs import CostModel, forward_cost, reverse_cost
 from .memory import MemoryModel, peak_memory
 from .optimize import optimize, pareto
 from .plan import Plan
+from .profile import MachineProfile
 from .steps import Objective, Step, StepKind
 
 __all__ = [
     "Chain",
     "CostModel",
     "Layer",
+    "MachineProfile",
     "MemoryModel",
     "Objective",
     "Plan",

@@ -7,8 +7,10 @@ methods ask :func:`backend` for it on first use. The core thus names no backend
 module, and the import graph stays acyclic: ``backend -> core``, never back.
 
 A backend is any object with ``chain_from_functions(functions, x0)``,
-``apply_chain(chain, x)``, ``plan_jacobian(plan, x)`` and
-``validate_plan(plan, x)``.
+``apply_chain(chain, x)``, ``plan_jacobian(plan, x)``,
+``validate_plan(plan, x)`` and ``machine_profile()`` (the profile of the
+device it runs on; :func:`machine_profile` falls back to the analytic CPU
+default when no backend can load).
 
 This module imports neither jax nor matplotlib.
 """
@@ -18,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["register_backend", "backend"]
+from .profile import MachineProfile, default_profile
+
+__all__ = ["register_backend", "backend", "machine_profile"]
 
 _loader: Callable[[], Any] | None = None
 _loaded: Any = None
@@ -59,3 +63,17 @@ def backend() -> Any:
         except ImportError as error:
             raise ImportError(f"executing plans needs JAX: pip install 'chainorder[jax]' ({error})") from error
     return _loaded
+
+
+def machine_profile() -> MachineProfile:
+    """The profile of the device plans run on: the backend's (measured or its platform's
+    default), or the analytic CPU default when no backend can load (no JAX).
+
+    >>> machine_profile().gemm_peak > 0
+    True
+    """
+    try:
+        loaded = backend()
+    except ImportError:
+        return default_profile("cpu")
+    return loaded.machine_profile()

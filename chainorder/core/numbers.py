@@ -22,6 +22,9 @@ INT64_SAFE = 2**60  # every value below this, so that INF + INF + a step stays b
 INT64_INFEASIBLE = 2**61
 
 
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
 @dataclass(frozen=True)
 class Numbers:
     """The dtype of a chain's optimizer tables and the value that marks "infeasible".
@@ -29,7 +32,8 @@ class Numbers:
     Attributes
     ----------
     dtype : numpy.dtype or type
-        ``numpy.int64`` or ``object`` (Python integers).
+        ``numpy.int64`` or ``object`` (Python integers); ``numpy.float64`` for
+        the time model's seconds.
     infeasible : int
         Larger than any real value, and still exact when two are added.
     """
@@ -42,7 +46,10 @@ class Numbers:
         return self.dtype is np.int64
 
     def array(self, values) -> np.ndarray:
-        return np.array(list(values), dtype=self.dtype)
+        values = list(values)
+        if self.dtype is np.float64:  # integers past float64's range become inf, not OverflowError
+            values = [np.inf if value > _FLOAT_MAX else value for value in values]
+        return np.array(values, dtype=self.dtype)
 
     def full(self, shape, value=None) -> np.ndarray:
         return np.full(shape, self.infeasible if value is None else value, dtype=self.dtype)

@@ -9,13 +9,17 @@ from __future__ import annotations
 from .chain import Chain
 from .checks import Options, check_options
 from .dp import cheapest_steps
+from .engine import machine_profile
 from .memory import MemoryModel, order_for_memory, peak_memory
 from .pareto import pareto_steps
 from .plan import Plan
+from .profile import MachineProfile
 from .pure import forward_steps, reverse_fits, reverse_steps
 from .steps import Objective, Step
+from .timedp import fastest_steps
+from .timing import step_times
 
-__all__ = ["optimize", "pareto", "EXACT_CRITICAL_PATH_LAYERS"]
+__all__ = ["optimize", "pareto", "faster_pure_mode", "EXACT_CRITICAL_PATH_LAYERS"]
 
 #: Up to this many layers, ``objective="critical_path"`` breaks cost ties by memory
 #: exactly, through the Pareto DP; beyond, through the faster lexicographic DP
@@ -32,6 +36,7 @@ def optimize(
     tape_limit: int | None = None,
     parallel: bool | None = None,
     memory_limit: int | None = None,
+    profile: MachineProfile | None = None,
 ) -> Plan:
     """Find the cheapest plan to accumulate ``chain``'s Jacobian.
 
@@ -45,9 +50,10 @@ def optimize(
         ``"optimal"`` searches every bracketing and every choice of tangent
         steps, adjoint steps and dense products; ``"forward"`` is pure tangent
         mode (``jax.jacfwd``), ``"reverse"`` pure adjoint mode (``jax.jacrev``).
-    objective : {"fma", "critical_path"}, optional
-        What ``cost`` measures (see :class:`Objective`): total FMAs (default) or
-        FMAs on the critical path with unlimited threads.
+    objective : {"fma", "critical_path", "time"}, optional
+        What is minimized (see :class:`Objective`): total FMAs (default), FMAs
+        on the critical path with unlimited threads, or predicted seconds on
+        ``profile``'s machine.
     matrix_free : bool
         ``False`` allows only preaccumulation of single layers and dense
         products (the classic matrix-chain problem).
@@ -58,7 +64,11 @@ def optimize(
         Alias: ``True`` is ``objective="critical_path"``.
     memory_limit : int or None
         The largest peak memory, in elements (see :mod:`chainorder.core.memory`),
-        the plan may reach; the cheapest plan that fits is returned.
+        the plan may reach; the cheapest plan that fits is returned (with
+        ``objective="time"``: the fastest of the cost/memory Pareto front that fits).
+    profile : MachineProfile, optional
+        The machine times are predicted for; by default the device JAX runs on
+        (its ``chainorder.calibrate()`` profile, or an analytic default).
 
     Returns
     -------
@@ -105,11 +115,16 @@ def optimize(
         parallel=parallel,
         memory_limit=memory_limit,
     )
-    if strategy == "optimal":
-        steps = _optimal_steps(chain, options)
-    else:
+    if profile is not None and not isinstance(profile, MachineProfile):
+        raise TypeError(f"profile must be a chainorder MachineProfile or None, got {type(profile).__name__}")
+    if strategy != "optimal":
         steps = _pure_steps_within(chain, options)
-    return _plan(chain, steps, options)
+    elif options.objective is Objective.TIME:
+        profile = profile or machine_profile()
+        steps = _fastest_steps(chain, options, profile)
+    else:
+        steps = _optimal_steps(chain, options)
+    return _plan(chain, steps, options, profile)
 
 
 def pareto(
@@ -156,10 +171,15 @@ def pareto(
     options = check_options(
         chain, objective=objective, matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel
     )
+    if options.objective is Objective.TIME:
+        raise ValueError(
+            "pareto() trades FMAs against memory; objective='time' is not supported there "
+            "(optimize(chain, objective='time', memory_limit=...) picks the fastest plan of that front)"
+        )
     return [_plan(chain, steps, options) for _, _, steps in _front(chain, options)]
 
 
-def _plan(chain: Chain, steps: list[Step], options: Options) -> Plan:
+def _plan(chain: Chain, steps: list[Step], options: Options, profile: MachineProfile | None = None) -> Plan:
     return Plan(
         chain,
         steps,
@@ -168,6 +188,7 @@ def _plan(chain: Chain, steps: list[Step], options: Options) -> Plan:
         matrix_free=options.matrix_free,
         tape_limit=options.tape_limit,
         memory_limit=options.memory_limit,
+        profile=profile,
     )
 
 
@@ -198,6 +219,30 @@ def _optimal_steps(chain: Chain, options: Options) -> list[Step]:
     return steps
 
 
+def _fastest_steps(chain: Chain, options: Options, profile: MachineProfile) -> list[Step]:
+    """The plan of least predicted time; under a memory limit, the fastest plan of the
+    FMA/memory Pareto front that fits; a pure mode when it is no slower and no bigger."""
+    memory = MemoryModel(chain)
+    steps, _ = fastest_steps(chain, profile, matrix_free=options.matrix_free, tape_limit=options.tape_limit)
+    steps = order_for_memory(chain, steps, memory)
+    candidates = [steps]
+    if options.memory_limit is not None and peak_memory(chain, steps, memory) > options.memory_limit:
+        fma = options._replace(objective=Objective.FMA)
+        candidates = [plan for _, _, plan in _front(chain, fma, options.memory_limit)] or [_cheapest_within(chain, fma)]
+    if options.matrix_free:
+        candidates += _pure_candidates(chain, options)
+    return min(candidates, key=lambda plan: (sum(step_times(chain, plan, profile)), peak_memory(chain, plan, memory)))
+
+
+def _pure_candidates(chain: Chain, options: Options) -> list[list[Step]]:
+    """The pure modes allowed under the options' tape and memory limits."""
+    candidates = [forward_steps(chain)]
+    if reverse_fits(chain, options.tape_limit):
+        candidates.append(reverse_steps(chain, options.tape_limit))
+    limit = options.memory_limit
+    return [steps for steps in candidates if limit is None or peak_memory(chain, steps) <= limit]
+
+
 def _cheapest_within(chain: Chain, options: Options) -> list[Step]:
     plans = _front(chain, options, options.memory_limit)
     if not plans:
@@ -213,15 +258,41 @@ def _prefer_pure_mode(chain: Chain, steps: list[Step], options: Options, memory:
     """On a tie in cost and memory with pure forward or reverse mode, take the pure
     mode: it runs as ``jax.jacfwd``/``jax.jacrev`` with no bookkeeping."""
     key = (Plan.cost_of(steps, options.objective), peak_memory(chain, steps, memory))
-    candidates = [forward_steps(chain)]
-    if reverse_fits(chain, options.tape_limit):
-        candidates.append(reverse_steps(chain, options.tape_limit))
-    for pure in candidates:
-        pure_key = (Plan.cost_of(pure, options.objective), peak_memory(chain, pure, memory))
-        fits = options.memory_limit is None or pure_key[1] <= options.memory_limit
-        if fits and pure_key <= key:
+    for pure in _pure_candidates(chain, options):
+        if (Plan.cost_of(pure, options.objective), peak_memory(chain, pure, memory)) <= key:
             return pure
     return steps
+
+
+def faster_pure_mode(plan: Plan, profile: MachineProfile | None = None) -> Plan:
+    """A pure mode allowed under ``plan``'s limits that ``profile``'s machine is predicted to
+    run faster than ``plan`` (the faster of the two), else ``plan``.
+
+    FMAs are exact but blind to what dominates small and deep functions: the fixed cost of
+    each layer's kernels, which differs between JVPs and VJPs (on a 2-core CPU, reverse
+    mode of an unrolled 32-wide RK4 runs 1.3x faster than forward mode, which needs half
+    its FMAs). :func:`chainorder.jacobian` and :func:`chainorder.analyze` apply this to
+    the FMA-optimal plan when no objective is given: three plans priced, no second DP.
+
+    Examples
+    --------
+    >>> from chainorder.core.profile import MachineProfile
+    >>> square = Chain.from_dims([32, 32, 32])
+    >>> vjp_faster = MachineProfile("cpu", "x", (1,), (1e10,), 1e10, 0.0, adjoint_factors=(0.5,))
+    >>> optimize(square).mode, faster_pure_mode(optimize(square), vjp_faster).mode
+    ('forward', 'reverse')
+    """
+    if plan.strategy != "optimal" or not plan.matrix_free:
+        return plan
+    profile = profile or plan.machine
+    options = check_options(
+        plan.chain, objective=plan.objective, tape_limit=plan.tape_limit, memory_limit=plan.memory_limit
+    )
+    candidates = [list(plan.steps), *_pure_candidates(plan.chain, options)]
+    fastest = min(candidates, key=lambda steps: sum(step_times(plan.chain, steps, profile)))
+    if fastest == list(plan.steps):
+        return plan
+    return _plan(plan.chain, fastest, options, plan.profile)
 
 
 def _pure_steps_within(chain: Chain, options: Options) -> list[Step]:

@@ -20,10 +20,13 @@ from typing import Any
 from .chain import Chain
 from .checks import check_options, check_steps
 from .costs import CostModel
-from .engine import backend
+from .engine import backend, machine_profile
 from .memory import peak_memory
+from .profile import MachineProfile
+from .pure import forward_steps, reverse_steps
 from .report import bracketing, plan_table
 from .steps import Objective, Step
+from .timing import step_times
 
 __all__ = ["Plan", "JSON_VERSION"]
 
@@ -50,17 +53,20 @@ class Plan:
     steps : sequence of Step
         In execution order; checked (operands alive, exact costs, options).
     strategy : {"optimal", "forward", "reverse"}
-    objective : {"fma", "critical_path"}, optional
+    objective : {"fma", "critical_path", "time"}, optional
     matrix_free : bool
     tape_limit, memory_limit : int or None
     parallel : bool, optional
         Alias of ``objective="critical_path"``.
+    profile : MachineProfile, optional
+        The machine its times are predicted for; by default the profile of the
+        device JAX runs on (``chainorder.calibrate()``), or an analytic default.
 
     Attributes
     ----------
     cost : int
-        FMAs: the sum of the steps' (``objective="fma"``) or the critical path
-        with unlimited threads (``"critical_path"``).
+        FMAs: the sum of the steps' (``objective="fma"`` or ``"time"``) or the
+        critical path with unlimited threads (``"critical_path"``).
     work : int
         The sum of the steps' FMAs, whatever the objective.
     forward_cost, reverse_cost : int
@@ -68,6 +74,9 @@ class Plan:
     peak_memory : int
         Elements alive at the peak of executing the steps in order (see
         :mod:`chainorder.core.memory`).
+    predicted_time, step_times, predicted_speedup
+        Predicted seconds of the plan and of each step, and the better pure
+        mode's predicted time over the plan's (see :mod:`chainorder.core.timing`).
 
     Raises
     ------
@@ -99,6 +108,7 @@ class Plan:
         "work",
         "critical_path",
         "cost",
+        "profile",
         "__weakref__",
     )
 
@@ -113,7 +123,10 @@ class Plan:
         tape_limit: int | None = None,
         parallel: bool | None = None,
         memory_limit: int | None = None,
+        profile: MachineProfile | None = None,
     ) -> None:
+        if profile is not None and not isinstance(profile, MachineProfile):
+            raise TypeError(f"profile must be a chainorder MachineProfile or None, got {type(profile).__name__}")
         options = check_options(
             chain,
             strategy,
@@ -144,6 +157,7 @@ class Plan:
             reverse_cost=model.reverse_cost,
             work=sum(step.cost for step in steps),
             critical_path=critical_path(steps),
+            profile=profile,
         )
         values["cost"] = self.cost_of(steps, options.objective)
         for name, value in values.items():
@@ -172,7 +186,7 @@ class Plan:
         return hash((self.chain, self.steps, self.objective))
 
     def __reduce__(self):
-        return (_from_dict, (self.to_dict(), self.chain))
+        return (_from_dict, (self.to_dict(timed=False), self.chain, self.profile))
 
     # -- derived -------------------------------------------------------------------
     @property
@@ -190,6 +204,34 @@ class Plan:
             return best / self.cost
         except OverflowError:
             return math.inf
+
+    @property
+    def machine(self) -> MachineProfile:
+        """The profile times are predicted with: the plan's own, else the current device's."""
+        return self.profile if self.profile is not None else machine_profile()
+
+    @property
+    def step_times(self) -> tuple[float, ...]:
+        """Predicted seconds of each step, in order (see :mod:`chainorder.core.timing`)."""
+        return tuple(step_times(self.chain, self.steps, self.machine))
+
+    @property
+    def predicted_time(self) -> float:
+        """Predicted seconds of the whole plan on :attr:`machine`: the sum of :attr:`step_times`."""
+        return sum(self.step_times)
+
+    @property
+    def predicted_speedup(self) -> float:
+        """The better pure mode's predicted time over this plan's."""
+        machine = self.machine
+        pure = min(
+            sum(step_times(self.chain, steps, machine))
+            for steps in (forward_steps(self.chain), reverse_steps(self.chain))
+        )
+        time = self.predicted_time
+        if not math.isfinite(time) or time == 0:
+            return math.nan
+        return pure / time
 
     @property
     def mode(self) -> str:
@@ -231,8 +273,10 @@ class Plan:
         )
 
     # -- JSON ----------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, timed: bool = True) -> dict[str, Any]:
+        """The plan as plain data (what :meth:`to_json` writes); ``timed`` adds the predicted
+        milliseconds of the plan and its steps and the profile's device."""
+        data = {
             "version": JSON_VERSION,
             "dims": list(self.chain.dims),
             "layers": self.chain.fingerprint(),
@@ -251,6 +295,12 @@ class Plan:
             "bracketing": self.bracketing,
             "steps": [step.to_dict() for step in self.steps],
         }
+        if timed:
+            machine = self.machine
+            data["predicted_ms"] = _finite_or_none(self.predicted_time * 1e3)
+            data["step_predicted_ms"] = [_finite_or_none(seconds * 1e3) for seconds in self.step_times]
+            data["profile"] = {"device_kind": machine.device_kind, "calibrated": machine.calibrated}
+        return data
 
     def to_json(self, **kwargs: Any) -> str:
         """The plan as JSON text (integers stay exact); see :meth:`from_json`."""
@@ -271,6 +321,10 @@ class Plan:
         if not isinstance(chain, Chain):
             raise TypeError(f"from_json needs the plan's Chain, got {type(chain).__name__}")
         return _from_dict(_json_object(text), chain)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _json_object(text: str | bytes) -> dict[str, Any]:
@@ -314,7 +368,7 @@ def _json_steps(items: Any) -> list[Step]:
     return steps
 
 
-def _from_dict(data: dict[str, Any], chain: Chain) -> Plan:
+def _from_dict(data: dict[str, Any], chain: Chain, profile: MachineProfile | None = None) -> Plan:
     _check_same_chain(data["layers"], chain)
     objective = data.get("objective")
     if objective is None:  # written before objectives had names
@@ -328,6 +382,7 @@ def _from_dict(data: dict[str, Any], chain: Chain) -> Plan:
             matrix_free=data.get("matrix_free", True),
             tape_limit=data.get("tape_limit"),
             memory_limit=data.get("memory_limit"),
+            profile=profile,
         )
     except TypeError as error:
         raise ValueError(f"plan JSON: {error}") from None

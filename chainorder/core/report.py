@@ -56,7 +56,10 @@ def ratio_text(numerator: int, denominator: int) -> str:
 def _options_text(plan: Plan) -> str:
     parts = [
         "matrix-free" if plan.matrix_free else "dense products only",
-        "unlimited threads (critical path)" if plan.objective is Objective.CRITICAL_PATH else "sequential",
+        {
+            Objective.CRITICAL_PATH: "unlimited threads (critical path)",
+            Objective.TIME: "sequential, least predicted time",
+        }.get(plan.objective, "sequential"),
         "no tape limit" if plan.tape_limit is None else f"tape limit {plan.tape_limit:,}",
     ]
     if plan.memory_limit is not None:
@@ -96,7 +99,17 @@ def _summary(plan: Plan, width: int) -> list[str]:
     ]
     if plan.objective is Objective.CRITICAL_PATH:
         lines.append(f"  Total work:      {plan.work:>{width},} FMAs (all threads)")
+    lines.append(_time_line(plan))
     return lines
+
+
+def _time_line(plan: Plan) -> str:
+    machine = plan.machine
+    source = "measured profile" if machine.calibrated else "analytic default; run `chainorder calibrate`"
+    return (
+        f"  Predicted time:  {plan.predicted_time * 1e3:.4g} ms on {machine.device_kind} ({source}); "
+        f"{plan.predicted_speedup:.3g}x over the faster pure mode"
+    )
 
 
 def plan_table(plan: Plan) -> str:
@@ -106,18 +119,19 @@ def plan_table(plan: Plan) -> str:
     cost_width = max(width, 4)
     header = (
         f"  {'step':>4}  {'operation':<24} {'layers':>9} {'through':>9} {'result':>13} "
-        f"{'cost':>{cost_width}} {'share':>6}"
+        f"{'cost':>{cost_width}} {'share':>6} {'pred. ms':>9}"
     )
     rule = "-" * max(len(header), 60)
     lines += [rule, header, rule]
     total = plan.work or 1
     chain = plan.chain
-    for number, step in enumerate(plan.steps):
+    for number, (step, seconds) in enumerate(zip(plan.steps, plan.step_times)):
         through = step.layers_applied
         through_text = "-" if through is None else f"{through[0]}..{through[1]}"
         shape = f"{chain[step.last].out_dim}x{chain[step.first].in_dim}"
         lines.append(
             f"  {number:>4}  {step.kind.label:<24} {f'{step.first}..{step.last}':>9} "
-            f"{through_text:>9} {shape:>13} {step.cost:>{cost_width},} {float(100 * Fraction(step.cost, total)):>5.1f}%"
+            f"{through_text:>9} {shape:>13} {step.cost:>{cost_width},} "
+            f"{float(100 * Fraction(step.cost, total)):>5.1f}% {seconds * 1e3:>9.4f}"
         )
     return "\n".join(lines)

@@ -160,6 +160,14 @@ class Objective(str, Enum):
         unlimited threads, where the two operands of a product are computed at
         the same time. Never more than ``"fma"``; plans that minimize it may do
         more total work. ``parallel=True`` is an alias.
+    ``"time"``
+        Predicted seconds on one device, from a machine profile (see
+        :mod:`chainorder.core.timing`): FMAs at the rate their shape runs at,
+        plus the bytes each step moves and a fixed cost per kernel. It tells
+        thin products from square ones and counts writing the Jacobian, which
+        FMAs do not; it is only as good as the profile (``chainorder.calibrate()``
+        measures one). A plan's ``cost`` stays its total FMAs; what is minimized
+        is ``plan.predicted_time``.
 
     References
     ----------
@@ -175,6 +183,7 @@ class Objective(str, Enum):
 
     FMA = "fma"
     CRITICAL_PATH = "critical_path"
+    TIME = "time"
 
     def __str__(self) -> str:
         return self.value

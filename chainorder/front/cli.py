@@ -1,6 +1,7 @@
-"""The command line: ``chainorder analyze | demo | bench`` (also ``python -m chainorder``).
+"""The command line: ``chainorder analyze | demo | bench | calibrate`` (also ``python -m chainorder``).
 
-Errors are one line on stderr and a non-zero exit code, never a traceback.
+Errors are one line on stderr and a non-zero exit code, never a traceback;
+warnings (such as "no measured machine profile") are one line on stderr too.
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.chain import Chain
 from ..core.optimize import optimize, pareto
+from ..core.steps import Objective
 from .inputs import InputError, parse_dims, png_path, read_chain_file, read_plan_file
 
 __all__ = ["main"]
@@ -53,7 +56,8 @@ def _write_tradeoff(plan, filename: str) -> Path:
     from .plot import plot_tradeoff
 
     path = png_path(filename)
-    front = pareto(plan.chain, objective=plan.objective, matrix_free=plan.matrix_free, tape_limit=plan.tape_limit)
+    objective = Objective.FMA if plan.objective is Objective.TIME else plan.objective  # the front is in FMAs
+    front = pareto(plan.chain, objective=objective, matrix_free=plan.matrix_free, tape_limit=plan.tape_limit)
     fig, _ = plot_tradeoff(front, chosen=plan)
     try:
         fig.savefig(path, dpi=110, format="png")
@@ -100,7 +104,11 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"\nwall time, jitted, median of {args.repeat} runs:")
     for name, seconds in times.items():
         print(f"  {name:<11} {1e3 * seconds:8.3f} ms   {best / seconds:6.2f}x the better of jacfwd/jacrev")
-    print(f"  predicted by the cost model: {plan.speedup:.2f}x")
+    print(f"  predicted by the cost model (FMAs): {plan.speedup:.2f}x")
+    print(
+        f"  predicted by the time model:      {plan.predicted_speedup:.2f}x "
+        f"({1e3 * plan.predicted_time:.3f} ms on {plan.machine.device_kind})"
+    )
     path = _write_tradeoff(plan, args.out)
     print(f"\nwrote the cost/memory trade-off plot to {path}")
 
@@ -125,6 +133,30 @@ def _bench(args: argparse.Namespace) -> None:
         raise InputError(f"no chain of the zoo matches --only {args.only!r}; the zoo has: {', '.join(ZOO)}")
     results = run_zoo(args.repeat, args.dtype, args.only, progress)
     print(format_table(results, args.repeat, args.dtype))
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    try:
+        from ..backend.calibration import calibrate, profile_path
+    except ImportError:
+        raise InputError("calibrating times JAX on this machine: pip install 'chainorder[jax]'") from None
+    profile = calibrate(save=not args.no_save, repeat=args.repeat)
+    rates = ", ".join(f"d={d}: {rate / 1e9:.3g}" for d, rate in zip(profile.gemm_dims, profile.gemm_rates))
+    print(f"machine profile of {profile.platform} ({profile.device_kind}), jax {profile.jax_version}")
+    print(f"  GEMM GFMA/s by smallest side  {rates}")
+    print(f"  bandwidth                     {profile.bandwidth / 1e9:.3g} GB/s")
+    print(f"  fixed cost per step           {profile.step_overhead * 1e6:.3g} us")
+    print(
+        f"  fixed cost per layer          {profile.tangent_overhead * 1e6:.3g} us (JVP) / "
+        f"{profile.adjoint_overhead * 1e6:.3g} us (VJP)"
+    )
+    factors = ", ".join(
+        f"{seeds} seeds: {tangent:.3g}/{adjoint:.3g}" if len(profile.mode_dims) > 1 else f"{tangent:.3g}/{adjoint:.3g}"
+        for seeds, tangent, adjoint in zip(profile.mode_dims, profile.tangent_factors, profile.adjoint_factors)
+    )
+    print(f"  JVP/VJP time per FMA (x GEMM) {factors}")
+    if not args.no_save:
+        print(f"saved to {profile_path()}; plans now predict their times with it")
 
 
 def _count(text: str, minimum: int = 0) -> int:
@@ -161,7 +193,10 @@ def _build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--tape-limit", type=_count, default=None, help="largest tape an adjoint may hold")
     analyze.add_argument("--dense", action="store_true", help="only preaccumulation and dense products")
     analyze.add_argument(
-        "--objective", choices=["fma", "critical_path"], default=None, help="what to minimize (default: fma)"
+        "--objective",
+        choices=[objective.value for objective in Objective],
+        default=None,
+        help="what to minimize: FMAs (default), the critical path, or predicted time on this machine's profile",
     )
     analyze.add_argument("--parallel", action="store_true", help="= --objective critical_path (unlimited threads)")
     analyze.add_argument("--plan", metavar="PLAN.json", help="print this saved plan (from --json) for the chain")
@@ -181,6 +216,11 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     bench.add_argument("--only", default=None, help="only the chains whose name contains this")
     bench.set_defaults(run=_bench)
+
+    calibrate = commands.add_parser("calibrate", help="measure this machine's profile for predicted times (~10 s)")
+    calibrate.add_argument("--repeat", type=_positive, default=15, help="timings per measurement (median kept)")
+    calibrate.add_argument("--no-save", action="store_true", help="print the profile without saving it")
+    calibrate.set_defaults(run=_calibrate)
     return parser
 
 
@@ -188,8 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            args.run(args)
         sys.stdout.flush()
+        for warning in caught:
+            print(f"chainorder: warning: {str(warning.message).removeprefix('chainorder: ')}", file=sys.stderr)
     except BrokenPipeError:  # pragma: no cover - e.g. `chainorder analyze ... | head`
         _discard_stdout()
         return 0

@@ -55,17 +55,19 @@ ZOO = {
 
 def median_times(functions: dict[str, Callable], x, repeat: int) -> dict[str, float]:
     """Median wall time of each function. The functions take turns, so drifts in
-    the machine's speed hit all of them alike, and the order of the turns rotates
-    each round, so that none always follows the same (slow) neighbour; each timed
-    call follows an untimed call of the same function, so none pays for the caches
-    another one emptied."""
+    the machine's speed hit all of them alike, in a new random order each round
+    (seeded), so that none follows the same neighbour more often than another: a
+    rotating order puts the same function after a slow one (a 13 ms jacrev) in
+    most rounds, which cost it 10-15% here. Each timed call follows an untimed
+    call of the same function, so none pays for the caches another one emptied."""
     for function in functions.values():  # compile and warm up
         jax.block_until_ready(function(x))
         jax.block_until_ready(function(x))
     times: dict[str, list[float]] = {name: [] for name in functions}
     names = list(functions)
-    for round_ in range(repeat):
-        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+    shuffle = np.random.default_rng(0).permutation
+    for _ in range(repeat):
+        for name in (names[index] for index in shuffle(len(names))):
             function = functions[name]
             jax.block_until_ready(function(x))
             start = time.perf_counter()

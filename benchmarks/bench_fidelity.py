@@ -1,0 +1,83 @@
+"""Fidelity of the time model: predicted against measured time of many plans per chain.
+
+Run: python benchmarks/bench_fidelity.py [--repeat 15] [--samples 8] [--plot fidelity.png]
+
+Calibrates the machine profile in the same run (chainorder.calibrate(save=False)), then for
+each zoo chain times >= 10 distinct plans (forward, reverse, fma-optimal, time-optimal,
+dense-only, tape-limited, random bracketings) jitted, interleaved medians, and reports:
+
+- Spearman: rank correlation between predicted and measured time over the chain's plans
+  (target >= 0.9);
+- speedup: the better pure mode over the chosen (time-optimal) plan, predicted vs measured
+  (target: within +-25%), beside the FMA model's speedup;
+- roofline: the bound (the plan's FMAs at the profile's peak GEMM rate plus writing the
+  Jacobian at its bandwidth) over the executed time of the chosen plan (target >= 60%);
+- where the time-optimal and the FMA-optimal plan differ, both measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+
+import chainorder
+from chainorder import Chain
+from chainorder.front.fidelity import distinct, fidelity_plans, measure_plans, plot_fidelity, predicted_times, spearman
+from chainorder.front.zoo import ZOO, dense_chain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--only", default=None)
+    parser.add_argument("--plot", default=None, help="write the fidelity picture of every chain to this PNG")
+    args = parser.parse_args()
+    profile = chainorder.calibrate(save=False)
+    print(f"jax {jax.__version__} on {profile.device_kind}; profile: {profile}")
+    header = (
+        f"{'chain':<36} {'plans':>5} {'spearman':>8} {'pred x':>7} {'meas x':>7} {'err':>6} {'FMA x':>7} "
+        f"{'roofline':>8}  time-opt vs fma-opt (ms)"
+    )
+    print(header)
+    print("-" * len(header))
+    points = []
+    for seed, (name, dims) in enumerate(ZOO.items()):
+        if args.only and args.only not in name:
+            continue
+        functions, x = dense_chain(dims, seed, jax.numpy.float32)
+        chain = Chain.from_functions(functions, x)
+        plans = fidelity_plans(chain, profile, samples=args.samples)
+        measured = measure_plans(plans, x, args.repeat)
+        predicted = predicted_times(plans, profile)
+        names = distinct(plans)
+        rho = spearman([predicted[n] for n in names], [measured[n] for n in names])
+        pure_predicted = min(predicted["forward"], predicted["reverse"])
+        pure_measured = min(measured["forward"], measured["reverse"])
+        speed_predicted = pure_predicted / predicted["time-optimal"]
+        speed_measured = pure_measured / measured["time-optimal"]
+        plan = plans["time-optimal"]
+        bound = plan.work / profile.gemm_peak + profile.itemsize * chain.out_dim * chain.in_dim / profile.bandwidth
+        roofline = bound / measured["time-optimal"]
+        differ = "same plan"
+        if plan.steps != plans["fma-optimal"].steps:
+            differ = f"{1e3 * measured['time-optimal']:.3f} vs {1e3 * measured['fma-optimal']:.3f}"
+        print(
+            f"{name:<36} {len(names):>5} {rho:>8.2f} {speed_predicted:>6.2f}x {speed_measured:>6.2f}x "
+            f"{speed_predicted / speed_measured - 1:>+6.0%} {plans['fma-optimal'].speedup:>6.2f}x "
+            f"{roofline:>8.0%}  {differ}"
+        )
+        points.append((name, names, predicted, measured))
+    if args.plot:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(3, 3, figsize=(13, 13), layout="constrained")
+        for ax, (name, names, predicted, measured) in zip(axes.flat, points):
+            plot_fidelity([predicted[n] for n in names], [measured[n] for n in names], names, ax=ax, title=name)
+        fig.savefig(args.plot, dpi=80)
+        print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Predicted seconds: a step's FMAs at the rate its shape runs at, its bytes at the bandwidth, its kernels.
+
+For a step producing the ``rows x columns`` block ``J[last..first]`` (notation of
+:mod:`chainorder.core.costs`, rates of :class:`~chainorder.core.profile.MachineProfile`):
+
+=====================  ============================================  =================================
+step                   arithmetic                                    bytes read + written, kernels
+=====================  ============================================  =================================
+tangent/adjoint kinds  ``factor(seeds) * FMAs / gemm_rate(seeds)``   its operand + its result;
+                       (``seeds``: the columns pushed or rows        ``step_overhead`` plus the
+                       pulled; the JVP or VJP factor at ``seeds``)   tangent or adjoint overhead per
+                                                                     layer it goes through
+product                ``FMAs / gemm_rate(min(rows, inner, cols))``  both operands + the result;
+                                                                     ``step_overhead``
+=====================  ============================================  =================================
+
+plus ``itemsize * bytes / bandwidth``. The FMAs
+are :class:`~chainorder.core.costs.CostModel`'s, so the formulas of the cost
+model are not written twice; a plan's time is the sum of its steps' (one device
+runs them one after another).
+
+This module imports neither jax nor matplotlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .chain import Chain
+from .costs import CostModel
+from .numbers import Numbers
+from .profile import MachineProfile
+from .steps import Step, StepKind
+
+__all__ = ["TimeModel", "step_times"]
+
+_FLOATS = Numbers(np.float64, np.inf)
+
+
+class TimeModel:
+    """Predicted seconds of every step on a chain (scalar or numpy index arrays, like CostModel).
+
+    Parameters
+    ----------
+    chain : Chain
+    profile : MachineProfile
+
+    Examples
+    --------
+    >>> from chainorder.core.profile import MachineProfile
+    >>> profile = MachineProfile("cpu", "example", (1, 4), (1e9, 2e9), bandwidth=1e9, step_overhead=0.0)
+    >>> model = TimeModel(Chain.from_dims([4, 3, 2]), profile)
+    >>> product = model.cost("product", 0, 1, 0)  # 24 FMAs at 1.5e9 (smallest side 2), (6 + 12 + 8) * 4 bytes at 1e9
+    >>> round(float(product) * 1e9, 6)
+    120.0
+    """
+
+    def __init__(self, chain: Chain, profile: MachineProfile) -> None:
+        if not isinstance(profile, MachineProfile):
+            raise TypeError(f"expected a chainorder MachineProfile, got {type(profile).__name__}")
+        self.chain = chain
+        self.profile = profile
+        self.costs = CostModel(chain, _FLOATS)
+
+    def _size(self, first, last):
+        return self.costs.result_size(first, last)
+
+    def cost(self, kind: StepKind | str, first, last, split=None):
+        """Seconds of one step (or, with index arrays, of many steps of one kind)."""
+        with np.errstate(invalid="ignore", over="ignore"):  # costs past float64: inf seconds
+            seconds = self._seconds(StepKind(kind), first, last, split)
+        return np.where(np.isnan(seconds), np.inf, seconds)
+
+    def _seconds(self, kind: StepKind, first, last, split):
+        costs, profile = self.costs, self.profile
+        fmas = costs.cost(kind, first, last, split)
+        through = kind.through(first, last, split)
+        if through is None:
+            smallest = np.minimum(np.minimum(costs.out_dims[last], costs.out_dims[split]), costs.in_dims[first])
+            arithmetic = fmas / profile.gemm_rate(smallest)
+            fixed = profile.step_overhead
+        else:
+            seeds = costs.seeds(kind.direction, first, last)
+            arithmetic = profile.mode_factor(kind.direction, seeds) * fmas / profile.gemm_rate(seeds)
+            per_layer = profile.tangent_overhead if kind.direction == "tangent" else profile.adjoint_overhead
+            fixed = profile.step_overhead + per_layer * (through[1] - through[0] + 1)
+        moved = self._size(first, last) + sum(self._size(*span) for span in kind.operands(first, last, split))
+        return arithmetic + profile.itemsize * moved / profile.bandwidth + fixed
+
+    def steps_time(self, steps: Sequence[Step]) -> list[float]:
+        """Seconds of each step, in order."""
+        return [float(self.cost(step.kind, step.first, step.last, step.split)) for step in steps]
+
+
+def step_times(chain: Chain, steps: Sequence[Step], profile: MachineProfile) -> list[float]:
+    """Predicted seconds of each of ``steps`` on ``chain`` (their sum is the plan's time).
+
+    Parameters
+    ----------
+    chain : Chain
+    steps : sequence of Step
+    profile : MachineProfile
+
+    Returns
+    -------
+    list of float
+        Positive, one per step.
+
+    See Also
+    --------
+    chainorder.Plan.predicted_time
+
+    Examples
+    --------
+    >>> from chainorder import optimize
+    >>> from chainorder.core.profile import default_profile
+    >>> chain = Chain.from_dims([784, 256, 32, 256, 784])
+    >>> times = step_times(chain, optimize(chain).steps, default_profile("cpu"))
+    >>> len(times), all(t > 0 for t in times)
+    (5, True)
+    """
+    return TimeModel(chain, profile).steps_time(steps)

@@ -1,0 +1,226 @@
+"""The time model: machine profiles, predicted seconds, objective="time", calibration."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from bruteforce import all_plans
+from conftest import chains
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import chainorder
+from chainorder import Chain, MachineProfile, Objective, optimize
+from chainorder.core.profile import DEFAULT_PROFILES, default_profile
+from chainorder.core.timedp import fastest_steps
+from chainorder.core.timing import TimeModel, step_times
+
+
+@st.composite
+def profiles(draw):
+    dims = sorted(draw(st.sets(st.integers(1, 2048), min_size=1, max_size=4)))
+    rates = [draw(st.floats(1e8, 1e12)) for _ in dims]
+    return MachineProfile(
+        "cpu",
+        "drawn",
+        tuple(dims),
+        tuple(rates),
+        bandwidth=draw(st.floats(1e8, 1e12)),
+        step_overhead=draw(st.floats(0, 1e-4)),
+        tangent_overhead=draw(st.floats(0, 1e-5)),
+        adjoint_overhead=draw(st.floats(0, 1e-5)),
+        mode_dims=(1, 64),
+        tangent_factors=(draw(st.floats(0.2, 5)), draw(st.floats(0.2, 5))),
+        adjoint_factors=(draw(st.floats(0.2, 5)), draw(st.floats(0.2, 5))),
+    )
+
+
+def test_profile_round_trips_and_rejects_bad_fields():
+    profile = DEFAULT_PROFILES["gpu"]
+    assert MachineProfile.from_json(profile.to_json()) == profile
+    data = json.loads(profile.to_json())
+    for field, value, message in [
+        ("bandwidth", -1, "bandwidth must be positive"),
+        ("gemm_rates", [1.0], "one rate per dimension"),
+        ("gemm_dims", [4, 1, 16, 64, 256, 1024], "rising"),
+        ("step_overhead", float("nan"), "finite"),
+        ("itemsize", 0, "itemsize"),
+        ("tangent_factors", [1.0, 2.0], "one rate per dimension of mode_dims"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            MachineProfile.from_json(json.dumps({**data, field: value}))
+    for text, message in [("{", "malformed"), ("[]", "version"), (json.dumps({**data, "peak": 1}), "unknown fields")]:
+        with pytest.raises(ValueError, match=message):
+            MachineProfile.from_json(text)
+
+
+def test_step_times_follow_the_documented_formulas():
+    """Each kind's seconds written out again from the table of chainorder.core.timing."""
+    profile = MachineProfile(
+        "cpu",
+        "x",
+        (1, 100),
+        (1e9, 1e11),
+        2e9,
+        1e-6,
+        3e-7,
+        5e-7,
+        mode_dims=(1,),
+        tangent_factors=(1.5,),
+        adjoint_factors=(2.0,),
+    )
+    chain = Chain.from_dims([30, 7, 50, 9])  # tangent/adjoint costs: out * in per layer
+    model = TimeModel(chain, profile)
+
+    def rate(d):
+        return float(np.interp(np.log(d), np.log([1, 100]), [1e9, 1e11]))
+
+    def bytes_time(elements):
+        return 4 * elements / 2e9
+
+    # tangent step: push the 30 columns of J[0..0] (7x30) through layers 1..2
+    fmas = 30 * (7 * 50 + 50 * 9)
+    expected = 1.5 * fmas / rate(30) + bytes_time(7 * 30 + 9 * 30) + 1e-6 + 2 * 3e-7
+    assert math.isclose(float(model.cost("tangent_step", 0, 2, 0)), expected, rel_tol=1e-12)
+    # adjoint step: pull the 9 rows of J[2..1] (9x7) back through layer 0
+    fmas = 9 * (7 * 30)
+    expected = 2.0 * fmas / rate(9) + bytes_time(9 * 7 + 9 * 30) + 1e-6 + 5e-7
+    assert math.isclose(float(model.cost("adjoint_step", 0, 2, 0)), expected, rel_tol=1e-12)
+    # product J[2..1] (9x7) @ J[0..0] (7x30)
+    expected = 9 * 7 * 30 / rate(7) + bytes_time(9 * 7 + 7 * 30 + 9 * 30) + 1e-6
+    assert math.isclose(float(model.cost("product", 0, 2, 0)), expected, rel_tol=1e-12)
+    # preaccumulation: 7 adjoints of layer 0 (no operand)
+    expected = 2.0 * 7 * 210 / rate(7) + bytes_time(7 * 30) + 1e-6 + 5e-7
+    assert math.isclose(float(model.cost("adjoint_preaccumulation", 0, 0)), expected, rel_tol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(chain=chains(max_length=5), profile=profiles())
+def test_time_objective_is_optimal_for_its_own_cost(chain, profile):
+    every = [sum(step_times(chain, steps, profile)) for steps in all_plans(chain)]
+    steps, seconds = fastest_steps(chain, profile)
+    assert math.isclose(seconds, min(every), rel_tol=1e-9)
+    assert math.isclose(sum(step_times(chain, steps, profile)), seconds, rel_tol=1e-9)
+    plan = optimize(chain, objective="time", profile=profile)
+    assert plan.objective is Objective.TIME and math.isclose(plan.predicted_time, min(every), rel_tol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(chain=chains(max_length=5), profile=profiles(), data=st.data())
+def test_time_objective_under_limits(chain, profile, data):
+    tape_limit = data.draw(st.integers(max(chain.edges), sum(chain.edges)))
+    every = [sum(step_times(chain, steps, profile)) for steps in all_plans(chain, tape_limit=tape_limit)]
+    plan = optimize(chain, objective="time", tape_limit=tape_limit, profile=profile)
+    assert math.isclose(plan.predicted_time, min(every), rel_tol=1e-9)
+    front = chainorder.pareto(chain)
+    limit = front[0].peak_memory
+    limited = optimize(chain, objective="time", memory_limit=limit, profile=profile)
+    assert limited.peak_memory <= limit
+    fitting = [p for p in front if p.peak_memory <= limit]
+    assert limited.predicted_time <= min(sum(step_times(chain, p.steps, profile)) for p in fitting) * (1 + 1e-12)
+
+
+def test_predicted_times_are_positive_and_additive():
+    chain = Chain.from_dims([1024, 512, 16, 512, 1024])
+    plan = optimize(chain, profile=default_profile("cpu"))
+    assert all(seconds > 0 for seconds in plan.step_times)
+    assert math.isclose(plan.predicted_time, sum(plan.step_times))
+    assert plan.predicted_speedup > 1  # the bottleneck plan is predicted faster than both pure modes
+    data = json.loads(plan.to_json())
+    assert math.isclose(data["predicted_ms"], 1e3 * plan.predicted_time)
+    assert "pred. ms" in str(plan) and "Predicted time:" in str(plan)
+    assert optimize(chain, objective="time", profile=default_profile("cpu")).predicted_time <= plan.predicted_time
+
+
+def test_time_objective_tells_thin_products_from_square_ones():
+    """Equal FMAs, different shapes: the time model prefers the square product."""
+    profile = MachineProfile("cpu", "x", (1, 256), (1e9, 1e11), 1e12, 0.0)
+    chain = Chain.from_dims([256, 256, 256])
+    model = TimeModel(chain, profile)
+    thin = Chain.from_dims([1, 256, 65536])
+    assert model.cost("product", 0, 1, 0) < TimeModel(thin, profile).cost("product", 0, 1, 0)
+
+
+def test_pareto_refuses_the_time_objective():
+    with pytest.raises(ValueError, match="objective='time' is not supported"):
+        chainorder.pareto(Chain.from_dims([3, 4, 5]), objective="time")
+    with pytest.raises(TypeError, match="MachineProfile"):
+        optimize(Chain.from_dims([3, 4, 5]), objective="time", profile={"gemm": 1})
+
+
+def test_missing_or_corrupt_profile_falls_back_with_one_warning(tmp_path, monkeypatch):
+    from chainorder.backend import calibration
+
+    monkeypatch.setenv("CHAINORDER_CACHE", str(tmp_path))
+    calibration._load.cache_clear()
+    with pytest.warns(calibration.ProfileWarning, match="no measured machine profile"):
+        assert calibration.machine_profile() == default_profile("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calibration.machine_profile()  # once per process
+    calibration.profile_path().write_text("{not json")
+    calibration._load.cache_clear()
+    with pytest.warns(calibration.ProfileWarning, match="unreadable machine profile .*profile-cpu"):
+        assert calibration.machine_profile() == default_profile("cpu")
+    calibration._load.cache_clear()
+
+
+def test_calibrate_measures_saves_and_is_loaded(tmp_path, monkeypatch):
+    from chainorder.backend import calibration
+
+    monkeypatch.setenv("CHAINORDER_CACHE", str(tmp_path))
+    profile = chainorder.calibrate(repeat=3, progress=False)
+    assert profile.calibrated and profile.platform == "cpu" and profile.gemm_peak > 1e8
+    assert calibration.profile_path().exists()
+    assert chainorder.machine_profile() == profile
+    plan = optimize(Chain.from_dims([64, 8, 64]))
+    assert plan.machine == profile and "measured profile" in str(plan)
+    calibration._load.cache_clear()
+
+
+def test_random_plan_is_public_and_seeded():
+    chain = Chain.from_dims([5, 40, 3, 60, 2])
+    plans = [chainorder.random_plan(chain, seed=seed) for seed in range(12)]
+    assert plans[3] == chainorder.random_plan(chain, seed=3)
+    assert len({plan.steps for plan in plans}) > 1
+    assert all(plan.cost >= optimize(chain).cost for plan in plans)
+
+
+def test_plot_fidelity_draws_and_checks(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    chain = Chain.from_dims([64, 8, 64])
+    plans = [optimize(chain, profile=default_profile()), optimize(chain, "forward", profile=default_profile())]
+    fig, ax = chainorder.plot_fidelity(plans, [2e-4, 5e-4], ["optimal", "forward"])
+    assert len(ax.collections[0].get_offsets()) == 2 and ax.get_yscale() == "log"
+    fig.savefig(tmp_path / "fidelity.png")
+    with pytest.raises(ValueError, match="as many predicted as measured"):
+        chainorder.plot_fidelity([1e-3], [1e-3, 2e-3])
+    with pytest.raises(ValueError, match="positive"):
+        chainorder.plot_fidelity([0.0], [1e-3])
+
+
+def test_cli_objective_time_and_calibrate(tmp_path, monkeypatch, capsys):
+    from chainorder.backend import calibration
+    from chainorder.front.cli import main
+
+    monkeypatch.setenv("CHAINORDER_CACHE", str(tmp_path))
+    calibration._load.cache_clear()
+    assert main(["analyze", "--dims", "1024,512,16,512,1024", "--objective", "time", "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["objective"] == "time" and data["predicted_ms"] > 0 and len(data["step_predicted_ms"]) == 5
+    assert data["profile"] == {"device_kind": "cpu", "calibrated": False}
+    (warning,) = captured.err.splitlines()  # one line
+    assert warning.startswith("chainorder: warning: no measured machine profile")
+    assert main(["calibrate", "--repeat", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "GEMM GFMA/s by smallest side" in captured.out and str(calibration.profile_path()) in captured.out
+    assert main(["analyze", "--dims", "64,8,64"]) == 0
+    assert "measured profile" in capsys.readouterr().out
+    calibration._load.cache_clear()
