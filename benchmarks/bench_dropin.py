@@ -2,8 +2,9 @@
 
 Run: python benchmarks/bench_dropin.py [--repeat 40] [--first 3]
 
-Steady state: jax.jit of jax.jacfwd(f), jax.jacrev(f), chainorder.jacobian(f) (default objective) and
-chainorder.jacobian(f, objective="time") (on the saved machine profile), warmed up, medians
+Steady state: jax.jit of jax.jacfwd(f), jax.jacrev(f), chainorder.jacobian(f) (its default: the FMA-optimal
+plan unless the time-optimal one is predicted 1.5x faster on the saved machine profile) and
+chainorder.jacobian(f, objective="time"), warmed up, medians
 of --repeat interleaved runs in rotating order; "steady" is the better of jacfwd/jacrev over ours
 (>= 1: not slower; target >= 0.95); "control" the same ratio for a second jitted copy of the faster
 pure mode, i.e. the same program as the better one: how far apart identical programs time here.
@@ -88,7 +89,7 @@ def main() -> None:
           f"first call: median of {args.first}")
     profile = chainorder.machine_profile()
     source = "measured" if profile.calibrated else "analytic default"
-    print(f"time objective: {source} profile of {profile.device_kind}")
+    print(f"time: objective 'time' on the {source} profile of {profile.device_kind}")
     header = (f"{'function':<36} {'plan':>8} {'jacfwd ms':>10} {'jacrev ms':>10} {'ours ms':>9} {'steady':>7} "
               f"{'control':>9} {'time plan':>10} {'time ms':>8} {'steady':>7} "
               f"{'jax 1st s':>10} {'ours 1st s':>11} {'1st ratio':>10}")

@@ -224,3 +224,21 @@ def test_cli_objective_time_and_calibrate(tmp_path, monkeypatch, capsys):
     assert main(["analyze", "--dims", "64,8,64"]) == 0
     assert "measured profile" in capsys.readouterr().out
     calibration._load.cache_clear()
+
+
+def test_measured_first_keeps_fmas_unless_time_wins_by_the_margin():
+    from chainorder.core.optimize import TIME_MARGIN, optimize_measured_first
+
+    chain = Chain.from_dims([64, 8, 64, 8, 64])
+    fixed_costs = MachineProfile("cpu", "x", (1,), (1e11,), 1e11, 1e-4)  # 0.1 ms per step: fewer steps win
+    by_time = optimize(chain, objective="time", profile=fixed_costs)
+    by_fma = optimize(chain, profile=fixed_costs)
+    assert by_time.predicted_time * TIME_MARGIN < by_fma.predicted_time
+    assert optimize_measured_first(chain, fixed_costs) == by_time
+    flat = MachineProfile("cpu", "x", (1,), (1e11,), 1e11, 0.0)  # time ~ FMAs: within the margin
+    assert optimize_measured_first(chain, flat) == optimize(chain)
+    import jax.numpy as jnp
+
+    w1, w2 = jnp.ones((8, 64)) / 64, jnp.ones((64, 8)) / 8
+    f = lambda v: w2 @ jnp.tanh(w1 @ v)  # noqa: E731
+    assert chainorder.analyze(f, jnp.ones(64)).plan.objective is Objective.FMA  # the analytic default: FMAs

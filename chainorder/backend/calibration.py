@@ -163,10 +163,16 @@ def _mode_times(profile: MachineProfile, width: int, layers: int, repeat: int) -
 
 def _mode_rates(profile: MachineProfile, chains, repeat: int, tick: Callable[[], None]):
     """Fit, per direction, ``measured = factor * arithmetic + overhead * layers + rest`` over the chains
-    (relative least squares, both non-negative): the JVP/VJP factors and per-layer overheads."""
+    (relative least squares, both non-negative): the JVP/VJP factors and per-layer overheads. Each
+    time is the median of three rounds over all chains (one round alone was off by 1.5x once here)."""
+    rounds = [[_mode_times(profile, width, layers, repeat) for width, layers in chains] for _ in range(3)]
     measured = []
-    for width, layers in chains:
-        measured.append((layers, _mode_times(profile, width, layers, repeat)))
+    for index, (_, layers) in enumerate(chains):
+        rows = []
+        for direction in (0, 1):
+            seconds = statistics.median(one[index][direction][0] for one in rounds)
+            rows.append((seconds, *rounds[0][index][direction][1:]))
+        measured.append((layers, rows))
         tick()
     fits = []
     for direction in (0, 1):

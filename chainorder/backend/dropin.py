@@ -254,9 +254,9 @@ def jacobian(
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
         ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
-        FMA-optimal plan, or a pure mode where the machine profile predicts it
-        faster (:func:`chainorder.core.optimize.faster_pure_mode`);
-        ``objective="time"`` runs the time DP instead.
+        FMA-optimal plan, unless the plan of least predicted time on the machine
+        profile is predicted 1.5x faster
+        (:func:`~chainorder.core.optimize.optimize_measured_first`).
 
     Returns
     -------

@@ -21,7 +21,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..core.chain import Chain, Layer
-from ..core.optimize import faster_pure_mode, optimize
+from ..core.optimize import optimize, optimize_measured_first
 from ..core.plan import Plan
 from .execute import library_mode, run_steps
 from .segments import Segment, prepare
@@ -177,11 +177,12 @@ class Analysis:
 
 def _chosen_plan(chain: Chain, plan: Plan | None, options: dict[str, Any]) -> Plan:
     """``plan`` when it was made for ``chain``, else the optimal plan under ``options``
-    (with no objective given: the FMA-optimal plan, or a pure mode the machine profile
-    predicts faster)."""
+    (with no objective given: :func:`~chainorder.core.optimize.optimize_measured_first`)."""
     if plan is None:
-        chosen = optimize(chain, **options)
-        return chosen if "objective" in options or "parallel" in options else faster_pure_mode(chosen)
+        if options.get("objective") is None and options.get("parallel") is None:
+            given = {name: value for name, value in options.items() if name not in ("objective", "parallel")}
+            return optimize_measured_first(chain, **given)
+        return optimize(chain, **options)
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
     if options:
@@ -212,9 +213,9 @@ def analyze(
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
         ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
-        FMA-optimal plan, or a pure mode where the machine profile predicts it
-        faster (:func:`chainorder.core.optimize.faster_pure_mode`);
-        ``objective="time"`` runs the time DP instead.
+        FMA-optimal plan, unless the plan of least predicted time on the machine
+        profile is predicted 1.5x faster
+        (:func:`~chainorder.core.optimize.optimize_measured_first`).
 
     Returns
     -------

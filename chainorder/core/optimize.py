@@ -19,7 +19,7 @@ from .steps import Objective, Step
 from .timedp import fastest_steps
 from .timing import step_times
 
-__all__ = ["optimize", "pareto", "faster_pure_mode", "EXACT_CRITICAL_PATH_LAYERS"]
+__all__ = ["optimize", "pareto", "optimize_measured_first", "EXACT_CRITICAL_PATH_LAYERS", "TIME_MARGIN"]
 
 #: Up to this many layers, ``objective="critical_path"`` breaks cost ties by memory
 #: exactly, through the Pareto DP; beyond, through the faster lexicographic DP
@@ -125,6 +125,45 @@ def optimize(
     else:
         steps = _optimal_steps(chain, options)
     return _plan(chain, steps, options, profile)
+
+
+#: How much faster than the FMA-optimal plan the time-optimal one must be predicted before
+#: :func:`optimize_measured_first` takes it: the time model's error on this project's zoo
+#: (predicted against measured speedups, ``benchmarks/bench_fidelity.py``) reaches 25-50%.
+TIME_MARGIN = 1.5
+
+
+def optimize_measured_first(chain: Chain, profile: MachineProfile | None = None, **options) -> Plan:
+    """The FMA-optimal plan, unless the time-optimal plan is predicted :data:`TIME_MARGIN`
+    times faster on ``profile``'s machine: what :func:`chainorder.jacobian` and
+    :func:`chainorder.analyze` do when no objective is given.
+
+    FMAs are exact, and on the zoo the FMA-optimal plans measured as fast as or faster
+    than the time-optimal ones wherever the two differed by less than the model's error;
+    the time model wins where FMAs are blind by a wide margin (fixed costs on tiny
+    Jacobians, thin products).
+
+    Parameters
+    ----------
+    chain : Chain
+    profile : MachineProfile, optional
+    **options
+        As for :func:`optimize` (no ``objective``).
+
+    Returns
+    -------
+    Plan
+
+    Examples
+    --------
+    >>> from chainorder.core.profile import default_profile
+    >>> optimize_measured_first(Chain.from_dims([784, 256, 32, 256, 784]), default_profile()).objective.value
+    'fma'
+    """
+    profile = profile or machine_profile()
+    by_fma = optimize(chain, objective=Objective.FMA, profile=profile, **options)
+    by_time = optimize(chain, objective=Objective.TIME, profile=profile, **options)
+    return by_time if by_time.predicted_time * TIME_MARGIN < by_fma.predicted_time else by_fma
 
 
 def pareto(
@@ -262,37 +301,6 @@ def _prefer_pure_mode(chain: Chain, steps: list[Step], options: Options, memory:
         if (Plan.cost_of(pure, options.objective), peak_memory(chain, pure, memory)) <= key:
             return pure
     return steps
-
-
-def faster_pure_mode(plan: Plan, profile: MachineProfile | None = None) -> Plan:
-    """A pure mode allowed under ``plan``'s limits that ``profile``'s machine is predicted to
-    run faster than ``plan`` (the faster of the two), else ``plan``.
-
-    FMAs are exact but blind to what dominates small and deep functions: the fixed cost of
-    each layer's kernels, which differs between JVPs and VJPs (on a 2-core CPU, reverse
-    mode of an unrolled 32-wide RK4 runs 1.3x faster than forward mode, which needs half
-    its FMAs). :func:`chainorder.jacobian` and :func:`chainorder.analyze` apply this to
-    the FMA-optimal plan when no objective is given: three plans priced, no second DP.
-
-    Examples
-    --------
-    >>> from chainorder.core.profile import MachineProfile
-    >>> square = Chain.from_dims([32, 32, 32])
-    >>> vjp_faster = MachineProfile("cpu", "x", (1,), (1e10,), 1e10, 0.0, adjoint_factors=(0.5,))
-    >>> optimize(square).mode, faster_pure_mode(optimize(square), vjp_faster).mode
-    ('forward', 'reverse')
-    """
-    if plan.strategy != "optimal" or not plan.matrix_free:
-        return plan
-    profile = profile or plan.machine
-    options = check_options(
-        plan.chain, objective=plan.objective, tape_limit=plan.tape_limit, memory_limit=plan.memory_limit
-    )
-    candidates = [list(plan.steps), *_pure_candidates(plan.chain, options)]
-    fastest = min(candidates, key=lambda steps: sum(step_times(plan.chain, steps, profile)))
-    if fastest == list(plan.steps):
-        return plan
-    return _plan(plan.chain, fastest, options, plan.profile)
 
 
 def _pure_steps_within(chain: Chain, options: Options) -> list[Step]:

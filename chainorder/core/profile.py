@@ -153,9 +153,13 @@ class MachineProfile:
         return max(self.gemm_rates)
 
     def gemm_rate(self, smallest):
-        """FMAs per second of a product whose smallest dimension is ``smallest`` (scalar or array)."""
+        """FMAs per second of a product whose smallest dimension is ``smallest`` (scalar or array).
+
+        The measured rates are taken non-decreasing (a running maximum): timing noise must
+        not make a thicker product slower, and the time DP relies on it."""
+        rates = np.maximum.accumulate(self.gemm_rates)
         with np.errstate(invalid="ignore"):  # inf dims (costs past float64) give inf, not a warning
-            return np.interp(np.log(smallest), np.log(self.gemm_dims), self.gemm_rates)
+            return np.interp(np.log(smallest), np.log(self.gemm_dims), rates)
 
     def with_itemsize(self, itemsize: int) -> MachineProfile:
         """The same rates for elements of ``itemsize`` bytes."""

@@ -2,11 +2,24 @@
 
 Same recursion as :mod:`chainorder.core.dp` (``T[i..j]`` is the least time of
 ``J[j..i]``; the candidates are a preaccumulation, a tangent step, an adjoint
-step or a product at every split), with :class:`~chainorder.core.timing.TimeModel`
-pricing each step. A step's time is not linear in the prefix sums the FMA DP's
-running minima rely on (its rate depends on its shape), so every split of every
-cell is priced: ``O(q^3)`` work, one numpy expression per step kind and
-sub-chain length. Float ties are broken by the order tangent, product, adjoint.
+step or a product at every split ``k``), with the step times of
+:class:`~chainorder.core.timing.TimeModel` written in the separable form that
+makes the FMA DP fast (``F_i``, ``G_j``: seconds per unit of through-cost of a
+propagation with ``n_i`` columns or ``m_j`` rows; ``b``: seconds per element
+moved; ``s``: per step; ``o_t``, ``o_a``: per layer; ``Tp``, ``Ap``: prefix sums
+of the JVP and VJP costs):
+
+* tangent step: ``[T[i..k] - F_i Tp[k+1] + b n_i m_k - o_t k] + F_i Tp[j+1] + b n_i m_j + s + o_t j``,
+  a running minimum over ``k`` of the bracket as ``j`` grows;
+* adjoint step: ``[T[k+1..j] + G_j Ap[k+1] + b m_j m_k + o_a k] - G_j Ap[i] + b m_j n_i + s + o_a (1 - i)``,
+  a running minimum as ``i`` falls (with a tape limit, every split in the window the tape allows);
+* product: ``T[i..k] + T[k+1..j] + m_j m_k n_i max(1/r(m_j), 1/r(m_k), 1/r(n_i)) + b (m_j m_k + m_k n_i + m_j n_i) + s``
+  (the GEMM rate ``r`` is non-decreasing, so the rate of the smallest side is the least of the
+  three), over every split: ``O(q^3)`` vectorized work as in the FMA DP.
+
+Float ties go to the first of tangent step, product, adjoint step. The test suite
+checks the result against every plan of short chains priced by
+:meth:`TimeModel.cost <chainorder.core.timing.TimeModel.cost>`.
 
 This module imports neither jax nor matplotlib.
 """
@@ -14,11 +27,13 @@ This module imports neither jax nor matplotlib.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .chain import Chain
 from .costs import CostModel
 from .profile import MachineProfile
 from .steps import Step, StepKind
+from .table import tape_reach
 from .timing import TimeModel
 
 __all__ = ["fastest_steps"]
@@ -29,55 +44,106 @@ _CANDIDATES = (StepKind.TANGENT_STEP, StepKind.PRODUCT, StepKind.ADJOINT_STEP)
 class _TimeDP:
     def __init__(self, chain: Chain, profile: MachineProfile, matrix_free: bool, tape_limit: int | None) -> None:
         self.q = q = len(chain)
-        self.model = TimeModel(chain, profile)
+        self.model = model = TimeModel(chain, profile)
         self.matrix_free, self.tape_limit = matrix_free, tape_limit
-        self.best = np.full((q, q + 1), np.inf)  # [first, length]
+        rates = model.rates()
+        self.n, self.m = rates.n, rates.m
+        self.tangent_prefix, self.adjoint_prefix = rates.tangent_prefix, rates.adjoint_prefix
+        self.F, self.G, self.inverse_n, self.inverse_m = rates.F, rates.G, rates.inverse_n, rates.inverse_m
+        self.b, self.s, self.o_t, self.o_a = rates.b, rates.s, rates.o_t, rates.o_a
+        self.reach = None if tape_limit is None else tape_reach(chain, tape_limit)
+        self.by_start = np.full((q, q + 1), np.inf)  # [first, length]
+        self.by_end = np.full((q, q + 1), np.inf)  # [last, length]
         self.kind = np.zeros((q, q + 1), dtype=np.int8)
         self.split = np.full((q, q + 1), -1, dtype=np.int64)
-
-    def _fits(self, kind: StepKind, first, last, split=None):
-        if self.tape_limit is None:
-            return True
-        return self.model.costs.tape(kind, first, last, split) <= self.tape_limit
+        self.tangent_best = np.full(q, np.inf)  # running minima (see the module docstring)
+        self.tangent_arg = np.zeros(q, dtype=np.int64)
+        self.adjoint_best = np.full(q, np.inf)
+        self.adjoint_arg = np.zeros(q, dtype=np.int64)
 
     def run(self) -> _TimeDP:
         layers = np.arange(self.q)
         tangent = self.model.cost(StepKind.TANGENT_PREACCUMULATION, layers, layers)
         adjoint = self.model.cost(StepKind.ADJOINT_PREACCUMULATION, layers, layers)
-        adjoint = np.where(self._fits(StepKind.ADJOINT_PREACCUMULATION, layers, layers), adjoint, np.inf)
+        if self.tape_limit is not None:
+            adjoint = np.where(self.reach >= 1, adjoint, np.inf)
         use_adjoint = adjoint < tangent
-        self.best[:, 1] = np.where(use_adjoint, adjoint, tangent)
-        self.kind[:, 1] = np.where(
-            use_adjoint, StepKind.ADJOINT_PREACCUMULATION.code, StepKind.TANGENT_PREACCUMULATION.code
-        )
+        codes = (StepKind.ADJOINT_PREACCUMULATION.code, StepKind.TANGENT_PREACCUMULATION.code)
+        self._store(1, np.where(use_adjoint, adjoint, tangent), np.where(use_adjoint, *codes), layers)
         for length in range(2, self.q + 1):
             self._fill(length)
         return self
 
+    def _store(self, length: int, best, kind, split) -> None:
+        cells = self.q - length + 1
+        self.by_start[:cells, length] = best
+        self.by_end[length - 1 :, length] = best
+        self.kind[:cells, length] = kind
+        self.split[:cells, length] = split
+
     def _fill(self, length: int) -> None:
         cells = self.q - length + 1
-        first = np.arange(cells)[:, None]
-        offset = np.arange(length - 1)[None, :]
-        last, split = first + length - 1, first + offset
-        earlier = self.best[first, offset + 1]  # T[i..k]
-        later = self.best[split + 1, length - offset - 1]  # T[k+1..j]
-        rows = []
-        for kind in _CANDIDATES:
-            if kind is not StepKind.PRODUCT and not self.matrix_free:
-                rows.append(np.full((cells, length - 1), np.inf))
-                continue
-            operands = {StepKind.TANGENT_STEP: earlier, StepKind.ADJOINT_STEP: later}.get(kind, earlier + later)
-            row = operands + self.model.cost(kind, first, last, split)
-            if kind is StepKind.ADJOINT_STEP:
-                row = np.where(self._fits(kind, first, last, split), row, np.inf)
-            rows.append(row)
-        stacked = np.stack(rows, axis=1).reshape(cells, -1)  # per cell: kinds in preference order, then splits
-        pick = np.argmin(stacked, axis=1)
-        cell = np.arange(cells)
-        self.best[cell, length] = stacked[cell, pick]
+        first = np.arange(cells)
+        candidates = [self._tangent(length, cells), self._products(length, cells), self._adjoint(length, cells)]
+        if not self.matrix_free:
+            candidates[0] = candidates[2] = (np.full(cells, np.inf), first)
+        values = np.stack([value for value, _ in candidates])
+        pick = np.argmin(values, axis=0)  # ties: the first kind
         codes = np.array([kind.code for kind in _CANDIDATES], dtype=np.int8)
-        self.kind[cell, length] = codes[pick // (length - 1)]
-        self.split[cell, length] = cell + pick % (length - 1)
+        splits = np.stack([split for _, split in candidates])
+        self._store(length, values[pick, first], codes[pick], splits[pick, first])
+
+    def _tangent(self, length: int, cells: int):
+        i = np.arange(cells)
+        k, j = i + length - 2, i + length - 1
+        n, F = self.n[:cells], self.F[:cells]
+        operand = self.by_start[:cells, length - 1]  # T[i..k]
+        term = operand - F * self.tangent_prefix[k + 1] + self.b * n * self.m[k] - self.o_t * k
+        best, arg = self.tangent_best[:cells], self.tangent_arg[:cells]
+        arg[:] = np.where(term < best, k, arg)
+        best[:] = np.minimum(term, best)
+        value = best + F * self.tangent_prefix[j + 1] + self.b * n * self.m[j] + self.s + self.o_t * j
+        return value, arg.copy()
+
+    def _adjoint(self, length: int, cells: int):
+        if self.tape_limit is not None:
+            return self._adjoint_within_tape(length, cells)
+        i = np.arange(cells)
+        m, G = self.m[length - 1 :], self.G[length - 1 :]
+        operand = self.by_end[length - 1 :, length - 1]  # T[i+1..j]
+        term = operand + G * self.adjoint_prefix[i + 1] + self.b * m * self.m[i] + self.o_a * i
+        best, arg = self.adjoint_best[length - 1 :], self.adjoint_arg[length - 1 :]
+        arg[:] = np.where(term < best, i, arg)
+        best[:] = np.minimum(term, best)
+        value = best - G * self.adjoint_prefix[i] + self.b * m * self.n[:cells] + self.s + self.o_a * (1 - i)
+        return value, arg.copy()
+
+    def _adjoint_within_tape(self, length: int, cells: int):
+        i = np.arange(cells)[:, None]
+        d = np.arange(length - 1)[None, :]
+        k, j = i + d, i + length - 1
+        later = self.by_end[length - 1 :, length - 1 : 0 : -1]  # T[k+1..j]
+        value = (
+            later
+            + self.G[j] * (self.adjoint_prefix[k + 1] - self.adjoint_prefix[i])
+            + self.b * self.m[j] * (self.m[k] + self.n[i])
+            + self.s
+            + self.o_a * (d + 1)
+        )
+        value = np.where(d < self.reach[i], value, np.inf)
+        pick = np.argmin(value, axis=1)
+        return value[i[:, 0], pick], i[:, 0] + pick
+
+    def _products(self, length: int, cells: int):
+        earlier = self.by_start[:cells, 1:length]  # T[i..k]
+        later = self.by_end[length - 1 :, length - 1 : 0 : -1]  # T[k+1..j]
+        m_k = sliding_window_view(self.m, length - 1)[:cells]
+        inverse_k = sliding_window_view(self.inverse_m, length - 1)[:cells]
+        m_j, n_i = self.m[length - 1 :, None], self.n[:cells, None]
+        inverse = np.maximum(np.maximum(inverse_k, self.inverse_m[length - 1 :, None]), self.inverse_n[:cells, None])
+        value = earlier + later + (m_j * n_i) * m_k * inverse + self.b * (m_k * (m_j + n_i) + m_j * n_i) + self.s
+        pick = np.argmin(value, axis=1)
+        return value[np.arange(cells), pick], np.arange(cells) + pick
 
     def steps(self, chain: Chain) -> list[Step]:
         costs = CostModel(chain)
@@ -120,4 +186,4 @@ def fastest_steps(
     (5, True)
     """
     dp = _TimeDP(chain, profile, matrix_free, tape_limit).run()
-    return dp.steps(chain), float(dp.best[0, len(chain)])
+    return dp.steps(chain), float(dp.by_start[0, len(chain)])

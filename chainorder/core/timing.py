@@ -25,6 +25,7 @@ This module imports neither jax nor matplotlib.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -88,6 +89,30 @@ class TimeModel:
             fixed = profile.step_overhead + per_layer * (through[1] - through[0] + 1)
         moved = self._size(first, last) + sum(self._size(*span) for span in kind.operands(first, last, split))
         return arithmetic + profile.itemsize * moved / profile.bandwidth + fixed
+
+    def rates(self) -> SimpleNamespace:
+        """The per-layer coefficients of :meth:`cost` in separable form, for the time DP
+        (:mod:`chainorder.core.timedp`): ``n``, ``m``, the JVP/VJP cost prefix sums,
+        ``F``/``G`` (seconds per unit of through-cost with ``n_i`` columns / ``m_j`` rows),
+        the inverse GEMM rates of each ``n_i`` and ``m_i``, ``b`` (seconds per element
+        moved), ``s`` (per step), ``o_t``/``o_a`` (per layer)."""
+        costs, profile = self.costs, self.profile
+        n, m = costs.in_dims, costs.out_dims
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            return SimpleNamespace(
+                n=n,
+                m=m,
+                tangent_prefix=costs.tangent_prefix,
+                adjoint_prefix=costs.adjoint_prefix,
+                F=profile.mode_factor("tangent", n) * n / profile.gemm_rate(n),
+                G=profile.mode_factor("adjoint", m) * m / profile.gemm_rate(m),
+                inverse_n=1.0 / profile.gemm_rate(n),
+                inverse_m=1.0 / profile.gemm_rate(m),
+                b=profile.itemsize / profile.bandwidth,
+                s=profile.step_overhead,
+                o_t=profile.tangent_overhead,
+                o_a=profile.adjoint_overhead,
+            )
 
     def steps_time(self, steps: Sequence[Step]) -> list[float]:
         """Seconds of each step, in order."""
