@@ -11,13 +11,14 @@ both sizes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 
 from ..core.plan import Plan
 
-__all__ = ["available_bytes", "check_fits"]
+__all__ = ["available_bytes", "check_fits", "resolve_budget"]
 
 
 def available_bytes(device=None) -> int | None:
@@ -71,6 +72,29 @@ def check_fits(plan: Plan, dtype, device=None) -> None:
     raise MemoryError(
         f"computing this {plan.chain.out_dim} x {plan.chain.in_dim} Jacobian needs {_gigabytes(peak)} at its peak "
         f"(the Jacobian itself is {_gigabytes(jacobian)}), but only {_gigabytes(available)} are available; "
-        "a plan chosen with memory_limit= (in elements) peaks lower where one exists, and a Jacobian larger than "
-        "memory has to be computed in blocks of rows or columns"
+        "a plan chosen with memory_limit= (elements, or bytes like '2GiB') peaks lower where one exists, and a "
+        "Jacobian larger than memory can be computed in blocks into a host array with out= and memory_limit="
     )
+
+
+def resolve_budget(options: dict[str, Any], dtype) -> dict[str, Any]:
+    """``options`` with ``memory_limit="auto"`` replaced by the device's free memory in elements of
+    ``dtype``, and ``dtype`` added for a budget in bytes (see :mod:`chainorder.core.budget`).
+
+    Raises
+    ------
+    ValueError
+        For ``"auto"`` where JAX and the host report no free memory.
+
+    >>> resolve_budget({"memory_limit": "1MB"}, np.float32)["dtype"]
+    dtype('float32')
+    """
+    limit = options.get("memory_limit")
+    if not isinstance(limit, str):
+        return options
+    if limit.strip().lower() != "auto":
+        return {**options, "dtype": np.dtype(dtype)}
+    available = available_bytes()
+    if available is None:
+        raise ValueError("memory_limit='auto': this device reports no free memory; give the budget, e.g. '2GiB'")
+    return {**options, "memory_limit": max(available // np.dtype(dtype).itemsize, 1)}

@@ -199,7 +199,7 @@ class _Entry:
         shapes = signature.shapes()
         vector = jax.eval_shape(flat.vector, shapes)
         traced = prepare(flat, vector, shapes)
-        self.plan = _chosen_plan(traced.chain, plan, dict(optimize_options))
+        self.plan = _chosen_plan(traced.chain, plan, dict(optimize_options), vector.dtype)
         check_fits(self.plan, vector.dtype)
         mode = library_mode(self.plan)
         if mode is not None:  # exactly jax.jacfwd's or jax.jacrev's program

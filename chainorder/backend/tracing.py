@@ -23,6 +23,7 @@ from jax.flatten_util import ravel_pytree
 from ..core.chain import Chain, Layer
 from ..core.optimize import optimize, optimize_measured_first
 from ..core.plan import Plan
+from .devices import resolve_budget
 from .execute import library_mode, run_steps
 from .segments import Segment, prepare
 
@@ -151,6 +152,11 @@ def _traced_for(f: Callable[..., Any], args: tuple, argnums: int | Sequence[int]
     return prepare(_flat_output(f, rebuild, holder), vector, rest), vector, rest
 
 
+def _vector_dtype(args: tuple, argnums: int | Sequence[int]):
+    """The dtype of the differentiated arguments raveled into one vector."""
+    return _split_arguments(args, argnums)[0].dtype
+
+
 @dataclass
 class Analysis:
     """What :func:`analyze` found: the segments of ``f``, its chain and the optimal plan."""
@@ -175,10 +181,12 @@ class Analysis:
         return "\n".join(lines) + "\n\n" + str(self.plan)
 
 
-def _chosen_plan(chain: Chain, plan: Plan | None, options: dict[str, Any]) -> Plan:
+def _chosen_plan(chain: Chain, plan: Plan | None, options: dict[str, Any], dtype: Any = "float32") -> Plan:
     """``plan`` when it was made for ``chain``, else the optimal plan under ``options``
-    (with no objective given: :func:`~chainorder.core.optimize.optimize_measured_first`)."""
+    (with no objective given: :func:`~chainorder.core.optimize.optimize_measured_first`);
+    a ``memory_limit`` in bytes counts elements of ``dtype``, ``"auto"`` the device's free memory."""
     if plan is None:
+        options = resolve_budget(options, dtype)
         if options.get("objective") is None and options.get("parallel") is None:
             given = {name: value for name, value in options.items() if name not in ("objective", "parallel")}
             return optimize_measured_first(chain, **given)
@@ -237,7 +245,7 @@ def analyze(
     ((200, 8, 200), 'mixed')
     """
     traced, _, _ = _traced_for(f, args, argnums)
-    chosen = _chosen_plan(traced.chain, plan, options)
+    chosen = _chosen_plan(traced.chain, plan, options, _vector_dtype(args, argnums))
     return Analysis(traced.chain, chosen, traced.segments, traced.notes)
 
 

@@ -9,6 +9,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from .budget import budget_elements
 from .chain import Chain
 from .costs import CostModel
 from .steps import Objective, Step, StepKind
@@ -55,10 +56,13 @@ def check_options(
     tape_limit: Any = None,
     parallel: Any = None,
     memory_limit: Any = None,
+    dtype: Any = "float32",
 ) -> Options:
     """Raise on bad options; return them normalized (limits as Python ints).
 
-    ``parallel=True`` is an alias of ``objective="critical_path"``.
+    ``parallel=True`` is an alias of ``objective="critical_path"``; a ``memory_limit``
+    given as bytes in text (``"512MB"``) becomes elements of ``dtype``
+    (see :mod:`chainorder.core.budget`).
 
     >>> check_options(Chain.from_dims([3, 4]), parallel=True).objective
     <Objective.CRITICAL_PATH: 'critical_path'>
@@ -78,16 +82,12 @@ def check_options(
         raise TypeError(f"tape_limit must be an integer or None, got {tape_limit!r}")
     if tape_limit is not None and int(tape_limit) < 0:
         raise ValueError(f"tape_limit must be >= 0 (or None for no limit), got {int(tape_limit)}")
-    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, numbers.Integral)):
-        raise TypeError(f"memory_limit must be an integer number of elements or None, got {memory_limit!r}")
-    if memory_limit is not None and int(memory_limit) <= 0:
-        raise ValueError(f"memory_limit must be a positive number of elements, got {int(memory_limit)}")
     return Options(
         strategy,
         _objective(objective, parallel),
         matrix_free,
         None if tape_limit is None else int(tape_limit),
-        None if memory_limit is None else int(memory_limit),
+        budget_elements(memory_limit, dtype),
     )
 
 

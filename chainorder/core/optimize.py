@@ -6,6 +6,8 @@ This module imports neither jax nor matplotlib.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .chain import Chain
 from .checks import Options, check_options
 from .dp import cheapest_steps
@@ -35,8 +37,9 @@ def optimize(
     matrix_free: bool = True,
     tape_limit: int | None = None,
     parallel: bool | None = None,
-    memory_limit: int | None = None,
+    memory_limit: int | str | None = None,
     profile: MachineProfile | None = None,
+    dtype: Any = "float32",
 ) -> Plan:
     """Find the cheapest plan to accumulate ``chain``'s Jacobian.
 
@@ -62,13 +65,16 @@ def optimize(
         no limit.
     parallel : bool, optional
         Alias: ``True`` is ``objective="critical_path"``.
-    memory_limit : int or None
-        The largest peak memory, in elements (see :mod:`chainorder.core.memory`),
-        the plan may reach; the cheapest plan that fits is returned (with
+    memory_limit : int, str or None
+        The largest peak memory the plan may reach: elements (see
+        :mod:`chainorder.core.memory`) or bytes as text (``"512MB"``, ``"2GiB"``,
+        converted with ``dtype``); the cheapest plan that fits is returned (with
         ``objective="time"``: the fastest of the cost/memory Pareto front that fits).
     profile : MachineProfile, optional
         The machine times are predicted for; by default the device JAX runs on
         (its ``chainorder.calibrate()`` profile, or an analytic default).
+    dtype : numpy or JAX dtype, or its name
+        Of the Jacobian's entries: converts a ``memory_limit`` in bytes (default float32).
 
     Returns
     -------
@@ -105,6 +111,8 @@ def optimize(
     >>> limited = optimize(chain, memory_limit=150_000)
     >>> limited.peak_memory, limited.cost
     (142808, 38371328)
+    >>> optimize(chain, memory_limit="600kB", dtype="float32").memory_limit  # 600,000 bytes
+    150000
     """
     options = check_options(
         chain,
@@ -114,6 +122,7 @@ def optimize(
         tape_limit=tape_limit,
         parallel=parallel,
         memory_limit=memory_limit,
+        dtype=dtype,
     )
     if profile is not None and not isinstance(profile, MachineProfile):
         raise TypeError(f"profile must be a chainorder MachineProfile or None, got {type(profile).__name__}")

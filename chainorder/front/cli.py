@@ -36,6 +36,7 @@ def _analyze(args: argparse.Namespace) -> None:
             tape_limit=args.tape_limit,
             parallel=True if args.parallel else None,
             memory_limit=args.memory_limit,
+            dtype=args.dtype,
         )
     if args.plot is not None:
         path = _write_tradeoff(plan, args.plot)
@@ -171,6 +172,12 @@ def _positive(text: str) -> int:
     return _count(text, 1)
 
 
+def _budget(text: str) -> int | str:
+    """An argparse type: elements in ASCII digits, or bytes with a unit (checked by the optimizer)."""
+    word = text.strip()
+    return _positive(word) if word.isascii() and word.isdigit() else word
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other error."""
 
@@ -200,7 +207,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--parallel", action="store_true", help="= --objective critical_path (unlimited threads)")
     analyze.add_argument("--plan", metavar="PLAN.json", help="print this saved plan (from --json) for the chain")
-    analyze.add_argument("--memory-limit", type=_positive, default=None, help="largest peak memory (elements)")
+    analyze.add_argument(
+        "--memory-limit",
+        type=_budget,
+        default=None,
+        help="largest peak memory: elements (an integer) or bytes with a unit (512MB, 2GiB), counted in --dtype",
+    )
+    analyze.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["bfloat16", "float16", "float32", "float64"],
+        help="the Jacobian's dtype, for a --memory-limit in bytes (default float32)",
+    )
     analyze.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     analyze.add_argument("--plot", metavar="FILE.png", help="write the cost/memory trade-off plot")
     analyze.set_defaults(run=_analyze)
