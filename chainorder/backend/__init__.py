@@ -10,6 +10,7 @@ module              what it holds
 ``tracing``         ``trace``, ``analyze``
 ``dropin``          ``jacobian``: the drop-in for ``jax.jacobian``
 ``devices``         what the device can hold; refusing plans that cannot fit
+``blocks``          out-of-core Jacobians: column or row blocks written into a host array
 ``calibration``     measuring, saving and loading the device's machine profile
 ==================  ==================================================================
 
@@ -18,8 +19,8 @@ It imports the core; the core reaches it only through
 """
 
 from .calibration import calibrate, machine_profile
-from .dropin import jacobian
-from .execute import apply_chain, plan_jacobian, validate_plan
+from .dropin import jacobian, plan_jacobian
+from .execute import apply_chain, validate_plan
 from .opcount import chain_from_functions
 from .tracing import analyze, trace
 

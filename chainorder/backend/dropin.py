@@ -34,6 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.plan import Plan
+from . import execute
+from .blocks import jacobian_into
 from .devices import check_fits
 from .execute import library_mode
 from .segments import prepare
@@ -228,6 +230,7 @@ def jacobian(
     allow_int: bool = False,
     *,
     plan: Plan | None = None,
+    out: np.ndarray | None = None,
     **options: Any,
 ) -> Callable[..., Any]:
     """Like ``jax.jacobian(fun, argnums, has_aux, holomorphic, allow_int)``, computed with the optimal plan.
@@ -251,6 +254,11 @@ def jacobian(
     plan : Plan, optional
         A plan made before for ``fun``'s chain (``analyze(fun, x).plan``, or read
         back with :meth:`Plan.from_json`); checked against the traced chain.
+    out : numpy.ndarray or numpy.memmap, optional
+        Compute out of core: the Jacobian (of one array argument, ``argnums`` an
+        int, one array output) is written into ``out`` in column or row blocks
+        whose plans fit ``memory_limit`` (see :mod:`chainorder.backend.blocks`), and
+        the call returns ``out``. Host-driven: not under ``jax.jit``.
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
         ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
@@ -287,6 +295,8 @@ def jacobian(
     ((50, 50), True)
     """
     reference = jax.jacobian(fun, argnums, has_aux=has_aux, holomorphic=holomorphic, allow_int=allow_int)
+    if out is not None:
+        return _out_of_core(fun, argnums, (has_aux, holomorphic, allow_int, plan), out, options)
     if plan is not None and not isinstance(plan, Plan):
         raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
     numbers = _argnums(argnums)
@@ -317,6 +327,43 @@ def jacobian(
 
 
 _ARRAY_TYPES = {type(jnp.zeros(())), np.ndarray}
+
+
+def _out_of_core(fun: Callable, argnums: Any, unsupported: tuple, out: Any, options: dict[str, Any]) -> Callable:
+    """``jacobian(fun, out=...)``: the call writes the Jacobian into ``out`` block by block."""
+    if not isinstance(argnums, int) or isinstance(argnums, bool):
+        raise TypeError(f"out= takes one differentiated argument (argnums an int), got argnums={argnums!r}")
+    if any(unsupported[:3]) or unsupported[3] is not None:
+        raise TypeError("out= does not combine with has_aux, holomorphic, allow_int or plan=")
+
+    @functools.wraps(fun)
+    def jacobian_into_out(*args: Any, **kwargs: Any) -> np.ndarray:
+        if not -len(args) <= argnums < len(args):
+            raise TypeError(f"argnums {argnums} is out of range for {len(args)} positional arguments")
+
+        def of_one(value):
+            given = list(args)
+            given[argnums] = value
+            return fun(*given, **kwargs)
+
+        return jacobian_into(of_one, args[argnums], out, options, jacobian)
+
+    return jacobian_into_out
+
+
+def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None) -> Any:
+    """``plan``'s Jacobian of ``plan.chain`` at ``x``; with ``out``, written into it in blocks whose
+    plans (made under ``plan``'s options) fit ``memory_limit`` (default ``plan.memory_limit``)."""
+    if out is None:
+        return execute.plan_jacobian(plan, x)
+    options = {
+        "strategy": plan.strategy,
+        "objective": plan.objective,
+        "matrix_free": plan.matrix_free,
+        "tape_limit": plan.tape_limit,
+        "memory_limit": plan.memory_limit if memory_limit is None else memory_limit,
+    }
+    return jacobian_into(lambda v: execute.apply_chain(plan.chain, v), x, out, options, jacobian)
 
 
 class _Plans(Mapping):

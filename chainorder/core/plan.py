@@ -250,13 +250,19 @@ class Plan:
         return bracketing(self.steps)
 
     # -- execution (needs jax, through chainorder.core.engine) ----------------------
-    def jacobian(self, x: Any) -> Any:
+    def jacobian(self, x: Any, out: Any = None, memory_limit: int | str | None = None) -> Any:
         """The chain's Jacobian at ``x``, computed with this plan (needs jax).
 
         Equal to ``jax.jacobian(plan.chain)(x)`` in value, shape and dtype;
-        composes with ``jax.jit`` and ``jax.vmap``.
+        composes with ``jax.jit`` and ``jax.vmap``. With ``out`` (a numpy array
+        or ``np.memmap`` of the Jacobian's shape and dtype), it is computed out of
+        core instead: in column or row blocks whose plans, made under this plan's
+        options, fit ``memory_limit`` (elements, bytes as text or ``"auto"``;
+        default: the plan's), written into ``out``, which is returned.
         """
-        return backend().plan_jacobian(self, x)
+        if out is None and memory_limit is not None:
+            raise TypeError("memory_limit= applies to out-of-core blocks: give out= too")
+        return backend().plan_jacobian(self, x, out, memory_limit)
 
     def validate(self, x: Any) -> dict[str, Any]:
         """Compare :meth:`jacobian` with ``jax.jacobian``: max abs and rel error (needs jax)."""

@@ -1,0 +1,195 @@
+"""Out-of-core Jacobians: column or row blocks that fit a memory budget, written into a host array.
+
+A Jacobian larger than the device's memory is computed ``b`` columns (or rows)
+at a time. Columns ``c`` of ``J = f'(x)`` are the Jacobian of
+``z -> f(x + E_c z)`` at ``z = 0`` (``E_c`` scatters ``z`` into the entries ``c``),
+rows ``r`` the Jacobian of ``v -> f(v)[r]``: each block is a Jacobian problem of
+its own, optimized and run by :func:`chainorder.jacobian` under the budget, so
+each block's plan is the cheapest that fits. The block size is the largest the
+block chain (the traced chain with its first input or last output narrowed to
+``b``) admits a plan within the budget for; the orientation is the one of fewer
+total FMAs. Blocks are written into ``out`` (a numpy array or ``np.memmap``) as
+they come back; a progress bar shows on a terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.budget import budget_elements
+from ..core.chain import Chain
+from ..core.optimize import optimize
+from .devices import resolve_budget
+from .tracing import analyze
+
+__all__ = ["jacobian_into"]
+
+_PLAN_OPTIONS = ("strategy", "objective", "matrix_free", "tape_limit", "parallel")
+
+
+def _check_out(out: Any, shape: tuple[int, ...], dtype) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array or np.memmap, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}; this Jacobian has shape {shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype}; this Jacobian's dtype is {np.dtype(dtype)}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; give a writeable array (or an np.memmap opened with mode 'w+' or 'r+')")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous (blocks are written into its rows x columns view)")
+
+
+def _narrowed(chain: Chain, orientation: str, size: int) -> Chain:
+    """The chain with its first input (columns) or last output (rows) narrowed to ``size``."""
+    layers = list(chain)
+    if orientation == "columns":
+        layers[0] = dataclasses.replace(layers[0], in_dim=size)
+    else:
+        layers[-1] = dataclasses.replace(layers[-1], out_dim=size)
+    return Chain(layers)
+
+
+def _largest_block(chain: Chain, orientation: str, budget: int | None, options: dict[str, Any]) -> tuple[int, int]:
+    """The largest block size with a plan within ``budget``, and the FMAs of all blocks."""
+    full = chain.in_dim if orientation == "columns" else chain.out_dim
+    other = chain.out_dim if orientation == "columns" else chain.in_dim
+    size = full if budget is None else max(1, min(full, budget // max(other, 1)))
+    while True:
+        try:
+            plan = optimize(_narrowed(chain, orientation, size), memory_limit=budget, **options)
+        except ValueError:
+            if size == 1:
+                raise
+            size = max(1, size // 2)
+            continue
+        return size, math.ceil(full / size) * plan.cost
+
+
+def _blocking(chain: Chain, budget: int | None, options: dict[str, Any]) -> tuple[str, int]:
+    found, errors = {}, []
+    for orientation in ("columns", "rows"):
+        try:
+            found[orientation] = _largest_block(chain, orientation, budget, options)
+        except ValueError as error:
+            errors.append(str(error))
+    if not found:
+        raise ValueError(
+            f"memory_limit {budget:,} elements is below what even one column or one row at a time needs: "
+            + "; ".join(errors)
+        )
+    orientation = min(found, key=lambda name: found[name][1])
+    return orientation, found[orientation][0]
+
+
+def jacobian_into(
+    fun: Callable[[Any], Any],
+    x: Any,
+    out: Any,
+    options: dict[str, Any],
+    make_jacobian: Callable[..., Callable],
+    *,
+    progress: bool | None = None,
+) -> np.ndarray:
+    """``jax.jacobian(fun)(x)`` written into ``out`` block by block, each block's plan within
+    ``options["memory_limit"]`` (elements, bytes as text, or ``"auto"``).
+
+    Parameters
+    ----------
+    fun : callable
+        One array in, one array out.
+    x : array
+    out : numpy.ndarray or numpy.memmap
+        Of the Jacobian's shape (``fun(x).shape + x.shape``) and dtype, writeable,
+        C-contiguous. Nothing is written when a check fails.
+    options : dict
+        :func:`chainorder.optimize`'s options (``memory_limit`` among them).
+    make_jacobian : callable
+        :func:`chainorder.jacobian` (passed in: the drop-in imports this module).
+    progress : bool, optional
+        Show a progress bar (default: when stderr is a terminal).
+
+    Returns
+    -------
+    out
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad ``out`` (naming what is wrong), a function under ``jax.jit``, or a
+        budget below what one column or row at a time needs (naming both).
+    """
+    if isinstance(x, jax.core.Tracer):
+        raise TypeError("out= writes a host array block by block: it cannot run under jax.jit or jax.vmap")
+    x = jnp.asarray(x)
+    expected = jax.eval_shape(jax.jacobian(fun), x)
+    if not isinstance(expected, jax.ShapeDtypeStruct):
+        raise TypeError("out= takes a function of one array that returns one array")
+    _check_out(out, expected.shape, expected.dtype)
+    options = resolve_budget(dict(options), expected.dtype)
+    budget = budget_elements(options.pop("memory_limit", None), options.pop("dtype", expected.dtype))
+    n = x.size
+    m = math.prod(expected.shape) // max(n, 1)
+    view = out.reshape(m, n)
+
+    def flat(v):
+        return jnp.ravel(fun(v.reshape(x.shape)))
+
+    plan_options = {name: value for name, value in options.items() if name in _PLAN_OPTIONS}
+    chain = analyze(flat, jnp.ravel(x), objective="fma").chain
+    orientation, size = _blocking(chain, budget, plan_options)
+    block = _block_function(flat, orientation)
+    full = n if orientation == "columns" else m
+    size = _fitting_size(block, jnp.ravel(x), orientation, size, full, budget, plan_options)
+    block_jacobian = make_jacobian(block, memory_limit=budget, **plan_options)
+    _write_blocks(block_jacobian, jnp.ravel(x), view, orientation, size, progress)
+    return out
+
+
+def _block_arguments(vector, orientation: str, start: int, size: int, full: int) -> tuple:
+    index = jnp.minimum(jnp.arange(start, start + size), full - 1)  # the last block repeats its last index
+    if orientation == "columns":
+        return jnp.zeros(size, vector.dtype), vector, index
+    return vector, index
+
+
+def _fitting_size(block: Callable, vector, orientation: str, size: int, full: int, budget, options) -> int:
+    """``size``, halved until the block function itself (its traced chain has the scatter or the
+    selection as one more layer than the estimate) has a plan within ``budget``."""
+    while True:
+        try:
+            analyze(block, *_block_arguments(vector, orientation, 0, size, full), memory_limit=budget, **options)
+            return size
+        except ValueError:
+            if size == 1:
+                raise
+            size = max(1, size // 2)
+
+
+def _block_function(flat: Callable, orientation: str) -> Callable:
+    if orientation == "columns":
+        return lambda z, base, index: flat(base.at[index].add(z))
+    return lambda v, index: flat(v)[index]
+
+
+def _write_blocks(block_jacobian, vector, view, orientation, size, progress) -> None:
+    from tqdm.auto import tqdm  # noqa: PLC0415 - only out-of-core work shows a bar
+
+    full = view.shape[1] if orientation == "columns" else view.shape[0]
+    starts = range(0, full, size)
+    show = progress if progress is not None else sys.stderr.isatty()
+    for start in tqdm(starts, desc=f"Jacobian in {size}-{orientation[:-1]} blocks", disable=not show, leave=False):
+        end = min(start + size, full)
+        block = np.asarray(block_jacobian(*_block_arguments(vector, orientation, start, size, full)))
+        if orientation == "columns":
+            view[:, start:end] = block[:, : end - start]
+        else:
+            view[start:end, :] = block[: end - start, :]
