@@ -102,3 +102,22 @@ def test_read_only_out_jit_and_unsupported_options():
         chainorder.jacobian(f, argnums=(0,), out=out)
     with pytest.raises(TypeError, match="does not combine with has_aux"):
         chainorder.jacobian(f, has_aux=True, out=out)
+
+
+def test_no_plan_fits_so_the_device_result_is_filled_in_blocks():
+    f, x = mlp([256, 256, 256, 256])
+    chain = chainorder.analyze(f, x, objective="fma").chain
+    least = chainorder.pareto(chain)[0].peak_memory
+    budget = int(256 * 256 * 1.3)  # 1.3x the Jacobian, under the least peak of any plan of the whole
+    assert least > budget
+    from chainorder.core.optimize import NoPlanFits
+
+    with pytest.raises(NoPlanFits):
+        optimize(chain, memory_limit=budget)
+    J = chainorder.jacobian(f, memory_limit=budget)(x)
+    assert isinstance(J, jax.Array) and J.shape == (256, 256)
+    np.testing.assert_allclose(np.asarray(J), np.asarray(jax.jacobian(f)(x)), rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="Jacobian alone is 65,536 elements .* give out="):
+        chainorder.jacobian(f, memory_limit=60_000)(x)
+    with pytest.raises(ValueError, match="no plan fits memory_limit"):  # under jit: no blocks
+        jax.jit(chainorder.jacobian(f, memory_limit=budget))(x)

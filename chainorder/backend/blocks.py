@@ -9,7 +9,10 @@ each block's plan is the cheapest that fits. The block size is the largest the
 block chain (the traced chain with its first input or last output narrowed to
 ``b``) admits a plan within the budget for; the orientation is the one of fewer
 total FMAs. Blocks are written into ``out`` (a numpy array or ``np.memmap``) as
-they come back; a progress bar shows on a terminal.
+they come back (:func:`jacobian_into`), or, when no plan of the whole fits the
+budget but the Jacobian itself does, into a device buffer allocated once and
+updated in place (:func:`jacobian_in_blocks`: chunked seeds at the level of the
+whole function); a progress bar shows on a terminal.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ..core.optimize import optimize
 from .devices import resolve_budget
 from .tracing import analyze
 
-__all__ = ["jacobian_into"]
+__all__ = ["jacobian_into", "jacobian_in_blocks"]
 
 _PLAN_OPTIONS = ("strategy", "objective", "matrix_free", "tape_limit", "parallel")
 
@@ -127,31 +130,119 @@ def jacobian_into(
         For a bad ``out`` (naming what is wrong), a function under ``jax.jit``, or a
         budget below what one column or row at a time needs (naming both).
     """
-    if isinstance(x, jax.core.Tracer):
-        raise TypeError("out= writes a host array block by block: it cannot run under jax.jit or jax.vmap")
-    x = jnp.asarray(x)
-    expected = jax.eval_shape(jax.jacobian(fun), x)
-    if not isinstance(expected, jax.ShapeDtypeStruct):
-        raise TypeError("out= takes a function of one array that returns one array")
+    expected = _expected(fun, x, "out= writes a host array")
     _check_out(out, expected.shape, expected.dtype)
-    options = resolve_budget(dict(options), expected.dtype)
-    budget = budget_elements(options.pop("memory_limit", None), options.pop("dtype", expected.dtype))
-    n = x.size
-    m = math.prod(expected.shape) // max(n, 1)
-    view = out.reshape(m, n)
-
-    def flat(v):
-        return jnp.ravel(fun(v.reshape(x.shape)))
-
-    plan_options = {name: value for name, value in options.items() if name in _PLAN_OPTIONS}
-    chain = analyze(flat, jnp.ravel(x), objective="fma").chain
-    orientation, size = _blocking(chain, budget, plan_options)
-    block = _block_function(flat, orientation)
-    full = n if orientation == "columns" else m
-    size = _fitting_size(block, jnp.ravel(x), orientation, size, full, budget, plan_options)
-    block_jacobian = make_jacobian(block, memory_limit=budget, **plan_options)
-    _write_blocks(block_jacobian, jnp.ravel(x), view, orientation, size, progress)
+    options, budget = _budget(options, expected.dtype)
+    blocks = _Blocks.plan(fun, x, expected, budget, options, make_jacobian)
+    view = out.reshape(blocks.m, blocks.n)
+    for start, end, block in blocks.computed(jnp.ravel(jnp.asarray(x)), progress):
+        if blocks.orientation == "columns":
+            view[:, start:end] = np.asarray(block)
+        else:
+            view[start:end, :] = np.asarray(block)
     return out
+
+
+def jacobian_in_blocks(
+    fun: Callable[[Any], Any],
+    x: Any,
+    options: dict[str, Any],
+    make_jacobian: Callable[..., Callable],
+    *,
+    progress: bool | None = None,
+) -> Callable[[Any], jax.Array]:
+    """A function computing ``jax.jacobian(fun)`` on the device at arguments shaped like ``x``
+    when no plan of the whole fits ``memory_limit``: the result (``m x n`` elements) is allocated
+    once and filled in blocks whose plans fit the rest of the budget (chunked seeds, at the level
+    of the whole function). The analysis runs here, once; each call only runs the blocks.
+
+    Raises
+    ------
+    ValueError
+        When the Jacobian alone is over the budget (naming both; ``out=`` then helps), or
+        the rest of the budget is below what one column or row at a time needs.
+    """
+    expected = _expected(fun, x, "a Jacobian no plan fits is computed")
+    options, budget = _budget(options, expected.dtype)
+    n = int(np.size(x))
+    m = math.prod(expected.shape) // max(n, 1)
+    itemsize = np.dtype(expected.dtype).itemsize
+    if budget is None or m * n >= budget:
+        raise ValueError(
+            f"the {m} x {n} Jacobian alone is {m * n:,} elements ({m * n * itemsize / 1e9:.3g} GB), at or over "
+            f"memory_limit {budget:,} elements; give out= (a numpy array or np.memmap) to compute it in blocks "
+            "into host memory"
+        )
+    blocks = _Blocks.plan(fun, x, expected, budget - m * n, options, make_jacobian)
+    column_axis = blocks.orientation == "columns"
+
+    def place(result, block, start):
+        return jax.lax.dynamic_update_slice(result, block, (0, start) if column_axis else (start, 0))
+
+    write = jax.jit(place, donate_argnums=0)  # in place: the result buffer is reused
+
+    def blocked(at: Any) -> jax.Array:
+        result = jnp.zeros((m, n), expected.dtype)
+        for start, _, block in blocks.computed(jnp.ravel(jnp.asarray(at)), progress):
+            result = write(result, block, start)
+        return result.reshape(expected.shape)
+
+    return blocked
+
+
+def _expected(fun: Callable, x: Any, purpose: str) -> jax.ShapeDtypeStruct:
+    if isinstance(x, jax.core.Tracer):
+        raise TypeError(f"{purpose} block by block from Python: it cannot run under jax.jit or jax.vmap")
+    expected = jax.eval_shape(jax.jacobian(fun), jnp.asarray(x))
+    if not isinstance(expected, jax.ShapeDtypeStruct):
+        raise TypeError(f"{purpose}: it takes a function of one array that returns one array")
+    return expected
+
+
+def _budget(options: dict[str, Any], dtype) -> tuple[dict[str, Any], int | None]:
+    """The options for the block plans, and the budget in elements."""
+    options = resolve_budget(dict(options), dtype)
+    budget = budget_elements(options.pop("memory_limit", None), options.pop("dtype", dtype))
+    return {name: value for name, value in options.items() if name in _PLAN_OPTIONS}, budget
+
+
+@dataclasses.dataclass
+class _Blocks:
+    """The block Jacobian function, its orientation and size, and the Jacobian's ``m x n``."""
+
+    block_jacobian: Callable
+    orientation: str
+    size: int
+    m: int
+    n: int
+
+    @classmethod
+    def plan(cls, fun, x, expected, budget, options, make_jacobian) -> _Blocks:
+        x = jnp.asarray(x)
+        n = x.size
+        m = math.prod(expected.shape) // max(n, 1)
+
+        def flat(v):
+            return jnp.ravel(fun(v.reshape(x.shape)))
+
+        vector = jnp.ravel(x)
+        chain = analyze(flat, vector, objective="fma").chain
+        orientation, size = _blocking(chain, budget, options)
+        block = _block_function(flat, orientation)
+        size = _fitting_size(block, vector, orientation, size, n if orientation == "columns" else m, budget, options)
+        return cls(make_jacobian(block, memory_limit=budget, **options), orientation, size, m, n)
+
+    def computed(self, vector: jax.Array, progress: bool | None):
+        """``(start, end, block)`` for each block, the block cut to ``end - start`` columns or rows."""
+        from tqdm.auto import tqdm  # noqa: PLC0415 - only blocked work shows a bar
+
+        full = self.n if self.orientation == "columns" else self.m
+        show = progress if progress is not None else sys.stderr.isatty()
+        label = f"Jacobian in {self.size}-{self.orientation[:-1]} blocks"
+        for start in tqdm(range(0, full, self.size), desc=label, disable=not show, leave=False):
+            end = min(start + self.size, full)
+            block = self.block_jacobian(*_block_arguments(vector, self.orientation, start, self.size, full))
+            yield start, end, block[:, : end - start] if self.orientation == "columns" else block[: end - start]
 
 
 def _block_arguments(vector, orientation: str, start: int, size: int, full: int) -> tuple:
@@ -178,18 +269,3 @@ def _block_function(flat: Callable, orientation: str) -> Callable:
     if orientation == "columns":
         return lambda z, base, index: flat(base.at[index].add(z))
     return lambda v, index: flat(v)[index]
-
-
-def _write_blocks(block_jacobian, vector, view, orientation, size, progress) -> None:
-    from tqdm.auto import tqdm  # noqa: PLC0415 - only out-of-core work shows a bar
-
-    full = view.shape[1] if orientation == "columns" else view.shape[0]
-    starts = range(0, full, size)
-    show = progress if progress is not None else sys.stderr.isatty()
-    for start in tqdm(starts, desc=f"Jacobian in {size}-{orientation[:-1]} blocks", disable=not show, leave=False):
-        end = min(start + size, full)
-        block = np.asarray(block_jacobian(*_block_arguments(vector, orientation, start, size, full)))
-        if orientation == "columns":
-            view[:, start:end] = block[:, : end - start]
-        else:
-            view[start:end, :] = block[: end - start, :]

@@ -33,9 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core.optimize import NoPlanFits
 from ..core.plan import Plan
 from . import execute
-from .blocks import jacobian_into
+from .blocks import jacobian_in_blocks, jacobian_into
 from .devices import check_fits
 from .execute import library_mode
 from .segments import prepare
@@ -259,6 +260,9 @@ def jacobian(
         int, one array output) is written into ``out`` in column or row blocks
         whose plans fit ``memory_limit`` (see :mod:`chainorder.backend.blocks`), and
         the call returns ``out``. Host-driven: not under ``jax.jit``.
+        Without ``out``, when no plan of the whole fits ``memory_limit``, a call
+        outside ``jax.jit`` allocates the Jacobian on the device and fills it in
+        blocks whose plans fit the rest of the budget (chunked seeds).
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
         ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
@@ -316,17 +320,58 @@ def jacobian(
     # arrays only: jax.jit's own dispatch checks the signature, and the analysis runs while it traces
     arrays_only = jax.jit(compute)
 
+    blocked: dict[Hashable, Callable] = {}  # signatures no plan fits: their blocked programs
+
     @functools.wraps(fun)
     def jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
-        if not kwargs and all(type(arg) in _ARRAY_TYPES for arg in args):
-            return arrays_only(*args)
-        return compute(*args, **kwargs)
+        key = _block_key(args, kwargs)
+        if key in blocked:
+            return blocked[key](args[0])
+        try:
+            if not kwargs and all(type(arg) in _ARRAY_TYPES for arg in args):
+                return arrays_only(*args)
+            return compute(*args, **kwargs)
+        except NoPlanFits:
+            if not _blockable(argnums, (has_aux, holomorphic, allow_int, plan), args):
+                raise
+        program = jacobian_in_blocks(_of_one(fun, argnums, args, kwargs), args[argnums], options, jacobian)
+        if key is not None:  # one array argument: nothing else is closed over, so it can be kept
+            blocked[key] = program
+        return program(args[argnums])
 
     jacobian_of_fun.plans = _Plans(entries)  # type: ignore[attr-defined]
     return jacobian_of_fun
 
 
 _ARRAY_TYPES = {type(jnp.zeros(())), np.ndarray}
+
+
+def _block_key(args: tuple, kwargs: dict) -> Hashable:
+    """The shape and dtype of a call's only argument (None for any other call)."""
+    if len(args) != 1 or kwargs or type(args[0]) not in _ARRAY_TYPES:
+        return None
+    return (args[0].shape, str(args[0].dtype))
+
+
+def _blockable(argnums: Any, unsupported: tuple, args: tuple) -> bool:
+    """Whether a call no plan fits can run in blocks: one differentiated array argument (an
+    int ``argnums``, concrete: not under ``jax.jit``), no aux, holomorphic, allow_int or plan."""
+    if not isinstance(argnums, int) or isinstance(argnums, bool) or any(unsupported[:3]) or unsupported[3] is not None:
+        return False
+    if not -len(args) <= argnums < len(args):
+        return False
+    return not isinstance(args[argnums], jax.core.Tracer) and hasattr(args[argnums], "shape")
+
+
+def _of_one(fun: Callable, argnums: int, args: tuple, kwargs: dict) -> Callable:
+    """``fun`` as a function of its argument ``argnums`` alone, the others fixed."""
+
+    def of_one(value):
+        given = list(args)
+        given[argnums] = value
+        return fun(*given, **kwargs)
+
+    return of_one
 
 
 def _out_of_core(fun: Callable, argnums: Any, unsupported: tuple, out: Any, options: dict[str, Any]) -> Callable:
@@ -340,13 +385,7 @@ def _out_of_core(fun: Callable, argnums: Any, unsupported: tuple, out: Any, opti
     def jacobian_into_out(*args: Any, **kwargs: Any) -> np.ndarray:
         if not -len(args) <= argnums < len(args):
             raise TypeError(f"argnums {argnums} is out of range for {len(args)} positional arguments")
-
-        def of_one(value):
-            given = list(args)
-            given[argnums] = value
-            return fun(*given, **kwargs)
-
-        return jacobian_into(of_one, args[argnums], out, options, jacobian)
+        return jacobian_into(_of_one(fun, argnums, args, kwargs), args[argnums], out, options, jacobian)
 
     return jacobian_into_out
 

@@ -21,12 +21,29 @@ from .steps import Objective, Step
 from .timedp import fastest_steps
 from .timing import step_times
 
-__all__ = ["optimize", "pareto", "optimize_measured_first", "EXACT_CRITICAL_PATH_LAYERS", "TIME_MARGIN"]
+__all__ = [
+    "optimize",
+    "pareto",
+    "optimize_measured_first",
+    "NoPlanFits",
+    "EXACT_CRITICAL_PATH_LAYERS",
+    "TIME_MARGIN",
+]
 
 #: Up to this many layers, ``objective="critical_path"`` breaks cost ties by memory
 #: exactly, through the Pareto DP; beyond, through the faster lexicographic DP
 #: (exact in cost; see :mod:`chainorder.core.dp`).
 EXACT_CRITICAL_PATH_LAYERS = 40
+
+
+class NoPlanFits(ValueError):
+    """No plan of the chain fits the memory limit; ``least`` is the least achievable peak (elements)."""
+
+    def __init__(self, limit: int, least: int) -> None:
+        super().__init__(
+            f"no plan fits memory_limit {limit:,} elements; the least achievable peak memory is {least:,} elements"
+        )
+        self.limit, self.least = limit, least
 
 
 def optimize(
@@ -294,11 +311,7 @@ def _pure_candidates(chain: Chain, options: Options) -> list[list[Step]]:
 def _cheapest_within(chain: Chain, options: Options) -> list[Step]:
     plans = _front(chain, options, options.memory_limit)
     if not plans:
-        least = _front(chain, options)[0][1]
-        raise ValueError(
-            f"no plan fits memory_limit {options.memory_limit:,} elements; the least achievable peak "
-            f"memory is {least:,} elements"
-        )
+        raise NoPlanFits(options.memory_limit, _front(chain, options)[0][1])
     return plans[-1][2]
 
 
