@@ -9,7 +9,7 @@ import pytest
 
 import chainorder
 from chainorder import Chain, optimize
-from chainorder.backend.blocks import _blocking
+from chainorder.core.blocking import choose_blocking
 
 RNG = np.random.default_rng(0)
 
@@ -31,7 +31,7 @@ def test_blocks_equal_jax_jacobian(widths):
     expected = np.asarray(jax.jacobian(f)(x))
     budget = expected.size // 5  # the Jacobian is five times the budget
     chain = chainorder.analyze(f, x, objective="fma").chain
-    orientation, size = _blocking(chain, budget, {})
+    orientation, size = choose_blocking(chain, budget, {})
     assert size < (chain.in_dim if orientation == "columns" else chain.out_dim)  # really in blocks
     assert optimize(chain, objective="fma").peak_memory > budget
     out = np.zeros(expected.shape)

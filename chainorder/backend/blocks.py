@@ -27,9 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core.blocking import choose_blocking
 from ..core.budget import budget_elements
-from ..core.chain import Chain
-from ..core.optimize import optimize
 from .devices import resolve_budget
 from .tracing import analyze
 
@@ -49,48 +48,6 @@ def _check_out(out: Any, shape: tuple[int, ...], dtype) -> None:
         raise ValueError("out is read-only; give a writeable array (or an np.memmap opened with mode 'w+' or 'r+')")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous (blocks are written into its rows x columns view)")
-
-
-def _narrowed(chain: Chain, orientation: str, size: int) -> Chain:
-    """The chain with its first input (columns) or last output (rows) narrowed to ``size``."""
-    layers = list(chain)
-    if orientation == "columns":
-        layers[0] = dataclasses.replace(layers[0], in_dim=size)
-    else:
-        layers[-1] = dataclasses.replace(layers[-1], out_dim=size)
-    return Chain(layers)
-
-
-def _largest_block(chain: Chain, orientation: str, budget: int | None, options: dict[str, Any]) -> tuple[int, int]:
-    """The largest block size with a plan within ``budget``, and the FMAs of all blocks."""
-    full = chain.in_dim if orientation == "columns" else chain.out_dim
-    other = chain.out_dim if orientation == "columns" else chain.in_dim
-    size = full if budget is None else max(1, min(full, budget // max(other, 1)))
-    while True:
-        try:
-            plan = optimize(_narrowed(chain, orientation, size), memory_limit=budget, **options)
-        except ValueError:
-            if size == 1:
-                raise
-            size = max(1, size // 2)
-            continue
-        return size, math.ceil(full / size) * plan.cost
-
-
-def _blocking(chain: Chain, budget: int | None, options: dict[str, Any]) -> tuple[str, int]:
-    found, errors = {}, []
-    for orientation in ("columns", "rows"):
-        try:
-            found[orientation] = _largest_block(chain, orientation, budget, options)
-        except ValueError as error:
-            errors.append(str(error))
-    if not found:
-        raise ValueError(
-            f"memory_limit {budget:,} elements is below what even one column or one row at a time needs: "
-            + "; ".join(errors)
-        )
-    orientation = min(found, key=lambda name: found[name][1])
-    return orientation, found[orientation][0]
 
 
 def jacobian_into(
@@ -227,7 +184,7 @@ class _Blocks:
 
         vector = jnp.ravel(x)
         chain = analyze(flat, vector, objective="fma").chain
-        orientation, size = _blocking(chain, budget, options)
+        orientation, size = choose_blocking(chain, budget, options)
         block = _block_function(flat, orientation)
         size = _fitting_size(block, vector, orientation, size, n if orientation == "columns" else m, budget, options)
         return cls(make_jacobian(block, memory_limit=budget, **options), orientation, size, m, n)

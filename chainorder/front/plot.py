@@ -12,6 +12,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from ..core.blocking import blocked_points
 from ..core.chain import Chain
 from ..core.optimize import optimize, pareto
 from ..core.plan import Plan
@@ -45,6 +46,8 @@ def plot_tradeoff(
     chosen: Plan | None = None,
     samples: int = 200,
     seed: int = 0,
+    budget: int | None = None,
+    blocks: bool = False,
 ):
     """Cost (FMAs) against peak memory (elements), both on log scales.
 
@@ -66,6 +69,12 @@ def plot_tradeoff(
 
     seed : int
         For the random plans.
+    budget : int, optional
+        A memory budget in elements, drawn as a vertical line.
+    blocks : bool
+        Also draw the Jacobian computed in blocks of 1, 2, 4, ... columns or rows
+        into a result held whole (:func:`chainorder.core.blocking.blocked_points`):
+        the points below the least peak of any plan of the whole.
 
     Returns
     -------
@@ -87,12 +96,19 @@ def plot_tradeoff(
     >>> fig, ax = plot_tradeoff(chain, chosen=optimize(chain, memory_limit=150_000), samples=20)
     >>> ax.get_xlabel(), ax.get_ylabel()
     ('peak memory (elements)', 'cost (FMAs)')
+    >>> fig, ax = plot_tradeoff(Chain.from_dims([256, 256, 256, 256]), samples=0, budget=80_000, blocks=True)
+    >>> sorted(text for text in ax.get_legend_handles_labels()[1] if "budget" in text or "blocks" in text)
+    ['in blocks, result held whole (8 points)', 'memory budget (80,000 elements)']
     """
     chain, front = _chain_and_front(chain_or_front)
     fig, ax = _axes(ax, (7, 4.8))
     _scatter_random_plans(ax, chain, front[0].tape_limit, samples, seed)
     _draw_front(ax, front)
+    if blocks:
+        _draw_blocks(ax, chain, front)
     _mark_plans(ax, chain, front, chosen)
+    if budget is not None:
+        ax.axvline(budget, color="#d62728", linestyle="--", linewidth=1.2, label=f"memory budget ({budget:,} elements)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("peak memory (elements)")
@@ -126,6 +142,21 @@ def _scatter_random_plans(ax: Any, chain: Chain, tape_limit: int | None, samples
         label=f"other plans ({samples} random bracketings)",
         zorder=1,
     )
+
+
+def _draw_blocks(ax: Any, chain: Chain, front: list[Plan]) -> None:
+    least = front[0].peak_memory
+    points = [point for point in blocked_points(chain, {"tape_limit": front[0].tape_limit}) if point[0] < least]
+    if points:
+        ax.scatter(
+            [peak for peak, *_ in points],
+            [cost for _, cost, *_ in points],
+            s=30,
+            marker="^",
+            color="#8c6bb1",
+            label=f"in blocks, result held whole ({len(points)} points)",
+            zorder=3,
+        )
 
 
 def _draw_front(ax: Any, front: list[Plan]) -> None:
