@@ -16,6 +16,8 @@ module              what it holds
 ``timing``          predicted seconds of steps and plans (:class:`TimeModel`)
 ``dp``              the cost-then-memory dynamic program
 ``timedp``          the dynamic program for least predicted time
+``budget``          memory budgets in elements or bytes as text
+``blocking``        a Jacobian in column or row blocks, each block a chain of its own
 ``pareto``          the exact cost/memory Pareto dynamic program
 ``optimize``        :func:`optimize`, :func:`pareto`, pure forward and reverse plans
 ``checks``          validation of options and of steps

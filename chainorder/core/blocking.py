@@ -29,11 +29,11 @@ def narrowed(chain: Chain, orientation: str, size: int) -> Chain:
     >>> narrowed(Chain.from_dims([300, 4, 300]), "columns", 50).dims
     (50, 4, 300)
     """
-    layers = list(chain)
+    layers = list(chain)  # for pricing only: the functions and shapes are dropped
     if orientation == "columns":
-        layers[0] = dataclasses.replace(layers[0], in_dim=size)
+        layers[0] = dataclasses.replace(layers[0], in_dim=size, fn=None, in_shape=None, out_shape=None)
     else:
-        layers[-1] = dataclasses.replace(layers[-1], out_dim=size)
+        layers[-1] = dataclasses.replace(layers[-1], out_dim=size, fn=None, in_shape=None, out_shape=None)
     return Chain(layers)
 
 
