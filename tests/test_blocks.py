@@ -121,3 +121,22 @@ def test_no_plan_fits_so_the_device_result_is_filled_in_blocks():
         chainorder.jacobian(f, memory_limit=60_000)(x)
     with pytest.raises(ValueError, match="no plan fits memory_limit"):  # under jit: no blocks
         jax.jit(chainorder.jacobian(f, memory_limit=budget))(x)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"strategy": "forward"}, {"strategy": "reverse"}, {"objective": "fma"}, {"objective": "time"}, {"dense": 1}],
+    ids=["forward", "reverse", "fma", "time", "dense-only"],
+)
+def test_every_strategy_in_blocks_equals_jax_jacobian(options):
+    if options == {"dense": 1}:
+        options = {"matrix_free": False}
+    f, x = mlp([120, 6, 30, 120])
+    expected = np.asarray(jax.jacobian(f)(x))
+    budget = expected.size // 3
+    out = np.zeros(expected.shape)
+    chainorder.jacobian(f, memory_limit=budget, out=out, **options)(x)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-10)
+    if "strategy" not in options:  # a pure strategy cannot always fit the rest of a budget on the device
+        on_device = chainorder.jacobian(f, memory_limit=int(expected.size * 1.6), **options)(x)
+        np.testing.assert_allclose(np.asarray(on_device), expected, rtol=0, atol=1e-10)
