@@ -11,6 +11,7 @@ module              what it holds
 ``dropin``          ``jacobian``: the drop-in for ``jax.jacobian``
 ``devices``         what the device can hold; refusing plans that cannot fit
 ``blocks``          out-of-core Jacobians: column or row blocks written into a host array
+``sharding``        seeds sharded over devices: one block of columns or rows per device
 ``calibration``     measuring, saving and loading the device's machine profile
 ==================  ==================================================================
 

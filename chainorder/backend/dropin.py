@@ -40,6 +40,7 @@ from .blocks import jacobian_in_blocks, jacobian_into
 from .devices import check_fits
 from .execute import library_mode
 from .segments import prepare
+from .sharding import mesh_of, sharded_jacobian
 from .tracing import _chosen_plan, _compute, _ravel
 
 __all__ = ["jacobian"]
@@ -232,6 +233,7 @@ def jacobian(
     *,
     plan: Plan | None = None,
     out: np.ndarray | None = None,
+    devices: Sequence[Any] | None = None,
     **options: Any,
 ) -> Callable[..., Any]:
     """Like ``jax.jacobian(fun, argnums, has_aux, holomorphic, allow_int)``, computed with the optimal plan.
@@ -263,6 +265,11 @@ def jacobian(
         Without ``out``, when no plan of the whole fits ``memory_limit``, a call
         outside ``jax.jit`` allocates the Jacobian on the device and fills it in
         blocks whose plans fit the rest of the budget (chunked seeds).
+    devices : list of jax.Device, or jax.sharding.Mesh, optional
+        Shard the seeds: each device computes one block of columns (or rows), with
+        its own optimal plan, under ``jax.shard_map``; the result is sharded over
+        the devices (see :mod:`chainorder.backend.sharding`). One array argument
+        (``argnums`` an int), one array output.
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
         ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
@@ -301,6 +308,8 @@ def jacobian(
     reference = jax.jacobian(fun, argnums, has_aux=has_aux, holomorphic=holomorphic, allow_int=allow_int)
     if out is not None:
         return _out_of_core(fun, argnums, (has_aux, holomorphic, allow_int, plan), out, options)
+    if devices is not None:
+        return _sharded(fun, argnums, (has_aux, holomorphic, allow_int, plan), devices, options)
     if plan is not None and not isinstance(plan, Plan):
         raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
     numbers = _argnums(argnums)
@@ -374,12 +383,28 @@ def _of_one(fun: Callable, argnums: int, args: tuple, kwargs: dict) -> Callable:
     return of_one
 
 
+def _one_argument(name: str, argnums: Any, unsupported: tuple) -> None:
+    if not isinstance(argnums, int) or isinstance(argnums, bool):
+        raise TypeError(f"{name}= takes one differentiated argument (argnums an int), got argnums={argnums!r}")
+    if any(unsupported[:3]) or unsupported[3] is not None:
+        raise TypeError(f"{name}= does not combine with has_aux, holomorphic, allow_int or plan=")
+
+
+def _sharded(fun: Callable, argnums: Any, unsupported: tuple, devices: Any, options: dict[str, Any]) -> Callable:
+    """``jacobian(fun, devices=...)``: one block of seeds per device, the result sharded."""
+    _one_argument("devices", argnums, unsupported)
+    mesh = mesh_of(devices)
+
+    @functools.wraps(fun)
+    def sharded(*args: Any, **kwargs: Any) -> Any:
+        return sharded_jacobian(_of_one(fun, argnums, args, kwargs), args[argnums], mesh, options, jacobian)
+
+    return sharded
+
+
 def _out_of_core(fun: Callable, argnums: Any, unsupported: tuple, out: Any, options: dict[str, Any]) -> Callable:
     """``jacobian(fun, out=...)``: the call writes the Jacobian into ``out`` block by block."""
-    if not isinstance(argnums, int) or isinstance(argnums, bool):
-        raise TypeError(f"out= takes one differentiated argument (argnums an int), got argnums={argnums!r}")
-    if any(unsupported[:3]) or unsupported[3] is not None:
-        raise TypeError("out= does not combine with has_aux, holomorphic, allow_int or plan=")
+    _one_argument("out", argnums, unsupported)
 
     @functools.wraps(fun)
     def jacobian_into_out(*args: Any, **kwargs: Any) -> np.ndarray:
@@ -390,11 +415,14 @@ def _out_of_core(fun: Callable, argnums: Any, unsupported: tuple, out: Any, opti
     return jacobian_into_out
 
 
-def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None) -> Any:
+def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None, devices: Any = None) -> Any:
     """``plan``'s Jacobian of ``plan.chain`` at ``x``; with ``out``, written into it in blocks whose
-    plans (made under ``plan``'s options) fit ``memory_limit`` (default ``plan.memory_limit``)."""
-    if out is None:
+    plans (made under ``plan``'s options) fit ``memory_limit`` (default ``plan.memory_limit``); with
+    ``devices``, one block of seeds per device, the result sharded over them."""
+    if out is None and devices is None:
         return execute.plan_jacobian(plan, x)
+    if out is not None and devices is not None:
+        raise TypeError("give out= or devices=, not both")
     options = {
         "strategy": plan.strategy,
         "objective": plan.objective,
@@ -402,7 +430,10 @@ def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None)
         "tape_limit": plan.tape_limit,
         "memory_limit": plan.memory_limit if memory_limit is None else memory_limit,
     }
-    return jacobian_into(lambda v: execute.apply_chain(plan.chain, v), x, out, options, jacobian)
+    chain_function = functools.partial(execute.apply_chain, plan.chain)
+    if devices is not None:
+        return sharded_jacobian(chain_function, x, devices, options, jacobian)
+    return jacobian_into(chain_function, x, out, options, jacobian)
 
 
 class _Plans(Mapping):

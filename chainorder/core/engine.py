@@ -7,7 +7,7 @@ methods ask :func:`backend` for it on first use. The core thus names no backend
 module, and the import graph stays acyclic: ``backend -> core``, never back.
 
 A backend is any object with ``chain_from_functions(functions, x0)``,
-``apply_chain(chain, x)``, ``plan_jacobian(plan, x, out=None, memory_limit=None)``,
+``apply_chain(chain, x)``, ``plan_jacobian(plan, x, out=None, memory_limit=None, devices=None)``,
 ``validate_plan(plan, x)`` and ``machine_profile()`` (the profile of the
 device it runs on; :func:`machine_profile` falls back to the analytic CPU
 default when no backend can load).

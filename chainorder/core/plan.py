@@ -250,7 +250,7 @@ class Plan:
         return bracketing(self.steps)
 
     # -- execution (needs jax, through chainorder.core.engine) ----------------------
-    def jacobian(self, x: Any, out: Any = None, memory_limit: int | str | None = None) -> Any:
+    def jacobian(self, x: Any, out: Any = None, memory_limit: int | str | None = None, devices: Any = None) -> Any:
         """The chain's Jacobian at ``x``, computed with this plan (needs jax).
 
         Equal to ``jax.jacobian(plan.chain)(x)`` in value, shape and dtype;
@@ -258,11 +258,14 @@ class Plan:
         or ``np.memmap`` of the Jacobian's shape and dtype), it is computed out of
         core instead: in column or row blocks whose plans, made under this plan's
         options, fit ``memory_limit`` (elements, bytes as text or ``"auto"``;
-        default: the plan's), written into ``out``, which is returned.
+        default: the plan's), written into ``out``, which is returned. With
+        ``devices`` (a list of ``jax.Device`` or a ``jax.sharding.Mesh``), each device
+        computes one block of columns or rows (its own plan, under this plan's
+        options); the result is sharded over them.
         """
         if out is None and memory_limit is not None:
             raise TypeError("memory_limit= applies to out-of-core blocks: give out= too")
-        return backend().plan_jacobian(self, x, out, memory_limit)
+        return backend().plan_jacobian(self, x, out, memory_limit, devices)
 
     def validate(self, x: Any) -> dict[str, Any]:
         """Compare :meth:`jacobian` with ``jax.jacobian``: max abs and rel error (needs jax)."""

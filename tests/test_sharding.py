@@ -1,0 +1,83 @@
+"""Seeds sharded over devices: one block per device, the result sharded, equal to jax.jacobian.
+
+The tests with several devices run in a subprocess started with
+XLA_FLAGS=--xla_force_host_platform_device_count=4 (the device count is fixed when JAX starts).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import chainorder
+from chainorder import Chain, optimize
+
+SCRIPT = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np
+    import chainorder
+    from chainorder import Chain, optimize
+    from jax.sharding import Mesh
+    jax.config.update("jax_enable_x64", True)
+    assert len(jax.devices()) == 4
+    rng = np.random.default_rng(0)
+
+    def mlp(widths):
+        weights = [jnp.asarray(rng.standard_normal((b, a)) / np.sqrt(a)) for a, b in zip(widths, widths[1:])]
+        def f(v):
+            for w in weights:
+                v = jnp.tanh(w @ v)
+            return v
+        return f, jnp.linspace(-1.0, 1.0, widths[0])
+
+    for widths in ([200, 16, 300], [301, 8, 30], [30, 8, 301]):  # 301: the last block is padded
+        f, x = mlp(widths)
+        expected = jax.jacobian(f)(x)
+        sharded = chainorder.jacobian(f, devices=jax.devices())
+        for compute in (sharded, jax.jit(sharded)):
+            J = compute(x)
+            assert float(jnp.abs(J - expected).max()) < 1e-12, widths
+            assert len(J.sharding.device_set) == 4
+            if 301 not in widths:  # an axis the 4 devices divide stays sharded
+                assert "seeds" in tuple(J.sharding.spec), (widths, J.sharding)
+    mesh = Mesh(np.array(jax.devices()[:2]), ("d",))
+    f, x = mlp([64, 4, 64])
+    J = chainorder.jacobian(f, devices=mesh, objective="fma")(x)
+    assert float(jnp.abs(J - jax.jacobian(f)(x)).max()) < 1e-12 and len(J.sharding.device_set) == 2
+    plan = optimize(Chain.from_functions([f], x))
+    J = plan.jacobian(x, devices=jax.devices())
+    assert float(jnp.abs(J - jax.jacobian(f)(x)).max()) < 1e-12 and len(J.sharding.device_set) == 4
+    print("ok")
+    """
+)
+
+
+@pytest.mark.slow
+def test_four_devices_in_a_subprocess():
+    environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+def test_one_device_and_bad_devices():
+    w = jnp.asarray(np.random.default_rng(1).standard_normal((5, 40)))
+    f = lambda v: jnp.sin(w.T @ jnp.tanh(w @ v))  # noqa: E731
+    x = jnp.linspace(-1.0, 1.0, 40)
+    J = chainorder.jacobian(f, devices=jax.devices()[:1])(x)
+    np.testing.assert_allclose(np.asarray(J), np.asarray(jax.jacobian(f)(x)), atol=1e-12)
+    with pytest.raises(ValueError, match="non-empty list of jax devices"):
+        chainorder.jacobian(f, devices=[])
+    with pytest.raises(TypeError, match="list of jax devices or a jax.sharding.Mesh"):
+        chainorder.jacobian(f, devices="cpu")
+    with pytest.raises(TypeError, match="argnums an int"):
+        chainorder.jacobian(f, argnums=(0,), devices=jax.devices())
+    with pytest.raises(TypeError, match="out= or devices=, not both"):
+        optimize(Chain.from_functions([f], x)).jacobian(x, out=np.zeros((40, 40)), devices=jax.devices())
