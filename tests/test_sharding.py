@@ -81,3 +81,56 @@ def test_one_device_and_bad_devices():
         chainorder.jacobian(f, argnums=(0,), devices=jax.devices())
     with pytest.raises(TypeError, match="out= or devices=, not both"):
         optimize(Chain.from_functions([f], x)).jacobian(x, out=np.zeros((40, 40)), devices=jax.devices())
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=sys.argv[2], num_processes=2, process_id=int(sys.argv[1]))
+    import jax.numpy as jnp, numpy as np
+    import chainorder
+    from jax.experimental import multihost_utils
+    jax.config.update("jax_enable_x64", True)
+    rng = np.random.default_rng(0)
+    weights = [jnp.asarray(rng.standard_normal(s) / np.sqrt(s[1])) for s in [(16, 200), (300, 16)]]
+    def f(v):
+        for w in weights:
+            v = jnp.tanh(w @ v)
+        return v
+    x = jnp.linspace(-1.0, 1.0, 200)
+    assert len(jax.devices()) == 2 and len(jax.local_devices()) == 1
+    J = chainorder.jacobian(f, devices=jax.devices())(x)
+    assert len(J.sharding.device_set) == 2 and not J.is_fully_addressable
+    gathered = np.asarray(multihost_utils.process_allgather(J, tiled=True))
+    error = float(np.abs(gathered - np.asarray(jax.jacobian(f)(x))).max())
+    assert gathered.shape == (300, 200) and error < 1e-12, error
+    print("ok", sys.argv[1])
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_joined_by_jax_distributed():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        address = f"localhost:{probe.getsockname()[1]}"
+    environment = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    environment.pop("XLA_FLAGS", None)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(rank), address],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for rank, (worker, (out, err)) in enumerate(zip(workers, outputs)):
+        assert worker.returncode == 0, err[-3000:]
+        assert out.strip().endswith(f"ok {rank}")
