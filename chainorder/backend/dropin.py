@@ -40,8 +40,9 @@ from .blocks import jacobian_in_blocks, jacobian_into
 from .devices import check_fits
 from .execute import library_mode
 from .segments import prepare
-from .sharding import mesh_of, sharded_jacobian
+from .sharding import sharded_jacobian
 from .tracing import _chosen_plan, _compute, _ravel
+from .variants import ARRAY_TYPES, block_key, blockable, of_one, out_of_core_function, sharded_function
 
 __all__ = ["jacobian"]
 
@@ -307,9 +308,9 @@ def jacobian(
     """
     reference = jax.jacobian(fun, argnums, has_aux=has_aux, holomorphic=holomorphic, allow_int=allow_int)
     if out is not None:
-        return _out_of_core(fun, argnums, (has_aux, holomorphic, allow_int, plan), out, options)
+        return out_of_core_function(fun, argnums, (has_aux, holomorphic, allow_int, plan), out, options, jacobian)
     if devices is not None:
-        return _sharded(fun, argnums, (has_aux, holomorphic, allow_int, plan), devices, options)
+        return sharded_function(fun, argnums, (has_aux, holomorphic, allow_int, plan), devices, options, jacobian)
     if plan is not None and not isinstance(plan, Plan):
         raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
     numbers = _argnums(argnums)
@@ -333,86 +334,23 @@ def jacobian(
 
     @functools.wraps(fun)
     def jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
-        key = _block_key(args, kwargs)
+        key = block_key(args, kwargs)
         if key in blocked:
             return blocked[key](args[0])
         try:
-            if not kwargs and all(type(arg) in _ARRAY_TYPES for arg in args):
+            if not kwargs and all(type(arg) in ARRAY_TYPES for arg in args):
                 return arrays_only(*args)
             return compute(*args, **kwargs)
         except NoPlanFits:
-            if not _blockable(argnums, (has_aux, holomorphic, allow_int, plan), args):
+            if not blockable(argnums, (has_aux, holomorphic, allow_int, plan), args):
                 raise
-        program = jacobian_in_blocks(_of_one(fun, argnums, args, kwargs), args[argnums], options, jacobian)
+        program = jacobian_in_blocks(of_one(fun, argnums, args, kwargs), args[argnums], options, jacobian)
         if key is not None:  # one array argument: nothing else is closed over, so it can be kept
             blocked[key] = program
         return program(args[argnums])
 
     jacobian_of_fun.plans = _Plans(entries)  # type: ignore[attr-defined]
     return jacobian_of_fun
-
-
-_ARRAY_TYPES = {type(jnp.zeros(())), np.ndarray}
-
-
-def _block_key(args: tuple, kwargs: dict) -> Hashable:
-    """The shape and dtype of a call's only argument (None for any other call)."""
-    if len(args) != 1 or kwargs or type(args[0]) not in _ARRAY_TYPES:
-        return None
-    return (args[0].shape, str(args[0].dtype))
-
-
-def _blockable(argnums: Any, unsupported: tuple, args: tuple) -> bool:
-    """Whether a call no plan fits can run in blocks: one differentiated array argument (an
-    int ``argnums``, concrete: not under ``jax.jit``), no aux, holomorphic, allow_int or plan."""
-    if not isinstance(argnums, int) or isinstance(argnums, bool) or any(unsupported[:3]) or unsupported[3] is not None:
-        return False
-    if not -len(args) <= argnums < len(args):
-        return False
-    return not isinstance(args[argnums], jax.core.Tracer) and hasattr(args[argnums], "shape")
-
-
-def _of_one(fun: Callable, argnums: int, args: tuple, kwargs: dict) -> Callable:
-    """``fun`` as a function of its argument ``argnums`` alone, the others fixed."""
-
-    def of_one(value):
-        given = list(args)
-        given[argnums] = value
-        return fun(*given, **kwargs)
-
-    return of_one
-
-
-def _one_argument(name: str, argnums: Any, unsupported: tuple) -> None:
-    if not isinstance(argnums, int) or isinstance(argnums, bool):
-        raise TypeError(f"{name}= takes one differentiated argument (argnums an int), got argnums={argnums!r}")
-    if any(unsupported[:3]) or unsupported[3] is not None:
-        raise TypeError(f"{name}= does not combine with has_aux, holomorphic, allow_int or plan=")
-
-
-def _sharded(fun: Callable, argnums: Any, unsupported: tuple, devices: Any, options: dict[str, Any]) -> Callable:
-    """``jacobian(fun, devices=...)``: one block of seeds per device, the result sharded."""
-    _one_argument("devices", argnums, unsupported)
-    mesh = mesh_of(devices)
-
-    @functools.wraps(fun)
-    def sharded(*args: Any, **kwargs: Any) -> Any:
-        return sharded_jacobian(_of_one(fun, argnums, args, kwargs), args[argnums], mesh, options, jacobian)
-
-    return sharded
-
-
-def _out_of_core(fun: Callable, argnums: Any, unsupported: tuple, out: Any, options: dict[str, Any]) -> Callable:
-    """``jacobian(fun, out=...)``: the call writes the Jacobian into ``out`` block by block."""
-    _one_argument("out", argnums, unsupported)
-
-    @functools.wraps(fun)
-    def jacobian_into_out(*args: Any, **kwargs: Any) -> np.ndarray:
-        if not -len(args) <= argnums < len(args):
-            raise TypeError(f"argnums {argnums} is out of range for {len(args)} positional arguments")
-        return jacobian_into(_of_one(fun, argnums, args, kwargs), args[argnums], out, options, jacobian)
-
-    return jacobian_into_out
 
 
 def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None, devices: Any = None) -> Any:

@@ -1,0 +1,95 @@
+"""The drop-in's other ways to compute: out of core (``out=``), sharded (``devices=``), and in blocks
+on the device when no plan of the whole fits ``memory_limit``.
+
+Each needs one differentiated array argument (``argnums`` an int) and none of ``has_aux``,
+``holomorphic``, ``allow_int`` or ``plan=``; the function is then seen as a function of that
+argument alone (:func:`of_one`). :func:`chainorder.jacobian` is passed in (``make_jacobian``):
+the drop-in imports this module.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .blocks import jacobian_into
+from .sharding import mesh_of, sharded_jacobian
+
+__all__ = ["ARRAY_TYPES", "block_key", "blockable", "of_one", "out_of_core_function", "sharded_function"]
+
+ARRAY_TYPES = {type(jnp.zeros(())), np.ndarray}
+
+
+def _one_argument_problem(name: str, argnums: Any, unsupported: tuple) -> str | None:
+    """Why ``name=`` cannot apply (None when it can); ``unsupported``: has_aux, holomorphic, allow_int, plan."""
+    if not isinstance(argnums, int) or isinstance(argnums, bool):
+        return f"{name}= takes one differentiated argument (argnums an int), got argnums={argnums!r}"
+    if any(unsupported[:3]) or unsupported[3] is not None:
+        return f"{name}= does not combine with has_aux, holomorphic, allow_int or plan="
+    return None
+
+
+def _check_one_argument(name: str, argnums: Any, unsupported: tuple) -> None:
+    problem = _one_argument_problem(name, argnums, unsupported)
+    if problem is not None:
+        raise TypeError(problem)
+
+
+def block_key(args: tuple, kwargs: dict) -> Hashable:
+    """The shape and dtype of a call's only argument (None for any other call)."""
+    if len(args) != 1 or kwargs or type(args[0]) not in ARRAY_TYPES:
+        return None
+    return (args[0].shape, str(args[0].dtype))
+
+
+def blockable(argnums: Any, unsupported: tuple, args: tuple) -> bool:
+    """Whether a call no plan fits can run in blocks: one differentiated array argument,
+    concrete (not under ``jax.jit``), and none of the unsupported options."""
+    if _one_argument_problem("blocks", argnums, unsupported) is not None or not -len(args) <= argnums < len(args):
+        return False
+    return not isinstance(args[argnums], jax.core.Tracer) and hasattr(args[argnums], "shape")
+
+
+def of_one(fun: Callable, argnums: int, args: tuple, kwargs: dict) -> Callable:
+    """``fun`` as a function of its argument ``argnums`` alone, the others fixed."""
+
+    def of_one_argument(value):
+        given = list(args)
+        given[argnums] = value
+        return fun(*given, **kwargs)
+
+    return of_one_argument
+
+
+def sharded_function(
+    fun: Callable, argnums: Any, unsupported: tuple, devices: Any, options: dict[str, Any], make_jacobian: Callable
+) -> Callable:
+    """``jacobian(fun, devices=...)``: one block of seeds per device, the result sharded."""
+    _check_one_argument("devices", argnums, unsupported)
+    mesh = mesh_of(devices)
+
+    @functools.wraps(fun)
+    def sharded(*args: Any, **kwargs: Any) -> Any:
+        return sharded_jacobian(of_one(fun, argnums, args, kwargs), args[argnums], mesh, options, make_jacobian)
+
+    return sharded
+
+
+def out_of_core_function(
+    fun: Callable, argnums: Any, unsupported: tuple, out: Any, options: dict[str, Any], make_jacobian: Callable
+) -> Callable:
+    """``jacobian(fun, out=...)``: the call writes the Jacobian into ``out`` block by block."""
+    _check_one_argument("out", argnums, unsupported)
+
+    @functools.wraps(fun)
+    def jacobian_into_out(*args: Any, **kwargs: Any) -> np.ndarray:
+        if not -len(args) <= argnums < len(args):
+            raise TypeError(f"argnums {argnums} is out of range for {len(args)} positional arguments")
+        return jacobian_into(of_one(fun, argnums, args, kwargs), args[argnums], out, options, make_jacobian)
+
+    return jacobian_into_out
