@@ -56,6 +56,7 @@ _LAZY = {
     "analyze": "backend",
     "jacobian": "backend",
     "calibrate": "backend",
+    "sparsity": "backend",
     "machine_profile": "backend",
     "plot_tradeoff": "front.plot",
     "plot_plan": "front.plot",
@@ -95,6 +96,7 @@ __all__ = [
     "plot_tradeoff",
     "random_plan",
     "reverse_cost",
+    "sparsity",
     "trace",
     "__version__",
 ]
