@@ -77,3 +77,44 @@ def test_argnums_and_scale():
     pattern = chainorder.sparsity(batched, _random(32, 64))
     assert time.perf_counter() - start < 30
     assert pattern.nse == 32 * 64 * 64
+
+
+@pytest.mark.parametrize("name", list(EXACT))
+def test_sparse_jacobian_by_compression_equals_jax_jacobian(name):
+    f, x = EXACT[name]
+    sparse_jacobian = chainorder.jacobian(f, sparse=True)
+    for compute in (sparse_jacobian, jax.jit(sparse_jacobian)):
+        J = compute(x)
+        leaves = jax.tree_util.tree_leaves(jax.jacobian(f)(x))
+        dense = np.concatenate([np.asarray(leaf).reshape(-1, x.size) for leaf in leaves])
+        np.testing.assert_allclose(np.asarray(J.todense()), dense, rtol=0, atol=1e-12)
+
+
+def test_colors_reach_the_lower_bound_on_structured_jacobians():
+    from chainorder.backend.compressed import colors_and_density, compression
+
+    weights = jnp.asarray(RNG.standard_normal((16, 16)))
+    cases = {
+        "batched": (lambda X: jnp.tanh(X @ weights), _random(8, 16), 16),
+        "elementwise": (jnp.sin, _random(50), 1),
+        "tridiagonal": (lambda x: x[2:] - 2 * x[1:-1] + x[:-2], _random(40), 3),
+    }
+    for name, (f, x, colors) in cases.items():
+        report = colors_and_density(compression(f, x))
+        assert report["colors"] == report["lower_bound"] == colors, (name, report)
+    with pytest.raises(TypeError, match="sparse= takes one differentiated argument"):
+        chainorder.jacobian(jnp.sin, argnums=(0,), sparse=True)
+
+
+def test_coloring_is_valid_on_random_patterns():
+    from chainorder.core.coloring import color_columns, color_rows
+
+    for seed in range(20):
+        pattern = np.random.default_rng(seed).random((30, 25)) < 0.1
+        rows, columns = np.nonzero(pattern)
+        by_columns, by_rows = color_columns(rows, columns, pattern.shape), color_rows(rows, columns, pattern.shape)
+        for color in range(by_columns.count):  # no row holds two columns of one color
+            assert pattern[:, by_columns.colors == color].sum(axis=1).max(initial=0) <= 1
+        for color in range(by_rows.count):
+            assert pattern[by_rows.colors == color].sum(axis=0).max(initial=0) <= 1
+        assert by_columns.count >= by_columns.lower_bound == pattern.sum(axis=1).max()

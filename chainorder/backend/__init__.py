@@ -13,6 +13,7 @@ module              what it holds
 ``blocks``          out-of-core Jacobians: column or row blocks written into a host array
 ``sharding``        seeds sharded over devices: one block of columns or rows per device
 ``sparsity``        the Jacobian's nonzero pattern, found on the jaxpr
+``compressed``      sparse Jacobians: the pattern, colors, one JVP or VJP per color
 ``variants``        the drop-in's other ways: out of core, sharded, in blocks when no plan fits
 ``calibration``     measuring, saving and loading the device's machine profile
 ==================  ==================================================================

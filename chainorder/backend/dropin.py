@@ -42,7 +42,15 @@ from .execute import library_mode
 from .segments import prepare
 from .sharding import sharded_jacobian
 from .tracing import _chosen_plan, _compute, _ravel
-from .variants import ARRAY_TYPES, block_key, blockable, of_one, out_of_core_function, sharded_function
+from .variants import (
+    ARRAY_TYPES,
+    block_key,
+    blockable,
+    of_one,
+    out_of_core_function,
+    sharded_function,
+    sparse_function,
+)
 
 __all__ = ["jacobian"]
 
@@ -235,6 +243,7 @@ def jacobian(
     plan: Plan | None = None,
     out: np.ndarray | None = None,
     devices: Sequence[Any] | None = None,
+    sparse: bool = False,
     **options: Any,
 ) -> Callable[..., Any]:
     """Like ``jax.jacobian(fun, argnums, has_aux, holomorphic, allow_int)``, computed with the optimal plan.
@@ -271,6 +280,10 @@ def jacobian(
         its own optimal plan, under ``jax.shard_map``; the result is sharded over
         the devices (see :mod:`chainorder.backend.sharding`). One array argument
         (``argnums`` an int), one array output.
+    sparse : bool
+        Return the flattened ``(m, n)`` Jacobian as a ``jax.experimental.sparse.BCOO``,
+        computed by compression: its pattern read off the jaxpr, one JVP (or VJP) per
+        color (see :mod:`chainorder.backend.compressed`). One array argument.
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
         ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
@@ -309,6 +322,8 @@ def jacobian(
     reference = jax.jacobian(fun, argnums, has_aux=has_aux, holomorphic=holomorphic, allow_int=allow_int)
     if out is not None:
         return out_of_core_function(fun, argnums, (has_aux, holomorphic, allow_int, plan), out, options, jacobian)
+    if sparse:
+        return sparse_function(fun, argnums, (has_aux, holomorphic, allow_int, plan))
     if devices is not None:
         return sharded_function(fun, argnums, (has_aux, holomorphic, allow_int, plan), devices, options, jacobian)
     if plan is not None and not isinstance(plan, Plan):

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sparse
 from jax.experimental import sparse as jax_sparse
 
-__all__ = ["sparsity"]
+__all__ = ["sparsity", "pattern_coordinates"]
 
 _ELEMENTWISE = {
     "abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "clamp", "convert_element_type",
@@ -165,9 +165,28 @@ def _index_rule(name: str, params: dict, operand, out) -> np.ndarray | None:
         ]
         return index[tuple(source)].ravel() if operand.ndim else np.zeros(_size(out), int)
     if name == "pad":
-        padded = np.asarray(jax.lax.pad(index.astype(np.float64) + 1, 0.0, params["padding_config"])).astype(np.int64)
-        return padded.ravel() - 1  # -1: a padding entry (its value is the padding operand's)
+        return _padded_index(index, params["padding_config"]).ravel()  # -1: a padding entry
     return None
+
+
+def _padded_index(index: np.ndarray, config) -> np.ndarray:
+    """``lax.pad`` of an index array with -1, in numpy (low, high and interior padding; negative
+    low or high padding crops)."""
+    for axis, (low, high, interior) in enumerate(config):
+        low, high, interior = int(low), int(high), int(interior)
+        length = index.shape[axis]
+        grown = max(length + max(length - 1, 0) * interior, 0)
+        shape = list(index.shape)
+        shape[axis] = max(low, 0) + grown + max(high, 0)
+        out = np.full(shape, -1, dtype=np.int64)
+        where = [slice(None)] * index.ndim
+        where[axis] = slice(max(low, 0), max(low, 0) + grown, interior + 1)
+        out[tuple(where)] = index
+        crop = [slice(None)] * index.ndim
+        crop[axis] = slice(max(-low, 0), shape[axis] - max(-high, 0))
+        index = out[tuple(crop)]
+    return index
+
 
 
 class _Propagation:
@@ -264,6 +283,16 @@ def sparsity(f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0
     >>> pattern.todense().astype(int).tolist()
     [[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
     """
+    rows, columns, shape = pattern_coordinates(f, *args, argnums=argnums)
+    indices = np.stack([rows, columns], axis=1).astype(np.int32)
+    return jax_sparse.BCOO((np.ones(len(indices), np.float32), indices), shape=shape)
+
+
+def pattern_coordinates(
+    f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The nonzeros ``(rows, columns)`` of :func:`sparsity`'s pattern as numpy arrays, and its shape
+    (usable while tracing: only shapes are read)."""
     numbers = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     closed = jax.make_jaxpr(f)(*args)
     leaves_per_arg = [len(jax.tree_util.tree_leaves(arg)) for arg in args]
@@ -286,5 +315,5 @@ def sparsity(f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0
         for matrix, var in zip(outputs, closed.jaxpr.outvars)
     ]
     pattern = sparse.vstack(rows, format="coo") if rows else sparse.coo_matrix((0, columns), dtype=bool)
-    indices = np.stack([pattern.row, pattern.col], axis=1).astype(np.int32)
-    return jax_sparse.BCOO((np.ones(len(indices), np.float32), indices), shape=pattern.shape)
+    return pattern.row.astype(np.int64), pattern.col.astype(np.int64), pattern.shape
+

@@ -18,9 +18,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from .blocks import jacobian_into
+from .compressed import compression, sparse_jacobian
 from .sharding import mesh_of, sharded_jacobian
 
-__all__ = ["ARRAY_TYPES", "block_key", "blockable", "of_one", "out_of_core_function", "sharded_function"]
+__all__ = [
+    "ARRAY_TYPES",
+    "block_key",
+    "blockable",
+    "of_one",
+    "out_of_core_function",
+    "sharded_function",
+    "sparse_function",
+]
 
 ARRAY_TYPES = {type(jnp.zeros(())), np.ndarray}
 
@@ -93,3 +102,23 @@ def out_of_core_function(
         return jacobian_into(of_one(fun, argnums, args, kwargs), args[argnums], out, options, make_jacobian)
 
     return jacobian_into_out
+
+
+def sparse_function(fun: Callable, argnums: Any, unsupported: tuple) -> Callable:
+    """``jacobian(fun, sparse=True)``: the flattened Jacobian as a BCOO, by compression
+    (:mod:`chainorder.backend.compressed`); pattern and colors found once per shape."""
+    _check_one_argument("sparse", argnums, unsupported)
+    found: dict[Hashable, tuple] = {}
+
+    @functools.wraps(fun)
+    def sparse_jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
+        one = of_one(fun, argnums, args, kwargs)
+        key = block_key(args, kwargs)  # one array argument: nothing else shapes the pattern
+        if key is None:
+            return sparse_jacobian(one, args[argnums])
+        if key not in found:
+            found[key] = compression(one, args[argnums])
+        return sparse_jacobian(one, args[argnums], found[key])
+
+    sparse_jacobian_of_fun.compression = found  # type: ignore[attr-defined]
+    return sparse_jacobian_of_fun

@@ -18,6 +18,7 @@ module              what it holds
 ``timedp``          the dynamic program for least predicted time
 ``budget``          memory budgets in elements or bytes as text
 ``blocking``        a Jacobian in column or row blocks, each block a chain of its own
+``coloring``        column or row colorings of a sparse pattern (networkx greedy coloring)
 ``pareto``          the exact cost/memory Pareto dynamic program
 ``optimize``        :func:`optimize`, :func:`pareto`, pure forward and reverse plans
 ``checks``          validation of options and of steps
