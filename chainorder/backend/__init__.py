@@ -12,7 +12,7 @@ module              what it holds
 ``devices``         what the device can hold; refusing plans that cannot fit
 ``blocks``          out-of-core Jacobians: column or row blocks written into a host array
 ``sharding``        seeds sharded over devices: one block of columns or rows per device
-``sparsity``        the Jacobian's nonzero pattern, found on the jaxpr
+``patterns``        the Jacobian's nonzero pattern, found on the jaxpr
 ``compressed``      sparse Jacobians: the pattern, colors, one JVP or VJP per color
 ``variants``        the drop-in's other ways: out of core, sharded, in blocks when no plan fits
 ``calibration``     measuring, saving and loading the device's machine profile
@@ -26,7 +26,7 @@ from .calibration import calibrate, machine_profile
 from .dropin import jacobian, plan_jacobian
 from .execute import apply_chain, validate_plan
 from .opcount import chain_from_functions
-from .sparsity import sparsity
+from .patterns import sparsity
 from .tracing import analyze, trace
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Sparse Jacobians by compression: the pattern from the jaxpr, colors, one JVP (or VJP) per color.
 
-:func:`chainorder.backend.sparsity.sparsity` gives the pattern; :mod:`chainorder.core.coloring`
+:func:`chainorder.backend.patterns.sparsity` gives the pattern; :mod:`chainorder.core.coloring`
 colors its columns (for JVPs) and its rows (for VJPs); the fewer colors win (columns on a
 tie). The compressed Jacobian, ``J S`` for the ``n x colors`` one-hot seed matrix ``S`` (or
 ``R J``), is computed with ``jax.vmap`` of ``jax.jvp`` (or of the ``jax.vjp`` pullback) and
@@ -20,7 +20,7 @@ import numpy as np
 from jax.experimental import sparse as jax_sparse
 
 from ..core.coloring import Coloring, color_columns, color_rows
-from .sparsity import pattern_coordinates
+from .patterns import pattern_coordinates
 
 __all__ = ["compression", "sparse_jacobian"]
 
