@@ -10,7 +10,6 @@ and the colors are found from shapes alone, at trace time, so it composes with `
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -83,5 +82,4 @@ def colors_and_density(found: tuple) -> dict[str, Any]:
         "colors": coloring.count,
         "lower_bound": coloring.lower_bound,
         "mode": coloring.mode,
-        "dense_propagations": min(m, n) if math.prod((m, n)) else 0,
     }

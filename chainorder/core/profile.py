@@ -161,10 +161,6 @@ class MachineProfile:
         with np.errstate(invalid="ignore"):  # inf dims (costs past float64) give inf, not a warning
             return np.interp(np.log(smallest), np.log(self.gemm_dims), rates)
 
-    def with_itemsize(self, itemsize: int) -> MachineProfile:
-        """The same rates for elements of ``itemsize`` bytes."""
-        return dataclasses.replace(self, itemsize=itemsize)
-
     def to_dict(self) -> dict[str, Any]:
         return {"version": PROFILE_VERSION, **dataclasses.asdict(self)}
 
