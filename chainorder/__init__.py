@@ -60,6 +60,7 @@ _LAZY = {
     "machine_profile": "backend",
     "plot_tradeoff": "front.plot",
     "plot_plan": "front.plot",
+    "plot_schedule": "front.plot",
     "plot_fidelity": "front.fidelity",
 }
 

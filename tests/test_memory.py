@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainorder import Chain, optimize, pareto, peak_memory
-from chainorder.core.plan import critical_path
+from chainorder.core.schedule import critical_path
 
 
 def _points(chain, parallel=False, **options):

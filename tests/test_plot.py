@@ -69,3 +69,17 @@ def test_plan_plot(tmp_path, dims):
 def test_plot_plan_rejects_non_plans():
     with pytest.raises(TypeError, match="plot_plan needs a Plan"):
         chainorder.plot_plan(CHAIN)
+
+
+def test_plot_schedule_draws_each_step_where_and_when_it_runs():
+    from chainorder import plot_schedule
+
+    chain = Chain.from_dims([300, 120, 12, 120, 16, 140, 300])
+    plan = optimize(chain, threads=3)
+    fig, ax = plot_schedule(plan)
+    bars = sorted((round(p.get_x()), round(p.get_width()), round(p.get_y() + p.get_height() / 2)) for p in ax.patches)
+    assert bars == sorted((slot.start, slot.end - slot.start, slot.device) for slot in plan.schedule)
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["thread 0", "thread 1", "thread 2"]
+    with pytest.raises(ValueError, match="no schedule"):
+        plot_schedule(optimize(chain))
+    plt.close(fig)

@@ -6,6 +6,7 @@ XLA_FLAGS=--xla_force_host_platform_device_count=4 (the device count is fixed wh
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from chainorder import Chain, optimize
 
 SCRIPT = textwrap.dedent(
     """
+    import functools
     import jax, jax.numpy as jnp, numpy as np
     import chainorder
     from chainorder import Chain, optimize
@@ -54,6 +56,20 @@ SCRIPT = textwrap.dedent(
     plan = optimize(Chain.from_functions([f], x))
     J = plan.jacobian(x, devices=jax.devices())
     assert float(jnp.abs(J - jax.jacobian(f)(x)).max()) < 1e-12 and len(J.sharding.device_set) == 4
+
+    # a plan scheduled on 3 threads: each step on its device
+    from chainorder.front.zoo import dense_chain
+    functions, x = dense_chain([300, 120, 12, 120, 16, 140, 300], 3, jnp.float64)
+    chain = Chain.from_functions(functions, x)
+    plan = optimize(chain, threads=3)
+    assert len({slot.device for slot in plan.schedule}) == 3, plan.schedule
+    composed = lambda v: functools.reduce(lambda a, g: g(a), functions, v)
+    expected = jax.jacobian(composed)(x)
+    for devices in (jax.devices(), Mesh(np.array(jax.devices()[1:]), ("d",))):
+        J = plan.jacobian(x, devices=devices)
+        assert float(jnp.abs(J - expected).max()) < 1e-10
+        listed = list(devices.devices.flat) if isinstance(devices, Mesh) else devices
+        assert J.devices() == {listed[plan.schedule[-1].device]}
     print("ok")
     """
 )
@@ -134,3 +150,19 @@ def test_two_processes_joined_by_jax_distributed():
     for rank, (worker, (out, err)) in enumerate(zip(workers, outputs)):
         assert worker.returncode == 0, err[-3000:]
         assert out.strip().endswith(f"ok {rank}")
+
+
+def test_scheduled_plan_on_one_device_and_too_few_devices():
+    from chainorder.front.zoo import dense_chain
+
+    functions, x = dense_chain([200, 100, 10, 100, 200], 0, jnp.float64)
+    chain = Chain.from_functions(functions, x)
+    plan = optimize(chain, threads=2)
+    expected = jax.jacobian(lambda v: functools.reduce(lambda a, g: g(a), functions, v))(x)
+    np.testing.assert_allclose(np.asarray(plan.jacobian(x)), np.asarray(expected), atol=1e-10)
+    with pytest.raises(ValueError, match="scheduled on 2 threads but 1 devices were given"):
+        plan.jacobian(x, devices=jax.devices()[:1])
+    single = optimize(chain, threads=1)
+    J = single.jacobian(x, devices=jax.devices())
+    np.testing.assert_allclose(np.asarray(J), np.asarray(expected), atol=1e-10)
+

@@ -12,6 +12,7 @@ module              what it holds
 ``devices``         what the device can hold; refusing plans that cannot fit
 ``blocks``          out-of-core Jacobians: column or row blocks written into a host array
 ``sharding``        seeds sharded over devices: one block of columns or rows per device
+``scheduled``       plans scheduled on T threads: each step on its device, concurrently
 ``patterns``        the Jacobian's nonzero pattern, found on the jaxpr
 ``compressed``      sparse Jacobians: the pattern, colors, one JVP or VJP per color
 ``variants``        the drop-in's other ways: out of core, sharded, in blocks when no plan fits

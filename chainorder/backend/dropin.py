@@ -35,10 +35,12 @@ import numpy as np
 
 from ..core.optimize import NoPlanFits
 from ..core.plan import Plan
+from ..core.steps import Objective
 from . import execute
 from .blocks import jacobian_in_blocks, jacobian_into
 from .devices import check_fits
 from .execute import library_mode
+from .scheduled import scheduled_jacobian
 from .segments import prepare
 from .sharding import sharded_jacobian
 from .tracing import _chosen_plan, _compute, _ravel
@@ -373,14 +375,17 @@ def jacobian(
 def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None, devices: Any = None) -> Any:
     """``plan``'s Jacobian of ``plan.chain`` at ``x``; with ``out``, written into it in blocks whose
     plans (made under ``plan``'s options) fit ``memory_limit`` (default ``plan.memory_limit``); with
-    ``devices``, one block of seeds per device, the result sharded over them."""
+    ``devices``, one block of seeds per device, the result sharded over them, or, for a plan
+    scheduled on T threads, each step on its thread's device."""
     if out is None and devices is None:
         return execute.plan_jacobian(plan, x)
     if out is not None and devices is not None:
         raise TypeError("give out= or devices=, not both")
+    if devices is not None and plan.threads is not None:
+        return scheduled_jacobian(plan, x, devices)
     options = {
         "strategy": plan.strategy,
-        "objective": plan.objective,
+        "objective": Objective.FMA if plan.objective is Objective.MAKESPAN else plan.objective,
         "matrix_free": plan.matrix_free,
         "tape_limit": plan.tape_limit,
         "memory_limit": plan.memory_limit if memory_limit is None else memory_limit,

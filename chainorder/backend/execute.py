@@ -34,7 +34,16 @@ from ..core.chain import Chain
 from ..core.plan import Plan
 from ..core.steps import Step, StepKind
 
-__all__ = ["EXECUTORS", "apply_chain", "plan_jacobian", "jacobian_function", "run_steps", "validate_plan"]
+__all__ = [
+    "EXECUTORS",
+    "Run",
+    "apply_chain",
+    "flat_layers",
+    "plan_jacobian",
+    "jacobian_function",
+    "run_steps",
+    "validate_plan",
+]
 
 
 def _layer_functions(chain: Chain) -> list[Callable[[Any], Any]]:
@@ -70,7 +79,7 @@ def _check_output(index: int, chain: Chain, y: Any) -> None:
             )
 
 
-def _check_input(chain: Chain, x: Any) -> Any:
+def check_input(chain: Chain, x: Any) -> Any:
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         x = jnp.asarray(x)
     dtype = np.dtype(x.dtype)
@@ -94,7 +103,7 @@ def _check_input(chain: Chain, x: Any) -> Any:
 def apply_chain(chain: Chain, x: Any) -> Any:
     """``F_{q-1}(... F_0(x))``, checking each layer's output shape."""
     functions = _layer_functions(chain)
-    x = _check_input(chain, x)
+    x = check_input(chain, x)
     for index, function in enumerate(functions):
         next_shape = chain[index].in_shape or x.shape
         x = function(jnp.reshape(x, next_shape))
@@ -118,8 +127,8 @@ def library_mode(plan: Plan) -> str | None:
     return None
 
 
-def _mixed_jacobian(plan: Plan, x: Any) -> Any:
-    chain = plan.chain
+def flat_layers(chain: Chain, x: Any) -> tuple[list[Callable[[Any], Any]], list[tuple[int, ...]]]:
+    """The layer functions as flat vector to flat vector, and the shapes of the chain's variables."""
     shapes = [tuple(x.shape)]
     flats = []
     for index, function in enumerate(_layer_functions(chain)):
@@ -128,15 +137,23 @@ def _mixed_jacobian(plan: Plan, x: Any) -> Any:
         _check_output(index, chain, output)
         shapes.append(tuple(output.shape))
         flats.append(_flat(function, shape))
+    return flats, shapes
+
+
+def _mixed_jacobian(plan: Plan, x: Any) -> Any:
+    flats, shapes = flat_layers(plan.chain, x)
     jacobian = run_steps(plan, flats, jnp.reshape(x, (-1,)))
     return jnp.reshape(jacobian, shapes[-1] + shapes[0])
 
 
-class _Run:
+class Run:
     """The primal values of one execution, and the layer functions to linearize."""
 
-    def __init__(self, functions: list[Callable[[Any], Any]], x: Any) -> None:
+    def __init__(self, functions: list[Callable[[Any], Any]], x: Any, values: list[Any] | None = None) -> None:
         self.functions = functions
+        if values is not None:  # computed before (a scheduled plan's steps each get them)
+            self.values = list(values)
+            return
         self.values = [x]  # each layer once; its input is where steps starting there linearize
         for function in functions:
             self.values.append(function(self.values[-1]))
@@ -164,23 +181,23 @@ class _Run:
         return jnp.eye(size, dtype=self.values[at].dtype)
 
 
-def _tangent_preaccumulation(run: _Run, step: Step) -> Any:
+def _tangent_preaccumulation(run: Run, step: Step) -> Any:
     return run.push(step.first, step.first, run.identity(run.values[step.first].shape[0], step.first))
 
 
-def _adjoint_preaccumulation(run: _Run, step: Step) -> Any:
+def _adjoint_preaccumulation(run: Run, step: Step) -> Any:
     return run.pull(step.first, step.first, run.identity(run.values[step.first + 1].shape[0], step.first + 1))
 
 
-def _tangent_step(run: _Run, step: Step, earlier: Any) -> Any:
+def _tangent_step(run: Run, step: Step, earlier: Any) -> Any:
     return run.push(*step.layers_applied, earlier)  # type: ignore[misc]
 
 
-def _adjoint_step(run: _Run, step: Step, later: Any) -> Any:
+def _adjoint_step(run: Run, step: Step, later: Any) -> Any:
     return run.pull(*step.layers_applied, later)  # type: ignore[misc]
 
 
-def _product(run: _Run, step: Step, later: Any, earlier: Any) -> Any:
+def _product(run: Run, step: Step, later: Any, earlier: Any) -> Any:
     return later @ earlier
 
 
@@ -219,7 +236,7 @@ def run_steps(plan: Plan, functions: list[Callable[[Any], Any]], x: Any) -> Any:
     >>> run_steps(plan, [lambda v: jnp.ones((2, 3)) @ v], jnp.ones(3)).shape
     (2, 3)
     """
-    run = _Run(functions, x)
+    run = Run(functions, x)
     jacobians: dict[tuple[int, int], Any] = {}
     for step in plan.steps:
         operands = [jacobians.pop(operand) for operand in step.operands]
@@ -260,7 +277,7 @@ def jacobian_function(plan: Plan) -> Callable[[Any], Any]:
     jitted = jax.jit(lambda x: inner(x).astype(x.dtype))
 
     def jacobian(x):
-        return jitted(_check_input(chain, x))
+        return jitted(check_input(chain, x))
 
     _COMPILED[id(plan)] = jacobian
     weakref.finalize(plan, _COMPILED.pop, id(plan), None)

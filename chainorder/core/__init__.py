@@ -20,9 +20,12 @@ module              what it holds
 ``blocking``        a Jacobian in column or row blocks, each block a chain of its own
 ``coloring``        column or row colorings of a sparse pattern (networkx greedy coloring)
 ``pareto``          the exact cost/memory Pareto dynamic program
+``schedule``        a plan's steps on T threads: list scheduling, the least makespan of one plan
+``makespan``        the plan and schedule of least makespan on T threads (branch and bound)
 ``optimize``        :func:`optimize`, :func:`pareto`, pure forward and reverse plans
 ``checks``          validation of options and of steps
 ``plan``            :class:`Plan`: an immutable, comparable, serializable value
+``planjson``        reading plans back from JSON
 ``report``          the printed plan table and bracketing
 ``sample``          random valid plans
 ``engine``          the seam to an execution backend

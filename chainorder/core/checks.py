@@ -30,11 +30,27 @@ class Options(NamedTuple):
     matrix_free: bool
     tape_limit: int | None
     memory_limit: int | None
+    threads: int | None = None
 
 
-def _objective(objective: Any, parallel: Any) -> Objective:
+def _threads(threads: Any) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be a positive integer or None, got {threads!r}")
+    if int(threads) < 1:
+        raise ValueError(f"threads must be at least 1, got {int(threads)}")
+    return int(threads)
+
+
+def _objective(objective: Any, parallel: Any, threads: int | None = None) -> Objective:
     if parallel is not None and not isinstance(parallel, bool):
         raise TypeError(f"parallel must be True or False, got {parallel!r}")
+    if threads is not None:
+        if parallel or objective not in (None, Objective.MAKESPAN, Objective.MAKESPAN.value):
+            given = "parallel=True" if parallel else f"objective={objective!r}"
+            raise ValueError(f"threads={threads} minimizes the makespan on {threads} threads; {given} contradicts it")
+        return Objective.MAKESPAN
     if objective is None:
         return Objective.CRITICAL_PATH if parallel else Objective.FMA
     try:
@@ -44,6 +60,8 @@ def _objective(objective: Any, parallel: Any) -> Objective:
         raise ValueError(f"unknown objective {objective!r}; expected one of {names}") from None
     if parallel is not None and parallel != (chosen is Objective.CRITICAL_PATH):
         raise ValueError(f"parallel={parallel} contradicts objective={chosen.value!r}; give one of them")
+    if chosen is Objective.MAKESPAN:
+        raise ValueError("objective='makespan' needs the number of threads: give threads=T")
     return chosen
 
 
@@ -57,12 +75,13 @@ def check_options(
     parallel: Any = None,
     memory_limit: Any = None,
     dtype: Any = "float32",
+    threads: Any = None,
 ) -> Options:
     """Raise on bad options; return them normalized (limits as Python ints).
 
     ``parallel=True`` is an alias of ``objective="critical_path"``; a ``memory_limit``
     given as bytes in text (``"512MB"``) becomes elements of ``dtype``
-    (see :mod:`chainorder.core.budget`).
+    (see :mod:`chainorder.core.budget`); ``threads=T`` sets ``objective="makespan"``.
 
     >>> check_options(Chain.from_dims([3, 4]), parallel=True).objective
     <Objective.CRITICAL_PATH: 'critical_path'>
@@ -82,12 +101,19 @@ def check_options(
         raise TypeError(f"tape_limit must be an integer or None, got {tape_limit!r}")
     if tape_limit is not None and int(tape_limit) < 0:
         raise ValueError(f"tape_limit must be >= 0 (or None for no limit), got {int(tape_limit)}")
+    threads = _threads(threads)
+    if threads is not None and memory_limit is not None:
+        raise ValueError(
+            "memory_limit with threads= is not supported: a scheduled plan's peak is per device, "
+            "which the makespan search does not bound yet"
+        )
     return Options(
         strategy,
-        _objective(objective, parallel),
+        _objective(objective, parallel, threads),
         matrix_free,
         None if tape_limit is None else int(tape_limit),
         budget_elements(memory_limit, dtype),
+        threads,
     )
 
 

@@ -12,6 +12,7 @@ from .chain import Chain
 from .checks import Options, check_options
 from .dp import cheapest_steps
 from .engine import machine_profile
+from .makespan import DEFAULT_TIME_LIMIT, scheduled_steps
 from .memory import MemoryModel, order_for_memory, peak_memory
 from .pareto import pareto_steps
 from .plan import Plan
@@ -57,6 +58,8 @@ def optimize(
     memory_limit: int | str | None = None,
     profile: MachineProfile | None = None,
     dtype: Any = "float32",
+    threads: int | None = None,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> Plan:
     """Find the cheapest plan to accumulate ``chain``'s Jacobian.
 
@@ -92,6 +95,13 @@ def optimize(
         (its ``chainorder.calibrate()`` profile, or an analytic default).
     dtype : numpy or JAX dtype, or its name
         Of the Jacobian's entries: converts a ``memory_limit`` in bytes (default float32).
+    threads : int, optional
+        Minimize the makespan on this many threads (devices) instead
+        (``objective="makespan"``, see :mod:`chainorder.core.makespan`): the plan
+        carries ``schedule``, ``makespan`` and ``proven``.
+    time_limit : float
+        Seconds the makespan search may take (with ``threads``); past it, the
+        best plan found is returned with ``proven=False``.
 
     Returns
     -------
@@ -130,6 +140,11 @@ def optimize(
     (142808, 38371328)
     >>> optimize(chain, memory_limit="600kB", dtype="float32").memory_limit  # 600,000 bytes
     150000
+    >>> on_two = optimize(Chain.from_dims([784, 256, 32, 256, 784]), threads=2)
+    >>> on_two.makespan, on_two.proven, on_two.work   # 33,038,336 FMAs on one thread
+    (26353664, True, 33038336)
+    >>> [(slot.device, slot.start) for slot in on_two.schedule]
+    [(0, 0), (1, 0), (0, 262144), (1, 262144), (0, 6684672)]
     """
     options = check_options(
         chain,
@@ -140,9 +155,12 @@ def optimize(
         parallel=parallel,
         memory_limit=memory_limit,
         dtype=dtype,
+        threads=threads,
     )
     if profile is not None and not isinstance(profile, MachineProfile):
         raise TypeError(f"profile must be a chainorder MachineProfile or None, got {type(profile).__name__}")
+    if options.threads is not None and strategy == "optimal":
+        return _scheduled_plan(chain, options, profile, time_limit)
     if strategy != "optimal":
         steps = _pure_steps_within(chain, options)
     elif options.objective is Objective.TIME:
@@ -244,7 +262,7 @@ def pareto(
     return [_plan(chain, steps, options) for _, _, steps in _front(chain, options)]
 
 
-def _plan(chain: Chain, steps: list[Step], options: Options, profile: MachineProfile | None = None) -> Plan:
+def _plan(chain: Chain, steps: list[Step], options: Options, profile: MachineProfile | None = None, **schedule) -> Plan:
     return Plan(
         chain,
         steps,
@@ -253,8 +271,29 @@ def _plan(chain: Chain, steps: list[Step], options: Options, profile: MachinePro
         matrix_free=options.matrix_free,
         tape_limit=options.tape_limit,
         memory_limit=options.memory_limit,
+        threads=options.threads,
         profile=profile,
+        **schedule,
     )
+
+
+def _scheduled_plan(chain: Chain, options: Options, profile: MachineProfile | None, time_limit: float) -> Plan:
+    """The plan and schedule of least makespan; the search starts from the FMA-optimal
+    plan and the plan of least critical path."""
+    sequential = options._replace(objective=Objective.FMA, threads=None)
+    starts = [
+        _optimal_steps(chain, sequential),
+        _optimal_steps(chain, sequential._replace(objective=Objective.CRITICAL_PATH)),
+    ]
+    found = scheduled_steps(
+        chain,
+        options.threads,
+        matrix_free=options.matrix_free,
+        tape_limit=options.tape_limit,
+        starts=starts,
+        time_limit=time_limit,
+    )
+    return _plan(chain, list(found.steps), options, profile, schedule=found.slots, proven=found.proven)
 
 
 def _front(chain: Chain, options: Options, memory_limit: int | None = None) -> list:

@@ -22,26 +22,15 @@ from .checks import check_options, check_steps
 from .costs import CostModel
 from .engine import backend, machine_profile
 from .memory import peak_memory
+from .planjson import JSON_VERSION, plan_arguments
 from .profile import MachineProfile
 from .pure import forward_steps, reverse_steps
 from .report import bracketing, plan_table
+from .schedule import Slot, check_schedule, critical_path, list_schedule, task_tree
 from .steps import Objective, Step
 from .timing import step_times
 
 __all__ = ["Plan", "JSON_VERSION"]
-
-JSON_VERSION = 1
-_JSON_STEP_KEYS = {"kind", "first", "last", "split", "cost"}
-_LAYER_FIELDS = ("in_dim", "out_dim", "edges", "tangent_cost", "adjoint_cost")
-
-
-def critical_path(steps: Sequence[Step]) -> int:
-    """Finish time of the last step when independent operands run in parallel."""
-    finish: dict[tuple[int, int], int] = {}
-    for step in steps:
-        start = max((finish.pop(operand) for operand in step.operands), default=0)
-        finish[step.span] = start + step.cost
-    return max(finish.values())
 
 
 class Plan:
@@ -58,6 +47,14 @@ class Plan:
     tape_limit, memory_limit : int or None
     parallel : bool, optional
         Alias of ``objective="critical_path"``.
+    threads : int, optional
+        Schedule the steps on this many threads (devices): ``objective="makespan"``.
+    schedule : sequence of (device, start, end), optional
+        With ``threads``: where and when each step runs, in step order (checked);
+        by default the steps are list-scheduled
+        (:func:`chainorder.core.schedule.list_schedule`).
+    proven : bool
+        Whether the schedule's makespan is proven the least of any plan and schedule.
     profile : MachineProfile, optional
         The machine its times are predicted for; by default the profile of the
         device JAX runs on (``chainorder.calibrate()``), or an analytic default.
@@ -65,8 +62,13 @@ class Plan:
     Attributes
     ----------
     cost : int
-        FMAs: the sum of the steps' (``objective="fma"`` or ``"time"``) or the
-        critical path with unlimited threads (``"critical_path"``).
+        FMAs: the sum of the steps' (``objective="fma"`` or ``"time"``), the
+        critical path with unlimited threads (``"critical_path"``), or the
+        makespan on ``threads`` threads (``"makespan"``).
+    threads, schedule, makespan, proven
+        With ``threads``: the schedule (a :class:`~chainorder.core.schedule.Slot`
+        ``(device, start, end)`` per step, in step order), when its last step ends,
+        and whether that is proven optimal; ``None`` (``proven``: False) without.
     work : int
         The sum of the steps' FMAs, whatever the objective.
     forward_cost, reverse_cost : int
@@ -108,6 +110,10 @@ class Plan:
         "work",
         "critical_path",
         "cost",
+        "threads",
+        "schedule",
+        "makespan",
+        "proven",
         "profile",
         "__weakref__",
     )
@@ -123,6 +129,9 @@ class Plan:
         tape_limit: int | None = None,
         parallel: bool | None = None,
         memory_limit: int | None = None,
+        threads: int | None = None,
+        schedule: Sequence[Sequence[int]] | None = None,
+        proven: bool = False,
         profile: MachineProfile | None = None,
     ) -> None:
         if profile is not None and not isinstance(profile, MachineProfile):
@@ -135,6 +144,7 @@ class Plan:
             tape_limit=tape_limit,
             parallel=parallel,
             memory_limit=memory_limit,
+            threads=threads,
         )
         if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
             raise TypeError(f"steps must be a sequence of chainorder.Step, got {type(steps).__name__}")
@@ -158,8 +168,9 @@ class Plan:
             work=sum(step.cost for step in steps),
             critical_path=critical_path(steps),
             profile=profile,
+            **_scheduled(steps, options.threads, schedule, proven),
         )
-        values["cost"] = self.cost_of(steps, options.objective)
+        values["cost"] = values["makespan"] if options.threads is not None else self.cost_of(steps, options.objective)
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
@@ -180,13 +191,16 @@ class Plan:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Plan):
             return NotImplemented
-        return (self.chain, self.steps, self.objective) == (other.chain, other.steps, other.objective)
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.chain, self.steps, self.objective))
+        return hash(self._key())
+
+    def _key(self) -> tuple:
+        return (self.chain, self.steps, self.objective, self.threads, self.schedule)
 
     def __reduce__(self):
-        return (_from_dict, (self.to_dict(timed=False), self.chain, self.profile))
+        return (_from_json, (json.dumps(self.to_dict(timed=False)), self.chain, self.profile))
 
     # -- derived -------------------------------------------------------------------
     @property
@@ -304,6 +318,13 @@ class Plan:
             "bracketing": self.bracketing,
             "steps": [step.to_dict() for step in self.steps],
         }
+        if self.threads is not None:
+            data.update(
+                threads=self.threads,
+                schedule=[list(slot) for slot in self.schedule],
+                makespan=self.makespan,
+                proven=self.proven,
+            )
         if timed:
             machine = self.machine
             data["predicted_ms"] = _finite_or_none(self.predicted_time * 1e3)
@@ -329,73 +350,41 @@ class Plan:
         """
         if not isinstance(chain, Chain):
             raise TypeError(f"from_json needs the plan's Chain, got {type(chain).__name__}")
-        return _from_dict(_json_object(text), chain)
+        return _from_json(text, chain)
+
+
+def _scheduled(steps: tuple[Step, ...], threads: int | None, schedule: Any, proven: Any) -> dict[str, Any]:
+    """The schedule attributes: checked, or list-scheduled when none is given."""
+    if not isinstance(proven, bool):
+        raise TypeError(f"proven must be True or False, got {proven!r}")
+    if threads is None:
+        if schedule is not None or proven:
+            raise ValueError("a schedule (or proven=True) needs threads=T, the number of threads it runs on")
+        return dict(threads=None, schedule=None, makespan=None, proven=False)
+    tree = task_tree(steps)
+    if schedule is None:
+        slots = list_schedule(tree, threads)
+    else:
+        if isinstance(schedule, (str, bytes)) or not isinstance(schedule, Sequence):
+            raise TypeError(f"schedule must be a sequence of (device, start, end), got {type(schedule).__name__}")
+        try:
+            slots = tuple(Slot(*slot) for slot in schedule)
+        except TypeError:
+            raise ValueError("schedule must hold one (device, start, end) triple per step") from None
+        check_schedule(tree, threads, slots)
+    return dict(threads=threads, schedule=slots, makespan=max(slot.end for slot in slots), proven=proven)
 
 
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _json_object(text: str | bytes) -> dict[str, Any]:
+def _from_json(text: str | bytes, chain: Chain, profile: MachineProfile | None = None) -> Plan:
+    arguments, stated = plan_arguments(text, chain)
     try:
-        data = json.loads(text)
-    except (TypeError, json.JSONDecodeError, RecursionError) as error:
-        raise ValueError(f"plan JSON is malformed: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"plan JSON must be an object, got {type(data).__name__}")
-    if data.get("version") != JSON_VERSION:
-        raise ValueError(f"plan JSON version {data.get('version')!r} is not {JSON_VERSION}")
-    missing = [key for key in ("layers", "steps", "strategy") if key not in data]
-    if missing:
-        raise ValueError(f"plan JSON lacks {', '.join(missing)}")
-    return data
-
-
-def _check_same_chain(layers: Any, chain: Chain) -> None:
-    expected = chain.fingerprint()
-    if not isinstance(layers, list) or len(layers) != len(expected):
-        count = len(layers) if isinstance(layers, list) else layers
-        raise ValueError(f"plan JSON belongs to another chain: it has {count} layers, this chain {len(expected)}")
-    for index, (theirs, ours) in enumerate(zip(layers, expected)):
-        if theirs != ours:
-            values = theirs if isinstance(theirs, list) else [theirs] * len(_LAYER_FIELDS)
-            diffs = ", ".join(f"{name} {a} vs {b}" for name, a, b in zip(_LAYER_FIELDS, values, ours) if a != b)
-            raise ValueError(f"plan JSON belongs to another chain: layer {index} differs ({diffs})")
-
-
-def _json_steps(items: Any) -> list[Step]:
-    if not isinstance(items, list):
-        raise ValueError(f"plan JSON steps must be a list, got {type(items).__name__}")
-    steps = []
-    for number, item in enumerate(items):
-        if not isinstance(item, dict) or not _JSON_STEP_KEYS <= set(item):
-            raise ValueError(f"plan JSON step {number} must have kind, first, last, split and cost")
-        try:
-            steps.append(Step(item["kind"], item["first"], item["last"], item["split"], item["cost"]))
-        except ValueError as error:
-            raise ValueError(f"plan JSON step {number}: {error}") from None
-    return steps
-
-
-def _from_dict(data: dict[str, Any], chain: Chain, profile: MachineProfile | None = None) -> Plan:
-    _check_same_chain(data["layers"], chain)
-    objective = data.get("objective")
-    if objective is None:  # written before objectives had names
-        objective = Objective.CRITICAL_PATH if data.get("parallel") else Objective.FMA
-    try:
-        plan = Plan(
-            chain,
-            _json_steps(data["steps"]),
-            strategy=data["strategy"],
-            objective=objective,
-            matrix_free=data.get("matrix_free", True),
-            tape_limit=data.get("tape_limit"),
-            memory_limit=data.get("memory_limit"),
-            profile=profile,
-        )
+        plan = Plan(chain, profile=profile, **arguments)
     except TypeError as error:
         raise ValueError(f"plan JSON: {error}") from None
-    if "optimal" in data and data["optimal"] != plan.cost:
-        raise ValueError(f"plan JSON states cost {data['optimal']}, its steps cost {plan.cost}")
+    if stated is not None and stated != plan.cost:
+        raise ValueError(f"plan JSON states cost {stated}, its steps cost {plan.cost}")
     return plan
-

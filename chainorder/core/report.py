@@ -59,6 +59,7 @@ def _options_text(plan: Plan) -> str:
         {
             Objective.CRITICAL_PATH: "unlimited threads (critical path)",
             Objective.TIME: "sequential, least predicted time",
+            Objective.MAKESPAN: f"{plan.threads} threads (makespan)",
         }.get(plan.objective, "sequential"),
         "no tape limit" if plan.tape_limit is None else f"tape limit {plan.tape_limit:,}",
     ]
@@ -97,8 +98,11 @@ def _summary(plan: Plan, width: int) -> list[str]:
         + (f" (which is not allowed here{misfit[better]})" if misfit[better] else ""),
         f"  Peak memory:     {plan.peak_memory:>{width},} elements",
     ]
-    if plan.objective is Objective.CRITICAL_PATH:
+    if plan.objective in (Objective.CRITICAL_PATH, Objective.MAKESPAN):
         lines.append(f"  Total work:      {plan.work:>{width},} FMAs (all threads)")
+    if plan.threads is not None:
+        status = "proven optimal" if plan.proven else "not proven optimal"
+        lines.append(f"  Makespan:        {plan.makespan:>{width},} FMAs on {plan.threads} threads ({status})")
     lines.append(_time_line(plan))
     return lines
 
@@ -121,6 +125,8 @@ def plan_table(plan: Plan) -> str:
         f"  {'step':>4}  {'operation':<24} {'layers':>9} {'through':>9} {'result':>13} "
         f"{'cost':>{cost_width}} {'share':>6} {'pred. ms':>9}"
     )
+    if plan.threads is not None:
+        header += f" {'thread':>6} {'start':>{cost_width}}"
     rule = "-" * max(len(header), 60)
     lines += [rule, header, rule]
     total = plan.work or 1
@@ -129,9 +135,13 @@ def plan_table(plan: Plan) -> str:
         through = step.layers_applied
         through_text = "-" if through is None else f"{through[0]}..{through[1]}"
         shape = f"{chain[step.last].out_dim}x{chain[step.first].in_dim}"
-        lines.append(
+        line = (
             f"  {number:>4}  {step.kind.label:<24} {f'{step.first}..{step.last}':>9} "
             f"{through_text:>9} {shape:>13} {step.cost:>{cost_width},} "
             f"{float(100 * Fraction(step.cost, total)):>5.1f}% {seconds * 1e3:>9.4f}"
         )
+        if plan.threads is not None:
+            slot = plan.schedule[number]
+            line += f" {slot.device:>6} {slot.start:>{cost_width},}"
+        lines.append(line)
     return "\n".join(lines)

@@ -184,6 +184,7 @@ class Objective(str, Enum):
     FMA = "fma"
     CRITICAL_PATH = "critical_path"
     TIME = "time"
+    MAKESPAN = "makespan"
 
     def __str__(self) -> str:
         return self.value

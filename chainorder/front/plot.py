@@ -20,7 +20,7 @@ from ..core.pure import reverse_fits
 from ..core.sample import random_plan
 from ..core.steps import StepKind
 
-__all__ = ["plot_tradeoff", "plot_plan"]
+__all__ = ["plot_tradeoff", "plot_plan", "plot_schedule"]
 
 KIND_COLORS = {
     StepKind.TANGENT_PREACCUMULATION: "#9ecae1",
@@ -260,3 +260,84 @@ def _draw_step(ax: Any, row: int, step, total: int, q: int, fontsize: int) -> No
     inside = width >= max(2, q / 6)
     x = step.first + width / 2 if inside else step.last + 1.1
     ax.text(x, row, text, ha="center" if inside else "left", va="center", fontsize=fontsize)
+
+
+def plot_schedule(plan: Plan, ax: Any = None):
+    """A scheduled plan as a Gantt chart: one row per thread (device), one bar per step.
+
+    Bars run from the step's start to its end (FMAs, the cost model's time),
+    coloured by kind like :func:`plot_plan` and labelled with the step's number
+    and the layers it produces; a dashed line marks the makespan, a dotted one the
+    plan's work spread evenly over the threads (a lower bound).
+
+    Parameters
+    ----------
+    plan : Plan
+        Made with ``threads=T`` (``chainorder.optimize(chain, threads=T)``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    (fig, ax)
+
+    Raises
+    ------
+    TypeError, ValueError
+        When ``plan`` is not a Plan, or has no schedule.
+
+    Examples
+    --------
+    >>> from chainorder import Chain, optimize
+    >>> fig, ax = plot_schedule(optimize(Chain.from_dims([784, 256, 32, 256, 784]), threads=2))
+    >>> len(ax.patches), [label.get_text() for label in ax.get_yticklabels()]
+    (5, ['thread 0', 'thread 1'])
+    """
+    if not isinstance(plan, Plan):
+        raise TypeError(f"plot_schedule needs a Plan, got {type(plan).__name__}")
+    if plan.schedule is None:
+        raise ValueError("the plan has no schedule: make it with chainorder.optimize(chain, threads=T)")
+    threads = plan.threads
+    fig, ax = _axes(ax, (10.0, max(2.0, 0.6 * threads + 1.2)))
+    for number, (step, slot) in enumerate(zip(plan.steps, plan.schedule)):
+        width = slot.end - slot.start
+        ax.barh(
+            slot.device,
+            width,
+            left=slot.start,
+            height=0.6,
+            color=KIND_COLORS[step.kind],
+            edgecolor="black",
+            linewidth=0.5,
+        )
+        if width >= plan.makespan / 25:
+            ax.text(
+                slot.start + width / 2,
+                slot.device,
+                f"{number}: {step.first}..{step.last}",
+                ha="center",
+                va="center",
+                fontsize=7,
+            )
+    ax.axvline(plan.makespan, color="black", linestyle="--", linewidth=1, label=f"makespan {plan.makespan:,}")
+    spread = plan.work / threads
+    ax.axvline(spread, color="gray", linestyle=":", linewidth=1, label=f"work / threads {spread:,.0f}")
+    ax.set_yticks(range(threads))
+    ax.set_yticklabels([f"thread {t}" for t in range(threads)])
+    ax.set_ylim(threads - 0.5, -0.5)
+    ax.set_xlabel("FMAs (the cost model's time)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=KIND_COLORS[kind]) for kind in KIND_COLORS]
+    lines = ax.get_legend_handles_labels()
+    ax.legend(
+        handles + lines[0],
+        [kind.label for kind in KIND_COLORS] + lines[1],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0,
+    )
+    status = "proven optimal" if plan.proven else "not proven optimal"
+    ax.set_title(
+        f"{plan.makespan:,} FMAs on {threads} threads ({status}); {plan.work:,} FMAs of work, "
+        f"{plan.work / max(plan.makespan, 1):.2f}x the speed of one thread"
+    )
+    return fig, ax

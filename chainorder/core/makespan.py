@@ -1,0 +1,308 @@
+"""The scheduled Jacobian chain problem: the plan and schedule of least makespan on T threads.
+
+With ``T`` threads the question is which plan *and* which schedule finish first
+(see :mod:`chainorder.core.schedule` for the scheduling model). The problem is
+NP-complete; for the short chains where it matters it is solved exactly here by
+branch and bound over bracketings, with the exact schedule of every plan that
+survives the bounds (:func:`chainorder.core.schedule.least_makespan`).
+
+Bounds. For each sub-chain ``s`` two tables, filled by a dynamic program over
+sub-chains:
+
+* ``work[s]``: the least total FMAs of any sub-plan of ``s`` (the sequential optimum);
+* ``bound[s]``: a lower bound on the makespan of any sub-plan of ``s`` alone on
+  ``T`` threads. A step of cost ``c`` whose operands' sub-plans are ``A`` (and
+  ``B``) cannot start before both are done: ``c + max(bound[A], bound[B],
+  ceil((work[A] + work[B]) / T))``, minimized over the last step.
+
+A partial plan (its last steps fixed, some operands' sub-chains still open) is
+bounded by the same rule applied to its fixed steps, with the open sub-chains'
+table values; it is dropped when that bound reaches the best makespan found.
+The search starts from the best exact schedule of the FMA-optimal plan, the
+plan of least critical path and the plan the bound table prefers, visits the
+cheapest-looking steps first, and stops at ``time_limit`` (the result is then
+not proven optimal). A tangent step on a tangent step costs what one tangent
+step over both costs, but is two tasks: another step may run between them on
+that thread, so both plans are searched (likewise adjoint steps).
+
+This module imports neither jax nor matplotlib.
+
+References
+----------
+Lieberum, S., Märtens, M., Naumann, U. (2025). Scheduled Jacobian Chaining. ACDA'25.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+from .chain import Chain
+from .costs import CostModel
+from .schedule import SearchTimeout, Slot, TaskTree, least_makespan, list_schedule, task_tree, window_bound
+from .steps import Step, StepKind
+
+__all__ = ["ScheduledSteps", "scheduled_steps", "DEFAULT_TIME_LIMIT"]
+
+#: Seconds :func:`chainorder.optimize` gives the branch and bound by default.
+DEFAULT_TIME_LIMIT = 10.0
+
+
+class ScheduledSteps(NamedTuple):
+    """The search's answer: steps in execution order, one slot per step, and whether it is proven optimal."""
+
+    steps: tuple[Step, ...]
+    slots: tuple[Slot, ...]
+    makespan: int
+    proven: bool
+    nodes: int
+
+
+class _Option(NamedTuple):
+    kind: StepKind
+    split: int | None
+    cost: int
+    operands: tuple[tuple[int, int], ...]
+
+
+def _options(chain: Chain, model: CostModel, matrix_free: bool, tape_limit: int | None):
+    """Every last step of every sub-chain, with its cost and operand sub-chains."""
+    q = len(chain)
+    table: dict[tuple[int, int], list[_Option]] = {}
+    for first in range(q):
+        for last in range(first, q):
+            kinds = (
+                [StepKind.TANGENT_PREACCUMULATION, StepKind.ADJOINT_PREACCUMULATION]
+                if first == last
+                else ([StepKind.TANGENT_STEP, StepKind.ADJOINT_STEP] if matrix_free else []) + [StepKind.PRODUCT]
+            )
+            options = []
+            for kind in kinds:
+                for split in [None] if kind.is_preaccumulation else range(first, last):
+                    if tape_limit is not None and model.tape(kind, first, last, split) > tape_limit:
+                        continue
+                    cost = model.cost(kind, first, last, split)
+                    options.append(_Option(kind, split, int(cost), kind.operands(first, last, split)))
+            table[first, last] = options
+    return table
+
+
+class _Tables:
+    """``work`` and ``bound`` of every sub-chain (module docstring), and each sub-chain's options
+    sorted by the bound they lead to."""
+
+    def __init__(self, options, threads: int) -> None:
+        self.threads = threads
+        self.work: dict[tuple[int, int], int] = {}
+        self.bound: dict[tuple[int, int], int] = {}
+        self.options: dict[tuple[int, int], list[_Option]] = {}
+        for span in sorted(options, key=lambda s: s[1] - s[0]):
+            scored = [(self.after(option.cost, option.operands), option) for option in options[span]]
+            scored.sort(key=lambda pair: (pair[0], pair[1].cost))
+            self.options[span] = [option for _, option in scored]
+            self.bound[span] = scored[0][0]
+            self.work[span] = min(option.cost + sum(self.work[o] for o in option.operands) for option in options[span])
+
+    def after(self, cost: int, operands) -> int:
+        """The bound of a step of ``cost`` on open operand sub-chains."""
+        if not operands:
+            return cost
+        longest = max(self.bound[o] for o in operands)
+        spread = -(-sum(self.work[o] for o in operands) // self.threads)
+        return cost + max(longest, spread)
+
+
+class _Search:
+    def __init__(self, chain: Chain, tables: _Tables, model, tape_limit, threads: int, deadline: float) -> None:
+        self.chain, self.tables, self.model, self.tape_limit = chain, tables, model, tape_limit
+        self.threads, self.deadline = threads, deadline
+        self.best = 1 << 200
+        self.best_steps: tuple[Step, ...] = ()
+        self.best_slots: tuple[Slot, ...] = ()
+        self.nodes = 0
+        # the partial plan: node -> span, chosen option (None while open), parent, children
+        self.span: list[tuple[int, int]] = []
+        self.choice: list[_Option | None] = []
+        self.parent: list[int] = []
+        self.below: list[list[int]] = []
+        self.open: list[int] = []
+
+    # -- incumbents ------------------------------------------------------------------
+    def offer(self, steps: list[Step]) -> None:
+        """List-schedule a complete plan and keep it if it is the best so far (the search
+        schedules it exactly, if it can be better)."""
+        tree = task_tree(steps)
+        slots = list_schedule(tree, self.threads)
+        makespan = max(slot.end for slot in slots)
+        if makespan < self.best:
+            self.best = makespan
+            self.best_steps, self.best_slots = _in_start_order(steps, tree, slots)
+
+    # -- the partial plan -------------------------------------------------------------
+    def _new(self, span, parent: int) -> int:
+        self.span.append(span)
+        self.choice.append(None)
+        self.parent.append(parent)
+        self.below.append([])
+        return len(self.span) - 1
+
+    def _drop_last(self) -> None:
+        for table in (self.span, self.choice, self.parent, self.below):
+            table.pop()
+
+    def _partial_bound(self) -> int:
+        """The bound of the partial plan (module docstring), children before parents."""
+        tables = self.tables
+        count = len(self.span)
+        bound = [0] * count
+        work = [0] * count
+        head = [0] * count  # the earliest start of a fixed step
+        for node in range(count - 1, -1, -1):
+            option = self.choice[node]
+            if option is None:
+                bound[node], work[node] = tables.bound[self.span[node]], tables.work[self.span[node]]
+                continue
+            below = self.below[node]
+            if not below:
+                bound[node] = work[node] = option.cost
+                continue
+            head[node] = max(bound[child] - (0 if self.choice[child] is None else 0) for child in below)
+            longest = max(bound[child] for child in below)
+            total = sum(work[child] for child in below)
+            bound[node] = option.cost + max(longest, -(-total // self.threads))
+            work[node] = option.cost + total
+        if bound[0] >= self.best:
+            return bound[0]
+        return max(bound[0], window_bound(self._items(work, head), [0] * self.threads))
+
+    def _items(self, work: list[int], head: list[int]) -> list[tuple[int, int, int]]:
+        """``(head, tail, work)`` of every fixed step and every open sub-chain (parents come first)."""
+        tail = [0] * len(self.span)
+        items = []
+        for node in range(len(self.span)):
+            parent = self.parent[node]
+            if parent >= 0:
+                tail[node] = tail[parent] + self.choice[parent].cost  # type: ignore[union-attr]
+            option = self.choice[node]
+            if option is None:
+                items.append((0, tail[node], work[node]))
+            else:
+                items.append((head[node], tail[node], option.cost))
+        return items
+
+    def run(self) -> None:
+        self._new((0, len(self.chain) - 1), -1)
+        self.open.append(0)
+        self._expand()
+
+    def _expand(self) -> None:
+        self.nodes += 1
+        if self.nodes % 128 == 0 and time.perf_counter() > self.deadline:
+            raise SearchTimeout
+        if not self.open:
+            self._evaluate()
+            return
+        node = self.open.pop()
+        span = self.span[node]
+        for option in self.tables.options[span]:
+            self.choice[node] = option
+            children = [self._new(operand, node) for operand in option.operands]
+            self.below[node] = children
+            if self._partial_bound() < self.best:
+                self.open.extend(children)
+                self._expand()
+                del self.open[len(self.open) - len(children) :]
+            for _ in children:
+                self._drop_last()
+            self.below[node] = []
+        self.choice[node] = None
+        self.open.append(node)
+
+    def _evaluate(self) -> None:
+        count = len(self.span)
+        tree = TaskTree(
+            tuple(self.choice[n].cost for n in range(count)),  # type: ignore[union-attr]
+            tuple(tuple(self.below[n]) for n in range(count)),
+        )
+        makespan, slots = least_makespan(tree, self.threads, self.best, self.deadline)
+        if slots is None or makespan >= self.best:
+            return
+        steps = []
+        for node in range(count):
+            option = self.choice[node]
+            first, last = self.span[node]
+            steps.append(Step(option.kind, first, last, option.split, option.cost))  # type: ignore[union-attr]
+        self.best = makespan
+        self.best_steps, self.best_slots = _in_start_order(steps, tree, slots)
+
+
+def _in_start_order(steps, tree: TaskTree, slots) -> tuple[tuple[Step, ...], tuple[Slot, ...]]:
+    """Steps (and their slots) by start time, operands first among equal starts: an execution order."""
+    position = {task: index for index, task in enumerate(tree.topological_order())}
+    order = sorted(range(len(steps)), key=lambda n: (slots[n].start, position[n]))
+    return tuple(steps[n] for n in order), tuple(slots[n] for n in order)
+
+
+def _bound_plan(tables: _Tables, span) -> list[Step]:
+    """The plan whose every last step is the one with the least bound (a good first incumbent)."""
+    option = tables.options[span][0]
+    steps: list[Step] = []
+    for operand in option.operands[::-1]:
+        steps.extend(_bound_plan(tables, operand))
+    steps.append(Step(option.kind, span[0], span[1], option.split, option.cost))
+    return steps
+
+
+def scheduled_steps(
+    chain: Chain,
+    threads: int,
+    *,
+    matrix_free: bool = True,
+    tape_limit: int | None = None,
+    starts: list[list[Step]] = (),  # type: ignore[assignment]
+    time_limit: float = DEFAULT_TIME_LIMIT,
+) -> ScheduledSteps:
+    """The plan of least makespan on ``threads`` threads, with its schedule.
+
+    Parameters
+    ----------
+    chain : Chain
+    threads : int
+        At least 1.
+    matrix_free, tape_limit
+        As for :func:`chainorder.optimize`.
+    starts : list of step lists
+        Plans to start from (each is scheduled exactly; the best is the first incumbent).
+    time_limit : float
+        Seconds; past it the best plan found is returned with ``proven=False``.
+
+    Returns
+    -------
+    ScheduledSteps
+
+    Examples
+    --------
+    >>> from chainorder import Chain
+    >>> chain = Chain.from_dims([40, 30, 20, 30, 40])
+    >>> found = scheduled_steps(chain, 2)
+    >>> found.makespan, found.proven, len(found.slots) == len(found.steps)
+    (68000, True, True)
+    """
+    deadline = time.perf_counter() + time_limit
+    model = CostModel(chain)
+    tables = _Tables(_options(chain, model, matrix_free, tape_limit), threads)
+    search = _Search(chain, tables, model, tape_limit, threads, deadline)
+    proven = True
+    try:
+        for steps in [*starts, _bound_plan(tables, (0, len(chain) - 1))]:
+            search.offer(list(steps))
+        if search.best > tables.bound[0, len(chain) - 1]:
+            search.run()
+    except SearchTimeout:
+        proven = False
+    if not search.best_steps:  # the deadline passed before any plan was scheduled
+        steps = _bound_plan(tables, (0, len(chain) - 1))
+        tree = task_tree(steps)
+        ordered, slots = _in_start_order(steps, tree, list_schedule(tree, threads))
+        return ScheduledSteps(ordered, slots, max(s.end for s in slots), False, search.nodes)
+    return ScheduledSteps(search.best_steps, search.best_slots, search.best, proven, search.nodes)

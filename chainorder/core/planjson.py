@@ -1,0 +1,104 @@
+"""Reading plans from JSON: the checks, and the arguments of the :class:`~chainorder.core.plan.Plan` they describe.
+
+Written by :meth:`Plan.to_dict`; read back by :meth:`Plan.from_json`, which
+builds the plan from :func:`plan_arguments` (this module does not import the
+plan module, which imports it).
+
+This module imports neither jax nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .chain import Chain
+from .schedule import Slot
+from .steps import Objective, Step
+
+__all__ = ["JSON_VERSION", "LAYER_FIELDS", "plan_arguments"]
+
+JSON_VERSION = 1
+LAYER_FIELDS = ("in_dim", "out_dim", "edges", "tangent_cost", "adjoint_cost")
+_JSON_STEP_KEYS = {"kind", "first", "last", "split", "cost"}
+
+
+def _json_object(text: str | bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except (TypeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"plan JSON is malformed: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"plan JSON must be an object, got {type(data).__name__}")
+    if data.get("version") != JSON_VERSION:
+        raise ValueError(f"plan JSON version {data.get('version')!r} is not {JSON_VERSION}")
+    missing = [key for key in ("layers", "steps", "strategy") if key not in data]
+    if missing:
+        raise ValueError(f"plan JSON lacks {', '.join(missing)}")
+    return data
+
+
+def _check_same_chain(layers: Any, chain: Chain) -> None:
+    expected = chain.fingerprint()
+    if not isinstance(layers, list) or len(layers) != len(expected):
+        count = len(layers) if isinstance(layers, list) else layers
+        raise ValueError(f"plan JSON belongs to another chain: it has {count} layers, this chain {len(expected)}")
+    for index, (theirs, ours) in enumerate(zip(layers, expected)):
+        if theirs != ours:
+            values = theirs if isinstance(theirs, list) else [theirs] * len(LAYER_FIELDS)
+            diffs = ", ".join(f"{name} {a} vs {b}" for name, a, b in zip(LAYER_FIELDS, values, ours) if a != b)
+            raise ValueError(f"plan JSON belongs to another chain: layer {index} differs ({diffs})")
+
+
+def _json_steps(items: Any) -> list[Step]:
+    if not isinstance(items, list):
+        raise ValueError(f"plan JSON steps must be a list, got {type(items).__name__}")
+    steps = []
+    for number, item in enumerate(items):
+        if not isinstance(item, dict) or not _JSON_STEP_KEYS <= set(item):
+            raise ValueError(f"plan JSON step {number} must have kind, first, last, split and cost")
+        try:
+            steps.append(Step(item["kind"], item["first"], item["last"], item["split"], item["cost"]))
+        except ValueError as error:
+            raise ValueError(f"plan JSON step {number}: {error}") from None
+    return steps
+
+
+def _json_schedule(data: dict[str, Any]) -> tuple[Slot, ...] | None:
+    items = data.get("schedule")
+    if items is None:
+        return None
+    if not isinstance(items, list) or not all(
+        isinstance(item, list) and len(item) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
+        for item in items
+    ):
+        raise ValueError("plan JSON schedule must be a list of [device, start, end] integer triples")
+    return tuple(Slot(*item) for item in items)
+
+
+def plan_arguments(text: str | bytes, chain: Chain) -> tuple[dict[str, Any], Any]:
+    """The keyword arguments of ``Plan(chain, **arguments)`` that the JSON text describes,
+    and the cost it states (None if it states none).
+
+    Raises
+    ------
+    ValueError
+        If the text is not such a plan or belongs to another chain.
+    """
+    data = _json_object(text)
+    _check_same_chain(data["layers"], chain)
+    objective = data.get("objective")
+    if objective is None:  # written before objectives had names
+        objective = Objective.CRITICAL_PATH if data.get("parallel") else Objective.FMA
+    arguments = dict(
+        steps=_json_steps(data["steps"]),
+        strategy=data["strategy"],
+        objective=objective,
+        matrix_free=data.get("matrix_free", True),
+        tape_limit=data.get("tape_limit"),
+        memory_limit=data.get("memory_limit"),
+        threads=data.get("threads"),
+        schedule=_json_schedule(data),
+        proven=data.get("proven", False),
+    )
+    return arguments, data.get("optimal")

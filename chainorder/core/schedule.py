@@ -1,0 +1,366 @@
+"""Schedules: a plan's steps on T threads (devices), and the least makespan of one plan.
+
+A plan's steps form a tree: each step consumes the Jacobians its operands'
+steps produced. On ``T`` threads a step runs on one thread, uninterrupted, for
+its cost (FMAs); it starts once the steps producing its operands have ended; a
+thread runs one step at a time; moving a Jacobian between threads costs nothing
+(the model of ``../shared/conformance/README.md``, "Scheduling on T threads").
+The *makespan* is when the last step ends.
+
+* :func:`list_schedule`: the reference solver's heuristic. Steps by depth in the
+  tree (deepest first), then by cost (largest first), each to the thread where
+  it can start earliest.
+* :func:`least_makespan`: the optimal schedule of one plan, by branch and bound
+  over the order in which steps start. Each step in turn goes to the thread
+  free earliest, starting no earlier than the step before it. Every optimal
+  schedule is reproduced this way by the order of its start times, so the
+  search is exact. Bounds: the longest path still to run from each step's
+  earliest start, and the remaining work spread over the threads.
+
+A schedule is one ``(thread, start, end)`` triple per step, in the plan's step order.
+
+This module imports neither jax nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from .steps import Step
+
+__all__ = [
+    "Slot",
+    "TaskTree",
+    "task_tree",
+    "list_schedule",
+    "least_makespan",
+    "critical_path",
+    "tail_bound",
+    "window_bound",
+    "check_schedule",
+    "SearchTimeout",
+]
+
+
+class Slot(NamedTuple):
+    """Where and when one step runs: its thread (device index) and its start and end (FMAs)."""
+
+    device: int
+    start: int
+    end: int
+
+
+class TaskTree(NamedTuple):
+    """Steps as tasks: ``durations[i]`` and the tasks ``children[i]`` whose results task ``i`` consumes."""
+
+    durations: tuple[int, ...]
+    children: tuple[tuple[int, ...], ...]
+
+    @property
+    def parents(self) -> tuple[int, ...]:
+        parent = [-1] * len(self.durations)
+        for task, below in enumerate(self.children):
+            for child in below:
+                parent[child] = task
+        return tuple(parent)
+
+    def tails(self) -> list[int]:
+        """For each task, the durations of the tasks after it up to the root (its own excluded)."""
+        parent = self.parents
+        tail = [0] * len(self.durations)
+        for task in self.topological_order()[::-1]:
+            if parent[task] >= 0:
+                tail[task] = tail[parent[task]] + self.durations[parent[task]]
+        return tail
+
+    def depths(self) -> list[int]:
+        parent = self.parents
+        depth = [0] * len(self.durations)
+        for task in self.topological_order()[::-1]:
+            if parent[task] >= 0:
+                depth[task] = depth[parent[task]] + 1
+        return depth
+
+    def topological_order(self) -> list[int]:
+        """Children before parents (the order steps are listed in)."""
+        order, seen = [], set()
+        for task in range(len(self.durations)):
+            self._visit(task, seen, order)
+        return order
+
+    def _visit(self, task: int, seen: set[int], order: list[int]) -> None:
+        stack = [(task, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in seen and not ready:
+                continue
+            if ready:
+                order.append(node)
+                continue
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((child, False) for child in self.children[node] if child not in seen)
+
+
+def task_tree(steps: Sequence[Step]) -> TaskTree:
+    """The task tree of steps in execution order (each operand is the latest step that produced it)."""
+    producer: dict[tuple[int, int], int] = {}
+    children = []
+    for index, step in enumerate(steps):
+        children.append(tuple(producer.pop(operand) for operand in step.operands))
+        producer[step.span] = index
+    return TaskTree(tuple(step.cost for step in steps), tuple(children))
+
+
+def critical_path(steps: Sequence[Step]) -> int:
+    """When the last step ends with unlimited threads: the longest chain of dependent steps.
+
+    >>> from chainorder import Chain, optimize
+    >>> plan = optimize(Chain.from_dims([784, 256, 32, 256, 784]))
+    >>> critical_path(plan.steps) < plan.work
+    True
+    """
+    finish: dict[tuple[int, int], int] = {}
+    for step in steps:
+        start = max((finish.pop(operand) for operand in step.operands), default=0)
+        finish[step.span] = start + step.cost
+    return max(finish.values())
+
+
+def _place(free: list[int], ready: int, duration: int) -> Slot:
+    """Put a task on the thread where it starts earliest (of those, the one free latest)."""
+    start = max(ready, min(free))
+    device = max((d for d in range(len(free)) if free[d] <= start), key=lambda d: (free[d], -d))
+    free[device] = start + duration
+    return Slot(device, start, start + duration)
+
+
+def list_schedule(tree: TaskTree, threads: int) -> tuple[Slot, ...]:
+    """The reference solver's list scheduling: by depth (deepest first), then cost (largest first).
+
+    >>> tree = TaskTree((3, 4, 5), ((), (), (0, 1)))   # two leaves, then their product
+    >>> list_schedule(tree, 2)
+    (Slot(device=1, start=0, end=3), Slot(device=0, start=0, end=4), Slot(device=0, start=4, end=9))
+    >>> max(slot.end for slot in list_schedule(tree, 1))
+    12
+    """
+    depth = tree.depths()
+    order = sorted(range(len(tree.durations)), key=lambda t: (-depth[t], -tree.durations[t], t))
+    free = [0] * threads
+    slots: list[Slot | None] = [None] * len(order)
+    for task in order:
+        ready = max((slots[c].end for c in tree.children[task]), default=0)  # type: ignore[union-attr]
+        slots[task] = _place(free, ready, tree.durations[task])
+    return tuple(slots)  # type: ignore[arg-type]
+
+
+def tail_bound(items: Sequence[tuple[int, int]], free: Sequence[int]) -> int:
+    """A lower bound on the makespan from ``(tail, work)`` items and the threads' free times.
+
+    Each item's work must run after every thread's free time (``free``, sorted
+    ascending) and end ``tail`` before the makespan (its tail is the work that
+    must follow it). For every threshold ``h``, the items with ``tail >= h`` fit
+    between the free times and ``makespan - h``; on the ``m`` earliest-free
+    threads that needs ``makespan - h >= (work + their free times) / m``.
+
+    >>> tail_bound([(0, 4), (4, 3), (4, 3)], [0, 0])   # 3 and 3 side by side, then 4
+    7
+    """
+    bound = 0
+    total = 0
+    prefix = [0]
+    for value in free:
+        prefix.append(prefix[-1] + value)
+    ordered = sorted(items, reverse=True)
+    for index, (tail, work) in enumerate(ordered):
+        total += work
+        if index + 1 < len(ordered) and ordered[index + 1][0] == tail:
+            continue
+        spread = min(-(-(total + prefix[m]) // m) for m in range(1, len(free) + 1))
+        bound = max(bound, tail + spread)
+    return bound
+
+
+def window_bound(items: Sequence[tuple[int, int, int]], free: Sequence[int]) -> int:
+    """:func:`tail_bound` with heads: ``(head, tail, work)`` items, each of which cannot start
+    before its head. For every head threshold ``r``, the items with ``head >= r`` run
+    after ``r`` (and after the threads' free times).
+
+    >>> window_bound([(0, 5, 1), (0, 5, 1), (1, 0, 5)], [0, 0])   # 1 and 1, then 5
+    6
+    """
+    bound = 0
+    for head in sorted({item[0] for item in items}):
+        later = [(tail, work) for start, tail, work in items if start >= head]
+        bound = max(bound, head + tail_bound(later, sorted(max(f - head, 0) for f in free)))
+    return bound
+
+
+class SearchTimeout(Exception):
+    """The branch and bound ran past its deadline."""
+
+
+class _Search:
+    """Branch and bound over start orders of one task tree (see the module docstring)."""
+
+    def __init__(self, tree: TaskTree, threads: int, upper: int, deadline: float | None) -> None:
+        self.durations = tree.durations
+        self.children = tree.children
+        self.parents = tree.parents
+        self.tails = tree.tails()
+        self.threads = threads
+        self.best = upper
+        self.best_slots: list[Slot] | None = None
+        self.deadline = deadline
+        self.nodes = 0
+        count = len(self.durations)
+        self.order = tree.topological_order()
+        self.waiting = [len(below) for below in self.children]
+        self.slots: list[Slot | None] = [None] * count
+        self.mask = 0
+        self.memo: set = set()
+
+    def run(self) -> None:
+        available = [t for t in range(len(self.durations)) if not self.children[t]]
+        self._branch(available, [0] * self.threads, 0, sum(self.durations))
+
+    def _bound(self, free: list[int], last: int, remaining: int) -> int:
+        earliest = max(last, min(free))
+        bound = 0
+        estimate: dict[int, int] = {}
+        for task in self.order:
+            if self.slots[task] is not None:
+                continue
+            ready = earliest
+            for child in self.children[task]:
+                slot = self.slots[child]
+                ready = max(ready, slot.end if slot is not None else estimate[child])
+            estimate[task] = ready + self.durations[task]
+            bound = max(bound, estimate[task] + self.tails[task])
+        if bound >= self.best:
+            return bound
+        items = [(self.tails[task], self.durations[task]) for task in estimate]
+        return max(bound, tail_bound(items, sorted(max(f, last) for f in free)))
+
+    def _branch(self, available: list[int], free: list[int], last: int, remaining: int) -> None:
+        self.nodes += 1
+        if self.deadline is not None and self.nodes % 256 == 0 and time.perf_counter() > self.deadline:
+            raise SearchTimeout
+        if not available:
+            makespan = max(free)
+            if makespan < self.best:
+                self.best, self.best_slots = makespan, list(self.slots)  # type: ignore[arg-type]
+            return
+        if self._seen(free, last) or self._bound(free, last, remaining) >= self.best:
+            return
+        for task in sorted(available, key=lambda t: -(self.durations[t] + self.tails[t])):
+            ready = max((self.slots[c].end for c in self.children[task]), default=0)  # type: ignore[union-attr]
+            device = min(range(self.threads), key=free.__getitem__)
+            start = max(ready, free[device], last)
+            saved = free[device]
+            free[device] = start + self.durations[task]
+            self.slots[task] = Slot(device, start, start + self.durations[task])
+            self.mask |= 1 << task
+            parent = self.parents[task]
+            newly = []
+            if parent >= 0:
+                self.waiting[parent] -= 1
+                if self.waiting[parent] == 0:
+                    newly.append(parent)
+            rest = [t for t in available if t != task] + newly
+            self._branch(rest, free, start, remaining - self.durations[task])
+            if parent >= 0:
+                self.waiting[parent] += 1
+            self.slots[task] = None
+            self.mask &= ~(1 << task)
+            free[device] = saved
+
+    def _seen(self, free: list[int], last: int) -> bool:
+        """Whether this state was searched before: the same steps done, and the same thread free
+        times and unconsumed results, each clipped at ``last`` (no later step starts before it)."""
+        results = tuple(
+            (task, max(slot.end, last))
+            for task, slot in enumerate(self.slots)
+            if slot is not None and self.parents[task] >= 0 and self.slots[self.parents[task]] is None
+        )
+        key = (self.mask, last, tuple(sorted(max(f, last) for f in free)), results)
+        if key in self.memo:
+            return True
+        self.memo.add(key)
+        return False
+
+
+def least_makespan(
+    tree: TaskTree, threads: int, upper: int | None = None, deadline: float | None = None
+) -> tuple[int, tuple[Slot, ...] | None]:
+    """The least makespan of the tree on ``threads`` threads, and a schedule reaching it.
+
+    Only schedules shorter than ``upper`` are looked for: when none is, returns
+    ``(upper, None)``. Raises :class:`SearchTimeout` past ``deadline``
+    (``time.perf_counter()`` seconds).
+
+    >>> tree = TaskTree((3, 3, 2, 2, 4), ((), (), (), (), (0, 1)))
+    >>> least_makespan(tree, 2)[0]   # 3+3 on two threads, then 4, with 2 and 2 beside it
+    7
+    """
+    if threads >= sum(1 for below in tree.children if not below):
+        slots = _as_soon_as_possible(tree)
+        return _best_of(slots, upper)
+    heuristic = list_schedule(tree, threads)
+    makespan = max(slot.end for slot in heuristic)
+    if upper is not None and upper <= makespan:
+        search = _Search(tree, threads, upper, deadline)
+    else:
+        search = _Search(tree, threads, makespan, deadline)
+        search.best_slots = list(heuristic)
+    search.run()
+    if search.best_slots is None:
+        return (upper, None)  # type: ignore[return-value]
+    return search.best, tuple(search.best_slots)  # type: ignore[arg-type]
+
+
+def _best_of(slots: tuple[Slot, ...], upper: int | None) -> tuple[int, tuple[Slot, ...] | None]:
+    makespan = max(slot.end for slot in slots)
+    if upper is not None and makespan >= upper:
+        return upper, None
+    return makespan, slots
+
+
+def _as_soon_as_possible(tree: TaskTree) -> tuple[Slot, ...]:
+    """Every step at its earliest start, on a thread of its own lineage (no more threads than leaves)."""
+    slots: list[Slot | None] = [None] * len(tree.durations)
+    next_device = 0
+    for task in tree.topological_order():
+        below = tree.children[task]
+        if below:
+            first = max(below, key=lambda c: slots[c].end)  # type: ignore[union-attr]
+            device, start = slots[first].device, slots[first].end  # type: ignore[union-attr]
+        else:
+            device, start, next_device = next_device, 0, next_device + 1
+        slots[task] = Slot(device, start, start + tree.durations[task])
+    return tuple(slots)  # type: ignore[arg-type]
+
+
+def check_schedule(tree: TaskTree, threads: int, slots: Sequence[Slot]) -> None:
+    """Raise ValueError unless ``slots`` schedule the tree's tasks validly on ``threads`` threads."""
+    if len(slots) != len(tree.durations):
+        raise ValueError(f"a schedule needs one (device, start, end) per step: {len(tree.durations)}, got {len(slots)}")
+    for index, slot in enumerate(slots):
+        device, start, end = slot
+        if not (isinstance(device, int) and 0 <= device < threads):
+            raise ValueError(f"step {index}: device {device!r} is not one of the {threads} threads")
+        if end - start != tree.durations[index] or start < 0:
+            raise ValueError(f"step {index}: runs {start}..{end}, but its cost is {tree.durations[index]}")
+        for child in tree.children[index]:
+            if slots[child][2] > start:
+                raise ValueError(f"step {index} starts at {start}, before its operand (step {child}) ends")
+    by_device: dict[int, list[tuple[int, int, int]]] = {}
+    for index, (device, start, end) in enumerate(slots):
+        by_device.setdefault(device, []).append((start, end, index))
+    for device, runs in by_device.items():
+        runs.sort()
+        for (_, end, first), (start, _, second) in zip(runs, runs[1:]):
+            if start < end:
+                raise ValueError(f"steps {first} and {second} overlap on device {device}")
