@@ -119,3 +119,21 @@ def test_a_saved_plan_is_read_back_and_checked(tmp_path):
 def test_objective_option():
     data = json.loads(run("analyze", "--dims", "784,256,32,256,784", "--objective", "critical_path", "--json").stdout)
     assert data["optimal"] == optimize(Chain.from_dims([784, 256, 32, 256, 784]), parallel=True).cost
+
+
+def test_threads_option_prints_and_saves_the_schedule(tmp_path):
+    dims = "300,120,12,120,16,140,300"
+    chain = Chain.from_dims([int(d) for d in dims.split(",")])
+    plan = optimize(chain, threads=3)
+    picture = tmp_path / "schedule.png"
+    out = run("analyze", "--dims", dims, "--threads", "3", "--plot", str(picture)).stdout
+    assert f"Makespan:         {plan.makespan:,} FMAs on 3 threads (proven optimal)" in out
+    assert "wrote the schedule (Gantt chart)" in out and picture.stat().st_size > 10_000
+    saved = tmp_path / "plan.json"
+    saved.write_text(run("analyze", "--dims", dims, "--threads", "3", "--json").stdout)
+    data = json.loads(saved.read_text())
+    assert data["schedule"] == [list(slot) for slot in plan.schedule] and data["proven"] is True
+    again = json.loads(run("analyze", "--dims", dims, "--plan", str(saved), "--json").stdout)
+    assert again["schedule"] == data["schedule"]
+    bad = run("analyze", "--dims", dims, "--objective", "makespan", check=False)
+    assert bad.returncode == 2 and "needs the number of threads" in bad.stderr

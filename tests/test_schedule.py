@@ -243,3 +243,26 @@ def test_time_limit_returns_the_best_found_unproven():
     assert plan.proven is False
     check_schedule(task_tree(plan.steps), 5, plan.schedule)
     assert plan.makespan <= min(optimize(chain).cost, Plan(chain, optimize(chain, parallel=True).steps, threads=5).cost)
+
+
+def test_device_peaks_follow_the_memory_model():
+    from chainorder.core.memory import MemoryModel, peak_memory
+    from chainorder.core.steps import Step
+
+    chain = Chain.from_dims([300, 120, 12, 120, 16, 140, 300])
+    sequential = optimize(chain)
+    assert Plan(chain, sequential.steps, threads=1).device_peaks == (peak_memory(chain, sequential.steps),)
+    # two layers: each preaccumulated on its own device, the product on device 0
+    chain = Chain.from_dims([30, 5, 40])
+    model = MemoryModel(chain)
+    first = Step("tangent_preaccumulation", 0, 0, None, 30 * 150)
+    second = Step("adjoint_preaccumulation", 1, 1, None, 40 * 200)
+    product = Step("product", 0, 1, 0, 40 * 5 * 30)
+    schedule = [(0, 0, 4500), (1, 0, 8000), (0, 8000, 14000)]
+    plan = Plan(chain, [first, second, product], threads=3, schedule=schedule)
+    workspace = {step: model.workspace(step.kind, step.first, step.last, step.split) for step in plan.steps}
+    assert plan.device_peaks == (
+        max(workspace[first], workspace[product]) + model.primal,
+        workspace[second] + model.primal,
+        0,  # no step runs there
+    )

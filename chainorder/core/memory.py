@@ -52,6 +52,7 @@ from .tree import post_order
 __all__ = [
     "MemoryModel",
     "peak_memory",
+    "device_peaks",
     "order_for_memory",
     "operand_peaks",
     "propagation_workspace",
@@ -205,6 +206,43 @@ def peak_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | None =
         peak = max(peak, alive - operands + workspace)
         alive += model.result_size(step.first, step.last) - operands
     return peak + model.primal
+
+
+def device_peaks(
+    chain: Chain, steps: Sequence[Step], slots: Sequence[tuple[int, int, int]], threads: int
+) -> tuple[int, ...]:
+    """Peak elements on each device when ``steps`` run as ``slots`` (``(device, start, end)``) say.
+
+    The same model as :func:`peak_memory`, over time on each device: a step holds
+    its workspace (operands and result included) while it runs; its result then
+    waits on its device until the step consuming it starts (and is moved there,
+    if that runs elsewhere); every device that runs a step holds the primal
+    values. With one thread, back to back, this is :func:`peak_memory`.
+
+    >>> from chainorder.core.optimize import optimize
+    >>> plan = optimize(Chain.from_dims([784, 256, 32, 256, 784]), threads=2)
+    >>> device_peaks(plan.chain, plan.steps, plan.schedule, 2)
+    (666944, 35392)
+    """
+    model = MemoryModel(chain)
+    consumer_start: dict[tuple[int, int], int] = {}
+    for step, (_, start, _) in zip(steps, slots):
+        for operand in step.operands:
+            consumer_start[operand] = start
+    events: list[list[tuple[int, int]]] = [[] for _ in range(threads)]
+    for step, (device, start, end) in zip(steps, slots):
+        workspace = model.workspace(step.kind, step.first, step.last, step.split)
+        waits_until = consumer_start.get(step.span, end + 1)  # the last result: until the end
+        size = model.result_size(step.first, step.last)
+        events[device] += [(start, workspace), (end, size - workspace), (waits_until, -size)]
+    peaks = []
+    for timeline in events:
+        level = peak = 0
+        for _, change in sorted(timeline):  # at equal times releases (negative) come first
+            level += change
+            peak = max(peak, level)
+        peaks.append(peak + model.primal if timeline else 0)
+    return tuple(peaks)
 
 
 def order_for_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | None = None) -> list[Step]:

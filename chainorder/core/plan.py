@@ -21,7 +21,7 @@ from .chain import Chain
 from .checks import check_options, check_steps
 from .costs import CostModel
 from .engine import backend, machine_profile
-from .memory import peak_memory
+from .memory import device_peaks, peak_memory
 from .planjson import JSON_VERSION, plan_arguments
 from .profile import MachineProfile
 from .pure import forward_steps, reverse_steps
@@ -65,10 +65,12 @@ class Plan:
         FMAs: the sum of the steps' (``objective="fma"`` or ``"time"``), the
         critical path with unlimited threads (``"critical_path"``), or the
         makespan on ``threads`` threads (``"makespan"``).
-    threads, schedule, makespan, proven
+    threads, schedule, makespan, proven, device_peaks
         With ``threads``: the schedule (a :class:`~chainorder.core.schedule.Slot`
         ``(device, start, end)`` per step, in step order), when its last step ends,
-        and whether that is proven optimal; ``None`` (``proven``: False) without.
+        whether that is proven optimal, and the peak elements on each device
+        (:func:`chainorder.core.memory.device_peaks`); ``None`` (``proven``: False)
+        without. ``peak_memory`` stays the peak of running the steps in order on one device.
     work : int
         The sum of the steps' FMAs, whatever the objective.
     forward_cost, reverse_cost : int
@@ -114,6 +116,7 @@ class Plan:
         "schedule",
         "makespan",
         "proven",
+        "device_peaks",
         "profile",
         "__weakref__",
     )
@@ -168,7 +171,7 @@ class Plan:
             work=sum(step.cost for step in steps),
             critical_path=critical_path(steps),
             profile=profile,
-            **_scheduled(steps, options.threads, schedule, proven),
+            **_scheduled(chain, steps, options.threads, schedule, proven),
         )
         values["cost"] = values["makespan"] if options.threads is not None else self.cost_of(steps, options.objective)
         for name, value in values.items():
@@ -324,6 +327,7 @@ class Plan:
                 schedule=[list(slot) for slot in self.schedule],
                 makespan=self.makespan,
                 proven=self.proven,
+                device_peaks=list(self.device_peaks),
             )
         if timed:
             machine = self.machine
@@ -353,14 +357,16 @@ class Plan:
         return _from_json(text, chain)
 
 
-def _scheduled(steps: tuple[Step, ...], threads: int | None, schedule: Any, proven: Any) -> dict[str, Any]:
+def _scheduled(
+    chain: Chain, steps: tuple[Step, ...], threads: int | None, schedule: Any, proven: Any
+) -> dict[str, Any]:
     """The schedule attributes: checked, or list-scheduled when none is given."""
     if not isinstance(proven, bool):
         raise TypeError(f"proven must be True or False, got {proven!r}")
     if threads is None:
         if schedule is not None or proven:
             raise ValueError("a schedule (or proven=True) needs threads=T, the number of threads it runs on")
-        return dict(threads=None, schedule=None, makespan=None, proven=False)
+        return dict(threads=None, schedule=None, makespan=None, proven=False, device_peaks=None)
     tree = task_tree(steps)
     if schedule is None:
         slots = list_schedule(tree, threads)
@@ -372,7 +378,13 @@ def _scheduled(steps: tuple[Step, ...], threads: int | None, schedule: Any, prov
         except TypeError:
             raise ValueError("schedule must hold one (device, start, end) triple per step") from None
         check_schedule(tree, threads, slots)
-    return dict(threads=threads, schedule=slots, makespan=max(slot.end for slot in slots), proven=proven)
+    return dict(
+        threads=threads,
+        schedule=slots,
+        makespan=max(slot.end for slot in slots),
+        proven=proven,
+        device_peaks=device_peaks(chain, steps, slots, threads),
+    )
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -103,6 +103,8 @@ def _summary(plan: Plan, width: int) -> list[str]:
     if plan.threads is not None:
         status = "proven optimal" if plan.proven else "not proven optimal"
         lines.append(f"  Makespan:        {plan.makespan:>{width},} FMAs on {plan.threads} threads ({status})")
+        peaks = ", ".join(f"{peak:,}" for peak in plan.device_peaks)
+        lines.append(f"  Device peaks:    {peaks} elements (thread 0, 1, ...)")
     lines.append(_time_line(plan))
     return lines
 

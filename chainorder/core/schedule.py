@@ -15,7 +15,8 @@ The *makespan* is when the last step ends.
   free earliest, starting no earlier than the step before it. Every optimal
   schedule is reproduced this way by the order of its start times, so the
   search is exact. Bounds: the longest path still to run from each step's
-  earliest start, and the remaining work spread over the threads.
+  earliest start, the remaining work spread over the threads before its tail
+  (:func:`tail_bound`), and two leaves on one thread (:func:`pair_bound`).
 
 A schedule is one ``(thread, start, end)`` triple per step, in the plan's step order.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from itertools import combinations
 from typing import NamedTuple
 
 from .steps import Step
@@ -39,6 +41,7 @@ __all__ = [
     "critical_path",
     "tail_bound",
     "window_bound",
+    "pair_bound",
     "check_schedule",
     "SearchTimeout",
 ]
@@ -198,6 +201,30 @@ def window_bound(items: Sequence[tuple[int, int, int]], free: Sequence[int]) -> 
     return bound
 
 
+def pair_bound(tree: TaskTree, threads: int) -> int:
+    """A lower bound from the leaves when there are more of them than threads.
+
+    Of any ``threads + 1`` leaves two share a thread, one after the other: the
+    second ends after both durations and the work after it (its tail) follows.
+    So the makespan is at least the least, over pairs ``a, b`` of the set, of
+    ``d_a + d_b + min(tail_a, tail_b)``; the sets tried are the leaves largest by
+    duration plus tail, by duration and by tail.
+
+    >>> pair_bound(TaskTree((5, 5, 5, 1), ((), (), (), (0, 1, 2))), 2)   # two of three leaves in a row
+    11
+    """
+    leaves = [task for task, below in enumerate(tree.children) if not below]
+    if len(leaves) <= threads:
+        return 0
+    tails = tree.tails()
+    jobs = [(tree.durations[task], tails[task]) for task in leaves]
+    bound = 0
+    for key in (lambda job: job[0] + job[1], lambda job: job[0], lambda job: job[1]):
+        chosen = sorted(jobs, key=key, reverse=True)[: threads + 1]
+        bound = max(bound, min(a[0] + b[0] + min(a[1], b[1]) for a, b in combinations(chosen, 2)))
+    return bound
+
+
 class SearchTimeout(Exception):
     """The branch and bound ran past its deadline."""
 
@@ -308,6 +335,8 @@ def least_makespan(
     if threads >= sum(1 for below in tree.children if not below):
         slots = _as_soon_as_possible(tree)
         return _best_of(slots, upper)
+    if upper is not None and pair_bound(tree, threads) >= upper:
+        return (upper, None)
     heuristic = list_schedule(tree, threads)
     makespan = max(slot.end for slot in heuristic)
     if upper is not None and upper <= makespan:

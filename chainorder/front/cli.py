@@ -37,29 +37,36 @@ def _analyze(args: argparse.Namespace) -> None:
             parallel=True if args.parallel else None,
             memory_limit=args.memory_limit,
             dtype=args.dtype,
+            threads=args.threads,
+            time_limit=args.time_limit,
         )
     if args.plot is not None:
-        path = _write_tradeoff(plan, args.plot)
+        path = _write_plot(plan, args.plot)
     if args.json:
         print(plan.to_json())
     else:
         print(plan)
         if args.plot is not None:
-            print(f"\nwrote the cost/memory trade-off plot to {path}")
+            what = "schedule (Gantt chart)" if plan.threads is not None else "cost/memory trade-off plot"
+            print(f"\nwrote the {what} to {path}")
 
 
-def _write_tradeoff(plan, filename: str) -> Path:
+def _write_plot(plan, filename: str) -> Path:
+    """The trade-off plot, or a scheduled plan's Gantt chart, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plot import plot_tradeoff
+    from .plot import plot_schedule, plot_tradeoff
 
     path = png_path(filename)
-    objective = Objective.FMA if plan.objective is Objective.TIME else plan.objective  # the front is in FMAs
-    front = pareto(plan.chain, objective=objective, matrix_free=plan.matrix_free, tape_limit=plan.tape_limit)
-    fig, _ = plot_tradeoff(front, chosen=plan, budget=plan.memory_limit, blocks=plan.memory_limit is not None)
+    if plan.threads is not None:
+        fig, _ = plot_schedule(plan)
+    else:
+        objective = Objective.FMA if plan.objective is Objective.TIME else plan.objective  # the front is in FMAs
+        front = pareto(plan.chain, objective=objective, matrix_free=plan.matrix_free, tape_limit=plan.tape_limit)
+        fig, _ = plot_tradeoff(front, chosen=plan, budget=plan.memory_limit, blocks=plan.memory_limit is not None)
     try:
         fig.savefig(path, dpi=110, format="png")
     except OSError as error:
@@ -110,7 +117,7 @@ def _demo(args: argparse.Namespace) -> None:
         f"  predicted by the time model:      {plan.predicted_speedup:.2f}x "
         f"({1e3 * plan.predicted_time:.3f} ms on {plan.machine.device_kind})"
     )
-    path = _write_tradeoff(plan, args.out)
+    path = _write_plot(plan, args.out)
     print(f"\nwrote the cost/memory trade-off plot to {path}")
 
 
@@ -203,9 +210,22 @@ def _build_parser() -> argparse.ArgumentParser:
         "--objective",
         choices=[objective.value for objective in Objective],
         default=None,
-        help="what to minimize: FMAs (default), the critical path, or predicted time on this machine's profile",
+        help="what to minimize: FMAs (default), the critical path, predicted time on this machine's profile, "
+        "or the makespan (set by --threads)",
     )
     analyze.add_argument("--parallel", action="store_true", help="= --objective critical_path (unlimited threads)")
+    analyze.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="minimize the makespan on this many threads (devices); the plan carries its schedule",
+    )
+    analyze.add_argument(
+        "--time-limit",
+        type=float,
+        default=10.0,
+        help="seconds the --threads search may take (then: the best found, not proven optimal)",
+    )
     analyze.add_argument("--plan", metavar="PLAN.json", help="print this saved plan (from --json) for the chain")
     analyze.add_argument(
         "--memory-limit",
@@ -220,7 +240,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="the Jacobian's dtype, for a --memory-limit in bytes (default float32)",
     )
     analyze.add_argument("--json", action="store_true", help="print the plan as one JSON object")
-    analyze.add_argument("--plot", metavar="FILE.png", help="write the cost/memory trade-off plot")
+    analyze.add_argument(
+        "--plot", metavar="FILE.png", help="write the cost/memory trade-off plot (with --threads: the schedule)"
+    )
     analyze.set_defaults(run=_analyze)
 
     demo = commands.add_parser("demo", help="analyze, run, validate and time a bottleneck autoencoder's Jacobian")
