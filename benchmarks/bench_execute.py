@@ -28,8 +28,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=25)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--only", default=None, help="run the zoo chains whose name contains this")
+    parser.add_argument("--scale", type=int, default=1, help="every width times this (e.g. 8 on a GPU)")
     args = parser.parse_args()
-    results = run_zoo(args.repeat, args.dtype, args.only)
+    results = run_zoo(args.repeat, args.dtype, args.only, scale=args.scale)
     table = format_table(results, args.repeat, args.dtype).splitlines()
     print("\n".join(table[:3]))
     for line, result in zip(table[3:], results):

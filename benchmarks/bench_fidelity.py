@@ -24,7 +24,7 @@ import jax
 import chainorder
 from chainorder import Chain
 from chainorder.front.fidelity import distinct, fidelity_plans, measure_plans, plot_fidelity, predicted_times, spearman
-from chainorder.front.zoo import ZOO, dense_chain
+from chainorder.front.zoo import dense_chain, zoo_chains
 
 
 def main() -> None:
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--only", default=None)
+    parser.add_argument("--scale", type=int, default=1, help="every width times this (e.g. 8 on a GPU)")
     parser.add_argument("--plot", default=None, help="write the fidelity picture of every chain to this PNG")
     args = parser.parse_args()
     profile = chainorder.calibrate(save=False)
@@ -43,9 +44,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     points = []
-    for seed, (name, dims) in enumerate(ZOO.items()):
-        if args.only and args.only not in name:
-            continue
+    for seed, name, dims in zoo_chains(args.only, args.scale):
         functions, x = dense_chain(dims, seed, jax.numpy.float32)
         chain = Chain.from_functions(functions, x)
         plans = fidelity_plans(chain, profile, samples=args.samples)

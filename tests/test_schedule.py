@@ -14,8 +14,10 @@ from chainorder.core.schedule import (
     Slot,
     TaskTree,
     check_schedule,
+    energy_infeasible,
     least_makespan,
     list_schedule,
+    pair_bound,
     tail_bound,
     task_tree,
     window_bound,
@@ -76,7 +78,7 @@ def test_least_makespan_is_the_exhaustive_optimum(seed):
         assert max(slot.end for slot in slots) == makespan
 
 
-@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("seed", range(60))
 def test_list_schedule_is_valid_and_bounds_hold(seed):
     rng = random.Random(100 + seed)
     tree = random_tree(rng, rng.randint(2, 9))
@@ -92,6 +94,8 @@ def test_list_schedule_is_valid_and_bounds_hold(seed):
         items = [(heads[t], tails[t], tree.durations[t]) for t in range(len(heads))]
         assert tail_bound([(tail, work) for _, tail, work in items], [0] * threads) <= optimum
         assert window_bound(items, [0] * threads) <= optimum
+        assert pair_bound(tree, threads) <= optimum
+        assert not energy_infeasible(tree, threads, optimum)  # never refutes a makespan that is reached
 
 
 def test_check_schedule_names_what_is_wrong():

@@ -242,3 +242,18 @@ def test_measured_first_keeps_fmas_unless_time_wins_by_the_margin():
     w1, w2 = jnp.ones((8, 64)) / 64, jnp.ones((64, 8)) / 8
     f = lambda v: w2 @ jnp.tanh(w1 @ v)  # noqa: E731
     assert chainorder.analyze(f, jnp.ones(64)).plan.objective is Objective.FMA  # the analytic default: FMAs
+
+
+def test_a_gpu_profile_measured_on_an_h200_loads_and_predicts():
+    """The profile `chainorder calibrate` wrote on an NVIDIA H200 (jax 0.11.2): the same format as
+    the CPU's, and the plans' predicted times follow from it."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "data" / "profile-gpu-NVIDIA-H200-jax0.11.2.json").read_text()
+    profile = MachineProfile.from_json(text)
+    assert (profile.platform, profile.device_kind, profile.calibrated) == ("gpu", "NVIDIA H200", True)
+    assert MachineProfile.from_json(profile.to_json()) == profile
+    assert profile.gemm_dims[-1] == 4096 and profile.gemm_peak > 1e14  # FMA/s: TF32 matmuls
+    chain = Chain.from_dims([8192, 4096, 128, 4096, 8192])
+    plan = optimize(chain, objective="time", profile=profile)
+    assert plan.predicted_time > 0 and plan.mode == "mixed"

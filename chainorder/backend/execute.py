@@ -23,7 +23,7 @@ reverse) mode runs as ``jax.jacfwd`` (``jax.jacrev``) itself, with no overhead.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -149,10 +149,12 @@ def _mixed_jacobian(plan: Plan, x: Any) -> Any:
 class Run:
     """The primal values of one execution, and the layer functions to linearize."""
 
-    def __init__(self, functions: list[Callable[[Any], Any]], x: Any, values: list[Any] | None = None) -> None:
+    def __init__(
+        self, functions: list[Callable[[Any], Any]], x: Any, values: Mapping[int, Any] | None = None
+    ) -> None:
         self.functions = functions
-        if values is not None:  # computed before (a scheduled plan's steps each get them)
-            self.values = list(values)
+        if values is not None:  # computed before: a scheduled step gets the ones it reads, by layer
+            self.values = values
             return
         self.values = [x]  # each layer once; its input is where steps starting there linearize
         for function in functions:

@@ -74,12 +74,23 @@ def _primal_pass(plan: Plan, flats: list[Callable], shape: tuple[int, ...], dtyp
     return table[key]
 
 
+def _needed(step) -> tuple[int, ...]:
+    """The primal values a step reads: the input of the layers it goes through and the output."""
+    through = step.layers_applied
+    return () if through is None else (through[0], through[1] + 1)
+
+
 def _step_function(plan: Plan, index: int, flats: list[Callable], shape: tuple[int, ...], dtype: Any) -> Callable:
     key = ("step", index, shape, str(dtype))
     table = _compiled(plan)
     if key not in table:
         step = plan.steps[index]
-        table[key] = jax.jit(lambda values, *operands: EXECUTORS[step.kind](Run(flats, None, values), step, *operands))
+        needed = _needed(step)
+
+        def run(given, *operands):
+            return EXECUTORS[step.kind](Run(flats, None, dict(zip(needed, given))), step, *operands)
+
+        table[key] = jax.jit(run)
     return table[key]
 
 
@@ -103,17 +114,29 @@ def scheduled_jacobian(plan: Plan, x: Any, devices: Sequence[Any] | Any) -> jax.
         raise ValueError("the plan has no schedule: make it with optimize(chain, threads=T)")
     placed = schedule_devices(plan, devices)
     x = check_input(plan.chain, x)
-    flats, shapes = flat_layers(plan.chain, x)
+    table = _compiled(plan)
+    layers_key = ("layers", tuple(x.shape), str(x.dtype))
+    if layers_key not in table:
+        table[layers_key] = flat_layers(plan.chain, x)
+    flats, shapes = table[layers_key]
     vector = jax.device_put(jnp.reshape(x, (-1,)), placed[plan.schedule[0].device])
     values = _primal_pass(plan, flats, tuple(x.shape), x.dtype)(vector)
-    on_device: dict[int, Any] = {}
+    on_device: dict[tuple[int, int], Any] = {}  # (thread, layer) -> that primal value there
+    made_on: dict[tuple[int, int], int] = {}  # a Jacobian's span -> the thread that holds it
     jacobians: dict[tuple[int, int], Any] = {}
     for index, (step, slot) in enumerate(zip(plan.steps, plan.schedule)):
         device = placed[slot.device]
-        if slot.device not in on_device:
-            on_device[slot.device] = jax.device_put(values, device)
-        operands = [jax.device_put(jacobians.pop(operand), device) for operand in step.operands]
+        given = []
+        for layer in _needed(step):
+            if (slot.device, layer) not in on_device:
+                on_device[slot.device, layer] = jax.device_put(values[layer], device)
+            given.append(on_device[slot.device, layer])
+        operands = []
+        for operand in step.operands:
+            jacobian = jacobians.pop(operand)
+            operands.append(jacobian if made_on.pop(operand) == slot.device else jax.device_put(jacobian, device))
         function = _step_function(plan, index, flats, tuple(x.shape), x.dtype)
-        jacobians[step.span] = function(on_device[slot.device], *operands)
+        jacobians[step.span] = function(given, *operands)
+        made_on[step.span] = slot.device
     jacobian = jacobians[(0, len(plan.chain) - 1)]
     return jnp.reshape(jacobian, shapes[-1] + shapes[0]).astype(x.dtype)

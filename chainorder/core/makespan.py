@@ -103,6 +103,7 @@ class _Tables:
             self.bound[span] = scored[0][0]
             self.work[span] = min(option.cost + sum(self.work[o] for o in option.operands) for option in options[span])
 
+
     def after(self, cost: int, operands) -> int:
         """The bound of a step of ``cost`` on open operand sub-chains."""
         if not operands:
@@ -166,10 +167,10 @@ class _Search:
             if not below:
                 bound[node] = work[node] = option.cost
                 continue
-            head[node] = max(bound[child] - (0 if self.choice[child] is None else 0) for child in below)
             longest = max(bound[child] for child in below)
             total = sum(work[child] for child in below)
-            bound[node] = option.cost + max(longest, -(-total // self.threads))
+            head[node] = max(longest, -(-total // self.threads))
+            bound[node] = option.cost + head[node]
             work[node] = option.cost + total
         if bound[0] >= self.best:
             return bound[0]
@@ -190,8 +191,8 @@ class _Search:
                 items.append((head[node], tail[node], option.cost))
         return items
 
-    def run(self) -> None:
-        self._new((0, len(self.chain) - 1), -1)
+    def run(self, root: tuple[int, int]) -> None:
+        self._new(root, -1)
         self.open.append(0)
         self._expand()
 
@@ -292,12 +293,13 @@ def scheduled_steps(
     model = CostModel(chain)
     tables = _Tables(_options(chain, model, matrix_free, tape_limit), threads)
     search = _Search(chain, tables, model, tape_limit, threads, deadline)
+    root = (0, len(chain) - 1)
     proven = True
     try:
-        for steps in [*starts, _bound_plan(tables, (0, len(chain) - 1))]:
+        for steps in [*starts, _bound_plan(tables, root)]:
             search.offer(list(steps))
-        if search.best > tables.bound[0, len(chain) - 1]:
-            search.run()
+        if search.best > tables.bound[root]:
+            search.run(root)
     except SearchTimeout:
         proven = False
     if not search.best_steps:  # the deadline passed before any plan was scheduled

@@ -16,7 +16,9 @@ The *makespan* is when the last step ends.
   schedule is reproduced this way by the order of its start times, so the
   search is exact. Bounds: the longest path still to run from each step's
   earliest start, the remaining work spread over the threads before its tail
-  (:func:`tail_bound`), and two leaves on one thread (:func:`pair_bound`).
+  (:func:`tail_bound`), two leaves on one thread (:func:`pair_bound`), and,
+  before searching a plan that must beat a makespan, energetic reasoning
+  (:func:`energy_infeasible`).
 
 A schedule is one ``(thread, start, end)`` triple per step, in the plan's step order.
 
@@ -30,6 +32,8 @@ from collections.abc import Sequence
 from itertools import combinations
 from typing import NamedTuple
 
+import numpy as np
+
 from .steps import Step
 
 __all__ = [
@@ -42,6 +46,8 @@ __all__ = [
     "tail_bound",
     "window_bound",
     "pair_bound",
+    "energy_infeasible",
+    "energy_overloaded",
     "check_schedule",
     "SearchTimeout",
 ]
@@ -225,6 +231,55 @@ def pair_bound(tree: TaskTree, threads: int) -> int:
     return bound
 
 
+def energy_infeasible(tree: TaskTree, threads: int, deadline: int) -> bool:
+    """Whether energetic reasoning (:func:`energy_overloaded`) proves that no schedule of the
+    tree ends by ``deadline``. A task cannot start before its operands' paths end, nor
+    before the work below it is spread over the threads; it must end ``tail`` before
+    the deadline.
+
+    >>> tree = TaskTree((5, 5, 5, 1), ((), (), (), (0, 1, 2)))
+    >>> energy_infeasible(tree, 2, 10), energy_infeasible(tree, 2, 11)
+    (True, False)
+    """
+    durations = tree.durations
+    tails = tree.tails()
+    earliest = [0] * len(durations)
+    below = [0] * len(durations)
+    for task in tree.topological_order():
+        children = tree.children[task]
+        below[task] = sum(below[child] + durations[child] for child in children)
+        paths = max((earliest[child] + durations[child] for child in children), default=0)
+        earliest[task] = max(paths, -(-below[task] // threads))
+    windows = [(earliest[t], deadline - tails[t], durations[t]) for t in range(len(durations))]
+    return energy_overloaded(windows, threads)
+
+
+def energy_overloaded(windows: Sequence[tuple[int, int, int]], threads: int) -> bool:
+    """Whether some interval must hold more work than ``threads`` can do in it.
+
+    ``windows``: ``(earliest start, latest end, duration)`` of tasks that each run on
+    one thread without a break. Over every interval ``[a, b]`` between window ends,
+    each task must run inside it at least what it cannot push out of it; the sum
+    cannot exceed ``threads * (b - a)`` (the energetic reasoning of Baptiste, Le Pape
+    and Nuijten, 2001). Vectorized over all intervals at once.
+
+    >>> energy_overloaded([(0, 10, 5), (0, 10, 5), (0, 10, 5)], 1), energy_overloaded([(0, 10, 5)] * 3, 2)
+    (True, False)
+    """
+    if any(end - start < duration for start, end, duration in windows):
+        return True
+    table = np.array(windows, dtype=object)
+    if max(abs(int(value)) for value in table.flat) * threads * len(windows) < 2**60:
+        table = table.astype(np.int64)  # exact in int64 at this size
+    start, end, duration = table[:, 0], table[:, 1], table[:, 2]
+    a = np.unique(np.concatenate([start, end - duration]))[:, None, None]
+    b = np.unique(np.concatenate([end, start + duration]))[None, :, None]
+    inside = np.minimum(np.minimum(duration, b - a), np.minimum(start + duration - a, b - end + duration))
+    needed = np.where(inside > 0, inside, 0).sum(axis=2)
+    capacity = threads * (b - a)[:, :, 0]
+    return bool(np.any((needed > capacity) & (capacity > 0)))
+
+
 class SearchTimeout(Exception):
     """The branch and bound ran past its deadline."""
 
@@ -335,7 +390,7 @@ def least_makespan(
     if threads >= sum(1 for below in tree.children if not below):
         slots = _as_soon_as_possible(tree)
         return _best_of(slots, upper)
-    if upper is not None and pair_bound(tree, threads) >= upper:
+    if upper is not None and (pair_bound(tree, threads) >= upper or energy_infeasible(tree, threads, upper - 1)):
         return (upper, None)
     heuristic = list_schedule(tree, threads)
     makespan = max(slot.end for slot in heuristic)

@@ -106,11 +106,28 @@ def run_chain(name: str, dims: list[int], seed: int, dtype, repeat: int) -> ZooR
     )
 
 
-def run_zoo(repeat: int = 25, dtype: str = "float32", only: str | None = None, progress: Callable | None = None):
-    """Run the zoo; ``progress(done, total, name)`` is called before each chain."""
+def zoo_chains(only: str | None = None, scale: int = 1) -> list[tuple[int, str, list[int]]]:
+    """``(seed, name, dims)`` of the zoo's chains whose name contains ``only``, every width times
+    ``scale`` (a GPU needs wider layers than a CPU before the arithmetic outweighs the dispatch)."""
+    chosen = []
+    for seed, (name, dims) in enumerate(ZOO.items()):
+        if only and only not in name:
+            continue
+        chosen.append((seed, name if scale == 1 else f"{name} (x{scale})", [d * scale for d in dims]))
+    return chosen
+
+
+def run_zoo(
+    repeat: int = 25,
+    dtype: str = "float32",
+    only: str | None = None,
+    progress: Callable | None = None,
+    scale: int = 1,
+):
+    """Run the zoo (widths times ``scale``); ``progress(done, total, name)`` is called before each chain."""
     if dtype == "float64":
         jax.config.update("jax_enable_x64", True)
-    chosen = [(seed, name, dims) for seed, (name, dims) in enumerate(ZOO.items()) if not only or only in name]
+    chosen = zoo_chains(only, scale)
     results = []
     for done, (seed, name, dims) in enumerate(chosen):
         if progress:
