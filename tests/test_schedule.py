@@ -228,8 +228,10 @@ def test_bad_thread_options_are_named():
         optimize(chain, threads=2, parallel=True)
     with pytest.raises(ValueError, match="needs the number of threads"):
         optimize(chain, objective="makespan")
-    with pytest.raises(ValueError, match="memory_limit with threads"):
-        optimize(chain, threads=2, memory_limit=10**9)
+    with pytest.raises(ValueError, match="no plan and schedule on 2 threads was found within memory_limit 1,000"):
+        optimize(chain, threads=2, memory_limit=1000)
+    with pytest.raises(ValueError, match="peaks at .* elements on device 0, over memory_limit"):
+        Plan(chain, optimize(chain, threads=2).steps, threads=2, memory_limit=700_000 - 100_000)
     plan = optimize(chain, threads=2)
     with pytest.raises(ValueError, match="needs threads=T"):
         Plan(chain, plan.steps, schedule=plan.schedule)
@@ -270,3 +272,54 @@ def test_device_peaks_follow_the_memory_model():
         workspace[second] + model.primal,
         0,  # no step runs there
     )
+
+
+def every_schedule(tree: TaskTree, threads: int):
+    """Every semi-active schedule of the tree (each task at the earliest start on the thread chosen
+    for it, in every order and on every thread): an oracle for small trees."""
+    count = len(tree.durations)
+
+    def extend(slots, free):
+        if all(slot is not None for slot in slots):
+            yield tuple(slots)
+            return
+        for task in range(count):
+            if slots[task] is not None or any(slots[c] is None for c in tree.children[task]):
+                continue
+            ready = max((slots[c].end for c in tree.children[task]), default=0)
+            for device in range(threads):
+                start = max(ready, free[device])
+                slots[task] = Slot(device, start, start + tree.durations[task])
+                saved, free[device] = free[device], start + tree.durations[task]
+                yield from extend(slots, free)
+                free[device], slots[task] = saved, None
+
+    yield from extend([None] * count, [0] * threads)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_memory_limit_per_device_is_the_exhaustive_optimum(seed):
+    from chainorder.core.memory import device_peaks
+
+    rng = random.Random(seed)
+    dims = [rng.randint(5, 40) for _ in range(4)]
+    chain = chain_of([(n, m, rng.randint(10, 300)) for n, m in zip(dims, dims[1:])])
+    best: dict[int, int] = {}  # least makespan of any plan and schedule, by its largest device peak
+    for steps in all_plans(chain):
+        tree = task_tree(steps)
+        for slots in every_schedule(tree, 2):
+            peak = max(device_peaks(chain, steps, slots, 2))
+            makespan = max(slot.end for slot in slots)
+            best[peak] = min(best.get(peak, makespan), makespan)
+    peaks = sorted(best)
+    answers = {min(best[peak] for peak in peaks if peak <= limit) for limit in peaks}
+    assert seed != 0 or len(answers) > 1  # the limit changes the answer on this chain
+    for limit in peaks + [peaks[0] - 1]:
+        allowed = [best[peak] for peak in peaks if peak <= limit]
+        if not allowed:
+            with pytest.raises(ValueError, match="no plan and schedule on 2 threads"):
+                optimize(chain, threads=2, memory_limit=limit)
+            continue
+        plan = optimize(chain, threads=2, memory_limit=limit)
+        assert plan.proven and max(plan.device_peaks) <= limit
+        assert plan.makespan == min(allowed), limit

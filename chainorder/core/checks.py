@@ -102,11 +102,6 @@ def check_options(
     if tape_limit is not None and int(tape_limit) < 0:
         raise ValueError(f"tape_limit must be >= 0 (or None for no limit), got {int(tape_limit)}")
     threads = _threads(threads)
-    if threads is not None and memory_limit is not None:
-        raise ValueError(
-            "memory_limit with threads= is not supported: a scheduled plan's peak is per device, "
-            "which the makespan search does not bound yet"
-        )
     return Options(
         strategy,
         _objective(objective, parallel, threads),

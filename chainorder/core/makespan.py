@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 from .chain import Chain
 from .costs import CostModel
+from .memory import MemoryModel, device_peaks
 from .schedule import SearchTimeout, Slot, TaskTree, least_makespan, list_schedule, task_tree, window_bound
 from .steps import Step, StepKind
 
@@ -65,8 +66,10 @@ class _Option(NamedTuple):
     operands: tuple[tuple[int, int], ...]
 
 
-def _options(chain: Chain, model: CostModel, matrix_free: bool, tape_limit: int | None):
-    """Every last step of every sub-chain, with its cost and operand sub-chains."""
+def _options(chain: Chain, model: CostModel, matrix_free: bool, tape_limit: int | None, memory_limit=None):
+    """Every last step of every sub-chain, with its cost and operand sub-chains (none whose
+    workspace, with the primal values, is over ``memory_limit``: its device would hold both)."""
+    memory = MemoryModel(chain, model)
     q = len(chain)
     table: dict[tuple[int, int], list[_Option]] = {}
     for first in range(q):
@@ -81,10 +84,17 @@ def _options(chain: Chain, model: CostModel, matrix_free: bool, tape_limit: int 
                 for split in [None] if kind.is_preaccumulation else range(first, last):
                     if tape_limit is not None and model.tape(kind, first, last, split) > tape_limit:
                         continue
+                    workspace = memory.workspace(kind, first, last, split)
+                    if memory_limit is not None and workspace + memory.primal > memory_limit:
+                        continue
                     cost = model.cost(kind, first, last, split)
                     options.append(_Option(kind, split, int(cost), kind.operands(first, last, split)))
             table[first, last] = options
     return table
+
+
+#: The bound of a sub-chain none of whose plans fits (above every makespan).
+_UNREACHABLE = 1 << 200
 
 
 class _Tables:
@@ -99,9 +109,12 @@ class _Tables:
         for span in sorted(options, key=lambda s: s[1] - s[0]):
             scored = [(self.after(option.cost, option.operands), option) for option in options[span]]
             scored.sort(key=lambda pair: (pair[0], pair[1].cost))
-            self.options[span] = [option for _, option in scored]
-            self.bound[span] = scored[0][0]
-            self.work[span] = min(option.cost + sum(self.work[o] for o in option.operands) for option in options[span])
+            self.options[span] = [option for score, option in scored if score < _UNREACHABLE]
+            self.bound[span] = min((score for score, _ in scored), default=_UNREACHABLE)
+            self.work[span] = min(
+                (option.cost + sum(self.work[o] for o in option.operands) for option in options[span]),
+                default=_UNREACHABLE,
+            )
 
 
     def after(self, cost: int, operands) -> int:
@@ -114,10 +127,13 @@ class _Tables:
 
 
 class _Search:
-    def __init__(self, chain: Chain, tables: _Tables, model, tape_limit, threads: int, deadline: float) -> None:
+    def __init__(
+        self, chain: Chain, tables: _Tables, model, tape_limit, threads: int, deadline: float, memory_limit=None
+    ) -> None:
         self.chain, self.tables, self.model, self.tape_limit = chain, tables, model, tape_limit
+        self.memory_limit = memory_limit
         self.threads, self.deadline = threads, deadline
-        self.best = 1 << 200
+        self.best = _UNREACHABLE
         self.best_steps: tuple[Step, ...] = ()
         self.best_slots: tuple[Slot, ...] = ()
         self.nodes = 0
@@ -135,7 +151,7 @@ class _Search:
         tree = task_tree(steps)
         slots = list_schedule(tree, self.threads)
         makespan = max(slot.end for slot in slots)
-        if makespan < self.best:
+        if makespan < self.best and self._fits(steps)(slots):
             self.best = makespan
             self.best_steps, self.best_slots = _in_start_order(steps, tree, slots)
 
@@ -219,20 +235,27 @@ class _Search:
         self.choice[node] = None
         self.open.append(node)
 
+    def _fits(self, steps):
+        """Whether a schedule of ``steps`` keeps every device within the memory limit."""
+        if self.memory_limit is None:
+            return lambda slots: True
+        return lambda slots: max(device_peaks(self.chain, steps, slots, self.threads)) <= self.memory_limit
+
     def _evaluate(self) -> None:
         count = len(self.span)
         tree = TaskTree(
             tuple(self.choice[n].cost for n in range(count)),  # type: ignore[union-attr]
             tuple(tuple(self.below[n]) for n in range(count)),
         )
-        makespan, slots = least_makespan(tree, self.threads, self.best, self.deadline)
-        if slots is None or makespan >= self.best:
-            return
         steps = []
         for node in range(count):
             option = self.choice[node]
             first, last = self.span[node]
             steps.append(Step(option.kind, first, last, option.split, option.cost))  # type: ignore[union-attr]
+        fits = None if self.memory_limit is None else self._fits(steps)
+        makespan, slots = least_makespan(tree, self.threads, self.best, self.deadline, fits)
+        if slots is None or makespan >= self.best:
+            return
         self.best = makespan
         self.best_steps, self.best_slots = _in_start_order(steps, tree, slots)
 
@@ -262,7 +285,8 @@ def scheduled_steps(
     tape_limit: int | None = None,
     starts: list[list[Step]] = (),  # type: ignore[assignment]
     time_limit: float = DEFAULT_TIME_LIMIT,
-) -> ScheduledSteps:
+    memory_limit: int | None = None,
+) -> ScheduledSteps | None:
     """The plan of least makespan on ``threads`` threads, with its schedule.
 
     Parameters
@@ -276,10 +300,14 @@ def scheduled_steps(
         Plans to start from (each is scheduled exactly; the best is the first incumbent).
     time_limit : float
         Seconds; past it the best plan found is returned with ``proven=False``.
+    memory_limit : int, optional
+        Elements each device may hold at its peak
+        (:func:`chainorder.core.memory.device_peaks`).
 
     Returns
     -------
-    ScheduledSteps
+    ScheduledSteps, or None
+        None when no plan and schedule within ``memory_limit`` was found.
 
     Examples
     --------
@@ -291,8 +319,11 @@ def scheduled_steps(
     """
     deadline = time.perf_counter() + time_limit
     model = CostModel(chain)
-    tables = _Tables(_options(chain, model, matrix_free, tape_limit), threads)
-    search = _Search(chain, tables, model, tape_limit, threads, deadline)
+    options = _options(chain, model, matrix_free, tape_limit, memory_limit)
+    tables = _Tables(options, threads)
+    if tables.bound[0, len(chain) - 1] >= _UNREACHABLE:
+        return None  # every plan has a step that does not fit memory_limit
+    search = _Search(chain, tables, model, tape_limit, threads, deadline, memory_limit)
     root = (0, len(chain) - 1)
     proven = True
     try:
@@ -302,6 +333,8 @@ def scheduled_steps(
             search.run(root)
     except SearchTimeout:
         proven = False
+    if not search.best_steps and memory_limit is not None:
+        return None
     if not search.best_steps:  # the deadline passed before any plan was scheduled
         steps = _bound_plan(tables, (0, len(chain) - 1))
         tree = task_tree(steps)

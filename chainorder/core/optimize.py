@@ -280,7 +280,7 @@ def _plan(chain: Chain, steps: list[Step], options: Options, profile: MachinePro
 def _scheduled_plan(chain: Chain, options: Options, profile: MachineProfile | None, time_limit: float) -> Plan:
     """The plan and schedule of least makespan; the search starts from the FMA-optimal
     plan and the plan of least critical path."""
-    sequential = options._replace(objective=Objective.FMA, threads=None)
+    sequential = options._replace(objective=Objective.FMA, threads=None, memory_limit=None)
     starts = [
         _optimal_steps(chain, sequential),
         _optimal_steps(chain, sequential._replace(objective=Objective.CRITICAL_PATH)),
@@ -292,7 +292,14 @@ def _scheduled_plan(chain: Chain, options: Options, profile: MachineProfile | No
         tape_limit=options.tape_limit,
         starts=starts,
         time_limit=time_limit,
+        memory_limit=options.memory_limit,
     )
+    if found is None:
+        raise ValueError(
+            f"no plan and schedule on {options.threads} threads was found within memory_limit "
+            f"{options.memory_limit:,} elements per device (in {time_limit:g} s); the least peak of any plan "
+            f"on one device is {_front(chain, options._replace(objective=Objective.FMA))[0][1]:,} elements"
+        )
     return _plan(chain, list(found.steps), options, profile, schedule=found.slots, proven=found.proven)
 
 

@@ -45,6 +45,7 @@ class Plan:
     objective : {"fma", "critical_path", "time"}, optional
     matrix_free : bool
     tape_limit, memory_limit : int or None
+        With ``threads``, ``memory_limit`` bounds the peak on each device.
     parallel : bool, optional
         Alias of ``objective="critical_path"``.
     threads : int, optional
@@ -154,8 +155,8 @@ class Plan:
         steps = tuple(steps)
         check_steps(chain, steps, matrix_free=options.matrix_free, tape_limit=options.tape_limit)
         peak = peak_memory(chain, steps)
-        if options.memory_limit is not None and peak > options.memory_limit:
-            raise ValueError(f"the plan's peak memory {peak:,} elements is over memory_limit {options.memory_limit:,}")
+        scheduled = _scheduled(chain, steps, options.threads, schedule, proven)
+        _check_memory(peak, scheduled["device_peaks"], options.memory_limit)
         model = CostModel(chain)
         values = dict(
             chain=chain,
@@ -171,7 +172,7 @@ class Plan:
             work=sum(step.cost for step in steps),
             critical_path=critical_path(steps),
             profile=profile,
-            **_scheduled(chain, steps, options.threads, schedule, proven),
+            **scheduled,
         )
         values["cost"] = values["makespan"] if options.threads is not None else self.cost_of(steps, options.objective)
         for name, value in values.items():
@@ -355,6 +356,18 @@ class Plan:
         if not isinstance(chain, Chain):
             raise TypeError(f"from_json needs the plan's Chain, got {type(chain).__name__}")
         return _from_json(text, chain)
+
+
+def _check_memory(peak: int, device_peaks: tuple[int, ...] | None, limit: int | None) -> None:
+    """A plan's peak (a scheduled plan's: on each device) within ``memory_limit``."""
+    if limit is None:
+        return
+    if device_peaks is not None:
+        device, most = max(enumerate(device_peaks), key=lambda pair: pair[1])
+        if most > limit:
+            raise ValueError(f"the schedule peaks at {most:,} elements on device {device}, over memory_limit {limit:,}")
+    elif peak > limit:
+        raise ValueError(f"the plan's peak memory {peak:,} elements is over memory_limit {limit:,}")
 
 
 def _scheduled(

@@ -28,7 +28,7 @@ This module imports neither jax nor matplotlib.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import combinations
 from typing import NamedTuple
 
@@ -287,7 +287,9 @@ class SearchTimeout(Exception):
 class _Search:
     """Branch and bound over start orders of one task tree (see the module docstring)."""
 
-    def __init__(self, tree: TaskTree, threads: int, upper: int, deadline: float | None) -> None:
+    def __init__(
+        self, tree: TaskTree, threads: int, upper: int, deadline: float | None, fits: Callable | None = None
+    ) -> None:
         self.durations = tree.durations
         self.children = tree.children
         self.parents = tree.parents
@@ -296,6 +298,7 @@ class _Search:
         self.best = upper
         self.best_slots: list[Slot] | None = None
         self.deadline = deadline
+        self.fits = fits
         self.nodes = 0
         count = len(self.durations)
         self.order = tree.topological_order()
@@ -332,36 +335,48 @@ class _Search:
             raise SearchTimeout
         if not available:
             makespan = max(free)
-            if makespan < self.best:
+            if makespan < self.best and (self.fits is None or self.fits(tuple(self.slots))):
                 self.best, self.best_slots = makespan, list(self.slots)  # type: ignore[arg-type]
             return
         if self._seen(free, last) or self._bound(free, last, remaining) >= self.best:
             return
         for task in sorted(available, key=lambda t: -(self.durations[t] + self.tails[t])):
             ready = max((self.slots[c].end for c in self.children[task]), default=0)  # type: ignore[union-attr]
-            device = min(range(self.threads), key=free.__getitem__)
-            start = max(ready, free[device], last)
-            saved = free[device]
-            free[device] = start + self.durations[task]
-            self.slots[task] = Slot(device, start, start + self.durations[task])
-            self.mask |= 1 << task
-            parent = self.parents[task]
-            newly = []
-            if parent >= 0:
-                self.waiting[parent] -= 1
-                if self.waiting[parent] == 0:
-                    newly.append(parent)
-            rest = [t for t in available if t != task] + newly
-            self._branch(rest, free, start, remaining - self.durations[task])
-            if parent >= 0:
-                self.waiting[parent] += 1
-            self.slots[task] = None
-            self.mask &= ~(1 << task)
-            free[device] = saved
+            for device in self._devices(free):
+                start = max(ready, free[device], last)
+                saved = free[device]
+                free[device] = start + self.durations[task]
+                self.slots[task] = Slot(device, start, start + self.durations[task])
+                self.mask |= 1 << task
+                parent = self.parents[task]
+                newly = []
+                if parent >= 0:
+                    self.waiting[parent] -= 1
+                    if self.waiting[parent] == 0:
+                        newly.append(parent)
+                rest = [t for t in available if t != task] + newly
+                self._branch(rest, free, start, remaining - self.durations[task])
+                if parent >= 0:
+                    self.waiting[parent] += 1
+                self.slots[task] = None
+                self.mask &= ~(1 << task)
+                free[device] = saved
+
+    def _devices(self, free: list[int]) -> list[int]:
+        """Where the next task may go: the thread free earliest (every thread is the same for the
+        makespan); with a memory limit, which thread holds what matters, so every thread that ran
+        something and the first idle one."""
+        if self.fits is None:
+            return [min(range(self.threads), key=free.__getitem__)]
+        used = {slot.device for slot in self.slots if slot is not None}
+        idle = [device for device in range(self.threads) if device not in used]
+        return sorted(used) + idle[:1]
 
     def _seen(self, free: list[int], last: int) -> bool:
         """Whether this state was searched before: the same steps done, and the same thread free
         times and unconsumed results, each clipped at ``last`` (no later step starts before it)."""
+        if self.fits is not None:  # a memory limit depends on more than this state: no merging
+            return False
         results = tuple(
             (task, max(slot.end, last))
             for task, slot in enumerate(self.slots)
@@ -375,33 +390,39 @@ class _Search:
 
 
 def least_makespan(
-    tree: TaskTree, threads: int, upper: int | None = None, deadline: float | None = None
+    tree: TaskTree,
+    threads: int,
+    upper: int | None = None,
+    deadline: float | None = None,
+    fits: Callable[[tuple[Slot, ...]], bool] | None = None,
 ) -> tuple[int, tuple[Slot, ...] | None]:
     """The least makespan of the tree on ``threads`` threads, and a schedule reaching it.
 
     Only schedules shorter than ``upper`` are looked for: when none is, returns
     ``(upper, None)``. Raises :class:`SearchTimeout` past ``deadline``
-    (``time.perf_counter()`` seconds).
+    (``time.perf_counter()`` seconds). With ``fits``, only schedules for which
+    ``fits(slots)`` is true count (a memory limit per device); the search then
+    merges no states, so it stays exact.
 
     >>> tree = TaskTree((3, 3, 2, 2, 4), ((), (), (), (), (0, 1)))
     >>> least_makespan(tree, 2)[0]   # 3+3 on two threads, then 4, with 2 and 2 beside it
     7
     """
     if threads >= sum(1 for below in tree.children if not below):
-        slots = _as_soon_as_possible(tree)
-        return _best_of(slots, upper)
+        slots = _as_soon_as_possible(tree)  # the critical path: no schedule ends sooner
+        if fits is None or fits(slots):
+            return _best_of(slots, upper)
     if upper is not None and (pair_bound(tree, threads) >= upper or energy_infeasible(tree, threads, upper - 1)):
         return (upper, None)
+    ceiling = upper if upper is not None else sum(tree.durations) + 1  # above every schedule's makespan
     heuristic = list_schedule(tree, threads)
     makespan = max(slot.end for slot in heuristic)
-    if upper is not None and upper <= makespan:
-        search = _Search(tree, threads, upper, deadline)
-    else:
-        search = _Search(tree, threads, makespan, deadline)
-        search.best_slots = list(heuristic)
+    search = _Search(tree, threads, ceiling, deadline, fits)
+    if makespan < ceiling and (fits is None or fits(heuristic)):
+        search.best, search.best_slots = makespan, list(heuristic)
     search.run()
     if search.best_slots is None:
-        return (upper, None)  # type: ignore[return-value]
+        return (ceiling, None)
     return search.best, tuple(search.best_slots)  # type: ignore[arg-type]
 
 
