@@ -116,7 +116,6 @@ class _Tables:
                 default=_UNREACHABLE,
             )
 
-
     def after(self, cost: int, operands) -> int:
         """The bound of a step of ``cost`` on open operand sub-chains."""
         if not operands:

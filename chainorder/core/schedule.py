@@ -327,7 +327,22 @@ class _Search:
         if bound >= self.best:
             return bound
         items = [(self.tails[task], self.durations[task]) for task in estimate]
-        return max(bound, tail_bound(items, sorted(max(f, last) for f in free)))
+        bound = max(bound, tail_bound(items, sorted(max(f, last) for f in free)))
+        if bound < self.best and len(estimate) >= 4 and self._overloaded(free, last, estimate):
+            return self.best
+        return bound
+
+    def _overloaded(self, free: list[int], last: int, estimate: dict[int, int]) -> bool:
+        """Energetic reasoning against beating the best makespan from this partial schedule:
+        the threads busy past ``last`` are tasks fixed in place, the steps not yet started
+        have their earliest starts and latest ends."""
+        deadline = self.best - 1
+        windows = [(last, free_at, free_at - last) for free_at in free if free_at > last]
+        windows += [
+            (estimate[task] - self.durations[task], deadline - self.tails[task], self.durations[task])
+            for task in estimate
+        ]
+        return energy_overloaded(windows, self.threads)
 
     def _branch(self, available: list[int], free: list[int], last: int, remaining: int) -> None:
         self.nodes += 1
