@@ -61,6 +61,7 @@ _LAZY = {
     "plot_tradeoff": "front.plot",
     "plot_plan": "front.plot",
     "plot_schedule": "front.plot",
+    "plot_sparsity": "front.sparseplot",
     "plot_fidelity": "front.fidelity",
 }
 
@@ -94,6 +95,8 @@ __all__ = [
     "peak_memory",
     "plot_fidelity",
     "plot_plan",
+    "plot_schedule",
+    "plot_sparsity",
     "plot_tradeoff",
     "random_plan",
     "reverse_cost",

@@ -83,3 +83,22 @@ def test_plot_schedule_draws_each_step_where_and_when_it_runs():
     with pytest.raises(ValueError, match="no schedule"):
         plot_schedule(optimize(chain))
     plt.close(fig)
+
+
+def test_plot_sparsity_draws_every_nonzero_in_its_group_colour():
+    import jax.numpy as jnp
+    import numpy as np
+
+    from chainorder import plot_sparsity
+
+    def residual(u):  # a 5-point Laplacian on a 6 x 6 grid: banded, 5 column groups suffice
+        inner = u[2:, 1:-1] + u[:-2, 1:-1] + u[1:-1, 2:] + u[1:-1, :-2] - 4 * u[1:-1, 1:-1]
+        return jnp.pad(inner + u[1:-1, 1:-1] ** 3, 1)
+
+    fig, ax = plot_sparsity(residual, jnp.ones((6, 6)))
+    points = ax.collections[0].get_offsets()
+    expected = np.argwhere(np.asarray(chainorder.sparsity(residual, jnp.ones((6, 6))).todense()))
+    assert sorted(map(tuple, np.asarray(points)[:, ::-1].astype(int))) == sorted(map(tuple, expected))
+    colours = {tuple(c) for c in ax.collections[0].get_facecolors()}
+    assert 5 <= len(colours) <= 7 and "lower bound 5" in ax.get_title()
+    plt.close(fig)
