@@ -118,3 +118,57 @@ def test_coloring_is_valid_on_random_patterns():
         for color in range(by_rows.count):
             assert pattern[by_rows.colors == color].sum(axis=0).max(initial=0) <= 1
         assert by_columns.count >= by_columns.lower_bound == pattern.sum(axis=1).max()
+
+
+def _batched_mlp():
+    rng = np.random.default_rng(0)
+    w1, w2 = jnp.asarray(rng.standard_normal((16, 48)) / 4), jnp.asarray(rng.standard_normal((48, 16)) / 7)
+    return lambda X: jnp.tanh(jnp.tanh(X @ w1) @ w2), jnp.asarray(rng.standard_normal((24, 16)))
+
+
+def _residual(u):
+    inner = u[2:, 1:-1] + u[:-2, 1:-1] + u[1:-1, 2:] + u[1:-1, :-2] - 4 * u[1:-1, 1:-1]
+    return jnp.pad(inner + u[1:-1, 1:-1] ** 3, 1)
+
+
+@pytest.mark.parametrize("case", ["batched MLP", "PDE residual", "elementwise"])
+def test_the_dense_path_compresses_sparse_jacobians(case):
+    f, x = {
+        "batched MLP": _batched_mlp(),
+        "PDE residual": (_residual, jnp.asarray(np.random.default_rng(1).standard_normal((20, 20)))),
+        "elementwise": (lambda v: v * jnp.sin(v) + jnp.exp(-(v**2)), jnp.linspace(-2.0, 2.0, 3000)),
+    }[case]
+    jacobian = chainorder.jacobian(f)
+    for compute in (jacobian, jax.jit(jacobian)):
+        J = compute(x)
+        expected = jax.jacobian(f)(x)
+        assert J.shape == expected.shape and J.dtype == expected.dtype
+        np.testing.assert_allclose(np.asarray(J), np.asarray(expected), rtol=1e-10, atol=1e-12)
+    (strategy,) = jacobian.strategies.values()
+    assert strategy.startswith("compressed forward"), strategy
+    (plan,) = jacobian.plans.values()  # the chain plan it beat stays visible
+    assert plan is not None and f"against the plan's {plan.cost:,}" in strategy
+
+
+def test_dense_jacobians_keep_their_plan_and_are_found_dense_at_once():
+    from chainorder.backend.patterns import PatternTooDense, pattern_coordinates
+
+    rng = np.random.default_rng(2)
+    w1, w2 = jnp.asarray(rng.standard_normal((300, 600))), jnp.asarray(rng.standard_normal((600, 300)))
+    f = lambda v: w2 @ jnp.tanh(w1 @ v)  # noqa: E731
+    x = jnp.ones(600)
+    with pytest.raises(PatternTooDense):
+        pattern_coordinates(f, x, budget=1 << 16)
+    jacobian = chainorder.jacobian(f)
+    np.testing.assert_allclose(np.asarray(jacobian(x)), np.asarray(jax.jacobian(f)(x)), rtol=1e-10, atol=1e-12)
+    assert list(jacobian.strategies.values()) == ["plan"]
+    # a budget far above a sparse pattern changes nothing
+    rows, columns, _ = pattern_coordinates(lambda v: v[1:] * v[:-1], jnp.ones(50), budget=1 << 16)
+    assert len(rows) == 98
+
+
+def test_given_options_or_plans_are_not_second_guessed():
+    f, x = _batched_mlp()
+    jacobian = chainorder.jacobian(f, objective="fma")
+    np.testing.assert_allclose(np.asarray(jacobian(x)), np.asarray(jax.jacobian(f)(x)), rtol=1e-10, atol=1e-12)
+    assert list(jacobian.strategies.values()) == ["plan"]

@@ -18,17 +18,29 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse as jax_sparse
 
+from ..core.chain import Chain
 from ..core.coloring import Coloring, color_columns, color_rows
-from .patterns import pattern_coordinates
+from ..core.plan import Plan
+from .patterns import PatternTooDense, pattern_coordinates
 
-__all__ = ["compression", "sparse_jacobian"]
+__all__ = ["compression", "sparse_jacobian", "compressed_strategy", "DETECTION_BUDGET", "COMPRESSION_MARGIN"]
+
+#: Dependencies the dense path's detection tracks per value before it calls the pattern dense
+#: (at least this, or 16 per Jacobian row and column; see :func:`pattern_coordinates`).
+DETECTION_BUDGET = 1 << 20
+#: How much cheaper (FMAs) compression must be than the chain plan before the dense path takes it:
+#: compression adds a gather of the compressed Jacobian and a scatter into the dense result.
+COMPRESSION_MARGIN = 1.25
 
 
-def compression(fun: Callable[[Any], Any], x: Any) -> tuple[np.ndarray, np.ndarray, Coloring, int, int]:
+def compression(
+    fun: Callable[[Any], Any], x: Any, budget: int | None = None
+) -> tuple[np.ndarray, np.ndarray, Coloring, int, int]:
     """The nonzeros ``(rows, columns)`` of ``fun``'s flattened Jacobian at arguments shaped like
-    ``x``, the coloring of fewer colors, and ``(m, n)``."""
+    ``x``, the coloring of fewer colors, and ``(m, n)`` (``budget``: see
+    :func:`chainorder.backend.patterns.pattern_coordinates`)."""
     shape = jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x))
-    rows, columns, (m, n) = pattern_coordinates(fun, shape)
+    rows, columns, (m, n) = pattern_coordinates(fun, shape, budget=budget)
     by_columns = color_columns(rows, columns, (m, n))
     by_rows = color_rows(rows, columns, (m, n))
     return rows, columns, by_rows if by_rows.count < by_columns.count else by_columns, m, n
@@ -83,3 +95,43 @@ def colors_and_density(found: tuple) -> dict[str, Any]:
         "lower_bound": coloring.lower_bound,
         "mode": coloring.mode,
     }
+
+
+def compressed_strategy(
+    flat: Callable[..., Any], vector: Any, shapes: list[Any], chain: Chain, plan: Plan
+) -> tuple[str, Callable[..., Any]] | None:
+    """Compression as the dense path's strategy, where it costs less than ``plan``.
+
+    The pattern of ``flat(vector, *leaves)`` (differentiating ``vector``; ``vector`` and
+    ``shapes``, the leaves', are ``jax.ShapeDtypeStruct``) is found within
+    :data:`DETECTION_BUDGET`; compressed forward (reverse) costs the colors times one
+    JVP (VJP) through the whole chain, ``sum(tangent_cost)`` (``sum(adjoint_cost)``).
+    Returns ``(what, compute)`` where ``compute(vector, leaves)`` is the dense ``(m, n)``
+    Jacobian, or None (too dense, too small, or not cheaper by :data:`COMPRESSION_MARGIN`).
+    """
+    m, n = chain.out_dim, chain.in_dim
+    if m * n < 4096:
+        return None
+    budget = max(DETECTION_BUDGET, 16 * (m + n))
+    try:
+        rows, columns, (m, n) = pattern_coordinates(flat, vector, *shapes, argnums=0, budget=budget)
+    except PatternTooDense:
+        return None
+    by_columns, by_rows = color_columns(rows, columns, (m, n)), color_rows(rows, columns, (m, n))
+    sweeps = {"columns": sum(chain.tangent_costs), "rows": sum(chain.adjoint_costs)}
+    coloring = min((by_columns, by_rows), key=lambda found: found.count * sweeps[found.mode])
+    cost = coloring.count * sweeps[coloring.mode]
+    if cost * COMPRESSION_MARGIN >= plan.cost:
+        return None
+    found = (rows, columns, coloring, m, n)
+    what = (
+        f"compressed {'forward' if coloring.mode == 'columns' else 'reverse'}: {coloring.count} "
+        f"{'JVPs' if coloring.mode == 'columns' else 'VJPs'} (lower bound {coloring.lower_bound}), "
+        f"{cost:,} FMAs against the plan's {plan.cost:,}"
+    )
+
+    def compute(vector: Any, leaves: list[Any]) -> Any:
+        return sparse_jacobian(lambda v: flat(v, *leaves), vector, found).todense()
+
+    return what, compute
+

@@ -38,6 +38,7 @@ from ..core.plan import Plan
 from ..core.steps import Objective
 from . import execute
 from .blocks import jacobian_in_blocks, jacobian_into
+from .compressed import compressed_strategy
 from .devices import check_fits
 from .execute import library_mode
 from .scheduled import scheduled_jacobian
@@ -206,6 +207,7 @@ class _Entry:
 
     def __init__(self, options: _Options, signature: _Signature, reference, plan, optimize_options) -> None:
         self.plan: Plan | None = None
+        self.strategy = "jax.jacobian"
         self.program: Callable[..., Any] | None = None
         expected = _expected(options, signature, reference)
         flat = _Flat(options, signature)
@@ -215,7 +217,14 @@ class _Entry:
         vector = jax.eval_shape(flat.vector, shapes)
         traced = prepare(flat, vector, shapes)
         self.plan = _chosen_plan(traced.chain, plan, dict(optimize_options), vector.dtype)
+        self.strategy = "plan"
         check_fits(self.plan, vector.dtype)
+        if plan is None and not optimize_options:  # compression, where the pattern is sparse and it pays
+            found = compressed_strategy(flat, vector, list(shapes), traced.chain, self.plan)
+            if found is not None:
+                self.strategy, compute = found
+                self.program = jax.jit(functools.partial(_program, flat, compute, expected))
+                return
         mode = library_mode(self.plan)
         if mode is not None:  # exactly jax.jacfwd's or jax.jacrev's program
             self.program = jax.jit(functools.partial(_pure_program, options, signature, mode, expected))
@@ -369,6 +378,7 @@ def jacobian(
         return program(args[argnums])
 
     jacobian_of_fun.plans = _Plans(entries)  # type: ignore[attr-defined]
+    jacobian_of_fun.strategies = _Plans(entries, "strategy")  # type: ignore[attr-defined]
     return jacobian_of_fun
 
 
@@ -397,13 +407,15 @@ def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None,
 
 
 class _Plans(Mapping):
-    """``{signature: plan}`` of a jacobian function, read from its cache (None: ``jax.jacobian`` ran)."""
+    """``{signature: plan}`` of a jacobian function, read from its cache (None: ``jax.jacobian`` ran);
+    with ``attribute="strategy"``, what ran: ``"plan"``, ``"jax.jacobian"`` or the compression used."""
 
-    def __init__(self, entries: dict) -> None:
+    def __init__(self, entries: dict, attribute: str = "plan") -> None:
         self._entries = entries
+        self._attribute = attribute
 
-    def __getitem__(self, signature: Any) -> Plan | None:
-        return self._entries[signature].plan
+    def __getitem__(self, signature: Any) -> Any:
+        return getattr(self._entries[signature], self._attribute)
 
     def __iter__(self):
         return iter(self._entries)

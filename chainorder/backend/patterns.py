@@ -32,7 +32,11 @@ import numpy as np
 import scipy.sparse as sparse
 from jax.experimental import sparse as jax_sparse
 
-__all__ = ["sparsity", "pattern_coordinates"]
+__all__ = ["sparsity", "pattern_coordinates", "PatternTooDense"]
+
+
+class PatternTooDense(Exception):
+    """The propagation passed its budget: the pattern is (nearly) dense, or too costly to find."""
 
 _ELEMENTWISE = {
     "abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "clamp", "convert_element_type",
@@ -190,8 +194,34 @@ def _padded_index(index: np.ndarray, config) -> np.ndarray:
 
 
 class _Propagation:
-    def __init__(self, columns: int) -> None:
+    """Dependency matrices through a jaxpr; with ``budget``, :class:`PatternTooDense` as soon as a
+    value's matrix holds more than ``budget`` nonzeros or (past 65,536) is more than half
+    full, or a product would touch more than ``64 * budget`` of them, or make more than
+    ``budget`` from rows of one each: a dense Jacobian is found dense in a fraction of a
+    second, and only :func:`sparsity` itself tracks everything."""
+
+    def __init__(self, columns: int, budget: int | None = None) -> None:
         self.columns = columns
+        self.budget = budget
+
+    def _afford(self, reads: int, matrix) -> None:
+        """Raise unless a product reading ``reads`` rows of ``matrix`` is within the budget."""
+        if self.budget is not None and matrix is not None and matrix.shape[0]:
+            per_row = matrix.nnz / matrix.shape[0]
+            work = reads * per_row
+            if work > 64 * self.budget or (per_row <= 1 and work > self.budget):
+                raise PatternTooDense(f"a product would touch about {work:.3g} dependencies")
+
+    def _check(self, values: list) -> list:
+        if self.budget is not None:
+            for value in values:
+                if value is None:
+                    continue
+                if value.nnz > self.budget:
+                    raise PatternTooDense(f"a value depends on {value.nnz:,} input entries in all")
+                if value.nnz >= 1 << 16 and 2 * value.nnz > value.shape[0] * value.shape[1]:
+                    raise PatternTooDense("a value depends on more than half the inputs, entry by entry")
+        return values
 
     def run(self, jaxpr, inputs: list):
         env: dict = {}
@@ -207,7 +237,7 @@ class _Propagation:
             operands = [read(var) for var in equation.invars]
             if all(operand is None for operand in operands):
                 continue
-            for var, value in zip(equation.outvars, self.equation(equation, operands)):
+            for var, value in zip(equation.outvars, self._check(self.equation(equation, operands))):
                 env[var] = value
         return [read(var) for var in jaxpr.outvars]
 
@@ -246,15 +276,24 @@ class _Propagation:
             index = np.concatenate(blocks, axis=axis).ravel()
             return [_rows(sparse.vstack(parts, format="csr"), index, self.columns)]
         if name == "dot_general":
+            contracted = math.prod(avals[0].shape[d] for d in params["dimension_numbers"][0][0])
+            for matrix in operands:  # before the maps are built: they hold out_size * contracted entries
+                self._afford(out_size * contracted, matrix)
             maps = _dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"])
             parts = [(map_ @ matrix).astype(bool) for map_, matrix in zip(maps, operands) if matrix is not None]
             return [_union(parts, out_size, self.columns)]
         if name in _REDUCTIONS and len(operands) == 1:
             map_ = _reduction_map(avals[0].shape, params["axes"])
+            self._afford(map_.nnz, operands[0])
             return [(map_ @ operands[0]).astype(bool)]
         if name in _CUMULATIVE:
             map_ = _cumulative_map(avals[0].shape, params["axis"], params.get("reverse", False))
+            self._afford(map_.nnz, operands[0])
             return [(map_ @ operands[0]).astype(bool)]
+        if self.budget is not None:
+            every = sum(matrix.max(axis=0).nnz for matrix in operands if matrix is not None)
+            if every * sum(_size(out) for out in outs) > self.budget:
+                raise PatternTooDense(f"{name} makes its outputs depend on {every:,} inputs each")
         return [_dense(operands, _size(out), self.columns) for out in outs]
 
 
@@ -289,10 +328,11 @@ def sparsity(f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0
 
 
 def pattern_coordinates(
-    f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0
+    f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0, budget: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """The nonzeros ``(rows, columns)`` of :func:`sparsity`'s pattern as numpy arrays, and its shape
-    (usable while tracing: only shapes are read)."""
+    (usable while tracing: only shapes are read). With ``budget`` (nonzeros), raises
+    :class:`PatternTooDense` rather than track more than that many dependencies of one value."""
     numbers = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     closed = jax.make_jaxpr(f)(*args)
     leaves_per_arg = [len(jax.tree_util.tree_leaves(arg)) for arg in args]
@@ -309,7 +349,7 @@ def pattern_coordinates(
             offset += size
         else:
             inputs.append(None)
-    outputs = _Propagation(columns).run(closed.jaxpr, inputs)
+    outputs = _Propagation(columns, budget).run(closed.jaxpr, inputs)
     rows = [
         matrix if matrix is not None else sparse.csr_matrix((_size(var.aval), columns), dtype=bool)
         for matrix, var in zip(outputs, closed.jaxpr.outvars)
