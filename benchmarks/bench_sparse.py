@@ -124,6 +124,7 @@ def autoencoder(repeat: int) -> None:
         "vmap(jacfwd(row))": jax.jit(jax.vmap(jax.jacfwd(row))),
         "vmap(jacrev(row))": jax.jit(jax.vmap(jax.jacrev(row))),
         "jacobian(f, sparse=True)": jax.jit(chainorder.jacobian(batched, sparse=True)),
+        "jacobian(f)": jax.jit(chainorder.jacobian(batched)),
         "vmap(chainorder.jacobian(row))": jax.jit(jax.vmap(chainorder.jacobian(row))),
     }
     times = median_times(candidates, X, repeat)

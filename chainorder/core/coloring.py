@@ -18,8 +18,6 @@ is your Jacobian? SIAM Review 47.
 
 from __future__ import annotations
 
-from itertools import combinations
-
 import networkx as nx
 import numpy as np
 
@@ -78,11 +76,27 @@ def color_columns(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
     rows, columns = rows[order], columns[order]
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, int)
     patterns = {tuple(part) for part in np.split(columns, starts[1:])} if len(rows) else set()
-    for pattern in patterns:
-        graph.add_edges_from(combinations(pattern, 2))
+    graph.add_edges_from(_sharing_pairs(patterns, shape[1]).tolist())
     colors = nx.greedy_color(graph, strategy=strategy)
     lower = max((len(pattern) for pattern in patterns), default=0)
     return Coloring("columns", np.array([colors[j] for j in range(shape[1])], dtype=np.int64), lower)
+
+
+def _sharing_pairs(patterns: set[tuple[int, ...]], columns: int) -> np.ndarray:
+    """Every pair of columns that share a row, once (patterns of one length at a time, in numpy)."""
+    by_length: dict[int, list[tuple[int, ...]]] = {}
+    for pattern in patterns:
+        by_length.setdefault(len(pattern), []).append(pattern)
+    pairs = [np.zeros((0, 2), dtype=np.int64)]
+    for length, group in by_length.items():
+        if length < 2:
+            continue
+        table = np.asarray(group, dtype=np.int64)
+        first, second = np.triu_indices(length, 1)
+        pairs.append(np.stack([table[:, first].ravel(), table[:, second].ravel()], axis=1))
+    pairs = np.concatenate(pairs)
+    keys = np.unique(pairs[:, 0] * columns + pairs[:, 1])  # one integer per pair: a fast unique
+    return np.stack([keys // columns, keys % columns], axis=1)
 
 
 def color_rows(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int], strategy: str = "largest_first"):
