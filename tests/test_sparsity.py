@@ -172,3 +172,13 @@ def test_given_options_or_plans_are_not_second_guessed():
     jacobian = chainorder.jacobian(f, objective="fma")
     np.testing.assert_allclose(np.asarray(jacobian(x)), np.asarray(jax.jacobian(f)(x)), rtol=1e-10, atol=1e-12)
     assert list(jacobian.strategies.values()) == ["plan"]
+
+
+def test_analyze_reports_the_compression_jacobian_uses():
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((16, 16)))
+    report = chainorder.analyze(_residual, x)
+    jacobian = chainorder.jacobian(_residual)
+    jacobian(x)
+    assert [report.strategy] == list(jacobian.strategies.values())
+    assert f"chainorder.jacobian computes it by {report.strategy}" in str(report)
+    assert chainorder.analyze(_residual, x, objective="fma").strategy == "plan"  # options: the plan
