@@ -17,13 +17,19 @@ sub-chains:
 
 A partial plan (its last steps fixed, some operands' sub-chains still open) is
 bounded by the same rule applied to its fixed steps, with the open sub-chains'
-table values; it is dropped when that bound reaches the best makespan found.
-The search starts from the best exact schedule of the FMA-optimal plan, the
-plan of least critical path and the plan the bound table prefers, visits the
-cheapest-looking steps first, and stops at ``time_limit`` (the result is then
-not proven optimal). A tangent step on a tangent step costs what one tangent
-step over both costs, but is two tasks: another step may run between them on
-that thread, so both plans are searched (likewise adjoint steps).
+table values, and by the work that must be done before each step's tail
+(:func:`chainorder.core.schedule.window_bound`); it is dropped when a bound
+reaches the best makespan found. The search starts from the list schedules of
+the FMA-optimal plan, the plan of least critical path and the plan the bound
+table prefers, visits the cheapest-looking steps first, and stops at
+``time_limit`` (the result is then not proven optimal). A tangent step on a
+tangent step costs what one tangent step over both costs, but is two tasks:
+another step may run between them on that thread, so both plans are searched
+(likewise adjoint steps).
+
+With a memory limit per device, steps whose workspace (with the primal values)
+cannot fit on any device are not searched, and a schedule counts only if every
+device's peak (:func:`chainorder.core.memory.device_peaks`) fits.
 
 This module imports neither jax nor matplotlib.
 
@@ -126,11 +132,11 @@ class _Tables:
 
 
 class _Search:
-    def __init__(
-        self, chain: Chain, tables: _Tables, model, tape_limit, threads: int, deadline: float, memory_limit=None
-    ) -> None:
-        self.chain, self.tables, self.model, self.tape_limit = chain, tables, model, tape_limit
-        self.memory_limit = memory_limit
+    """Branch and bound over the plans of the chain (the module docstring), each complete plan
+    scheduled exactly against the best makespan so far."""
+
+    def __init__(self, chain: Chain, tables: _Tables, threads: int, deadline: float, memory_limit=None) -> None:
+        self.chain, self.tables, self.memory_limit = chain, tables, memory_limit
         self.threads, self.deadline = threads, deadline
         self.best = _UNREACHABLE
         self.best_steps: tuple[Step, ...] = ()
@@ -322,7 +328,7 @@ def scheduled_steps(
     tables = _Tables(options, threads)
     if tables.bound[0, len(chain) - 1] >= _UNREACHABLE:
         return None  # every plan has a step that does not fit memory_limit
-    search = _Search(chain, tables, model, tape_limit, threads, deadline, memory_limit)
+    search = _Search(chain, tables, threads, deadline, memory_limit)
     root = (0, len(chain) - 1)
     proven = True
     try:
