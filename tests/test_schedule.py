@@ -10,18 +10,9 @@ from bruteforce import all_plans
 from conformance import chain_of, read_acda25, read_examples
 
 from chainorder import Chain, Plan, optimize
-from chainorder.core.schedule import (
-    Slot,
-    TaskTree,
-    check_schedule,
-    energy_infeasible,
-    least_makespan,
-    list_schedule,
-    pair_bound,
-    tail_bound,
-    task_tree,
-    window_bound,
-)
+from chainorder.core.schedule import Slot, TaskTree, check_schedule, list_schedule, task_tree
+from chainorder.core.schedulebounds import energy_infeasible, pair_bound, tail_bound, window_bound
+from chainorder.core.schedulesearch import least_makespan
 
 
 def exhaustive_makespan(tree: TaskTree, threads: int) -> int:

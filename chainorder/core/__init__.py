@@ -20,7 +20,9 @@ module              what it holds
 ``blocking``        a Jacobian in column or row blocks, each block a chain of its own
 ``coloring``        column or row colorings of a sparse pattern (networkx greedy coloring)
 ``pareto``          the exact cost/memory Pareto dynamic program
-``schedule``        a plan's steps on T threads: list scheduling, the least makespan of one plan
+``schedule``        a plan's steps on T threads: task trees, list scheduling, checks
+``schedulebounds``  lower bounds on a task tree's makespan (tails, heads, pairs, energy)
+``schedulesearch``  the least makespan of one plan (branch and bound over start orders)
 ``makespan``        the plan and schedule of least makespan on T threads (branch and bound)
 ``optimize``        :func:`optimize`, :func:`pareto`, pure forward and reverse plans
 ``checks``          validation of options and of steps

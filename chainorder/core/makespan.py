@@ -4,7 +4,7 @@ With ``T`` threads the question is which plan *and* which schedule finish first
 (see :mod:`chainorder.core.schedule` for the scheduling model). The problem is
 NP-complete; for the short chains where it matters it is solved exactly here by
 branch and bound over bracketings, with the exact schedule of every plan that
-survives the bounds (:func:`chainorder.core.schedule.least_makespan`).
+survives the bounds (:func:`chainorder.core.schedulesearch.least_makespan`).
 
 Bounds. For each sub-chain ``s`` two tables, filled by a dynamic program over
 sub-chains:
@@ -18,7 +18,7 @@ sub-chains:
 A partial plan (its last steps fixed, some operands' sub-chains still open) is
 bounded by the same rule applied to its fixed steps, with the open sub-chains'
 table values, and by the work that must be done before each step's tail
-(:func:`chainorder.core.schedule.window_bound`); it is dropped when a bound
+(:func:`chainorder.core.schedulebounds.window_bound`); it is dropped when a bound
 reaches the best makespan found. The search starts from the list schedules of
 the FMA-optimal plan, the plan of least critical path and the plan the bound
 table prefers, visits the cheapest-looking steps first, and stops at
@@ -46,7 +46,9 @@ from typing import NamedTuple
 from .chain import Chain
 from .costs import CostModel
 from .memory import MemoryModel, device_peaks
-from .schedule import SearchTimeout, Slot, TaskTree, least_makespan, list_schedule, task_tree, window_bound
+from .schedule import Slot, TaskTree, list_schedule, task_tree
+from .schedulebounds import window_bound
+from .schedulesearch import SearchTimeout, least_makespan
 from .steps import Step, StepKind
 
 __all__ = ["ScheduledSteps", "scheduled_steps", "DEFAULT_TIME_LIMIT"]
