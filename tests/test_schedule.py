@@ -219,6 +219,10 @@ def test_bad_thread_options_are_named():
         optimize(chain, threads=2, parallel=True)
     with pytest.raises(ValueError, match="needs the number of threads"):
         optimize(chain, objective="makespan")
+    with pytest.raises(TypeError, match="time_limit must be a number"):
+        optimize(chain, threads=2, time_limit="1s")
+    with pytest.raises(ValueError, match="time_limit must be >= 0"):
+        optimize(chain, threads=2, time_limit=-1)
     with pytest.raises(ValueError, match="no plan and schedule on 2 threads was found within memory_limit 1,000"):
         optimize(chain, threads=2, memory_limit=1000)
     with pytest.raises(ValueError, match="peaks at .* elements on device 0, over memory_limit"):
@@ -314,3 +318,16 @@ def test_memory_limit_per_device_is_the_exhaustive_optimum(seed):
         plan = optimize(chain, threads=2, memory_limit=limit)
         assert plan.proven and max(plan.device_peaks) <= limit
         assert plan.makespan == min(allowed), limit
+
+
+def test_a_long_chain_returns_its_best_start_within_the_time_limit():
+    """80 layers: the search's tables alone (q^3 / 2 steps) would outlast the limit; the best of
+    the list-scheduled FMA-optimal and critical-path plans comes back, not proven."""
+    rng = random.Random(80)
+    chain = Chain.from_dims([rng.randint(5, 500) for _ in range(81)])
+    plan = optimize(chain, threads=4, time_limit=0.0)
+    assert plan.proven is False
+    check_schedule(task_tree(plan.steps), 4, plan.schedule)
+    starts = [optimize(chain).steps, optimize(chain, parallel=True).steps]
+    assert plan.makespan == min(Plan(chain, steps, threads=4).makespan for steps in starts)
+

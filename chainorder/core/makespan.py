@@ -74,13 +74,18 @@ class _Option(NamedTuple):
     operands: tuple[tuple[int, int], ...]
 
 
-def _options(chain: Chain, model: CostModel, matrix_free: bool, tape_limit: int | None, memory_limit=None):
+def _options(
+    chain: Chain, model: CostModel, matrix_free: bool, tape_limit: int | None, memory_limit, deadline: float
+):
     """Every last step of every sub-chain, with its cost and operand sub-chains (none whose
-    workspace, with the primal values, is over ``memory_limit``: its device would hold both)."""
+    workspace, with the primal values, is over ``memory_limit``: its device would hold both).
+    Raises :class:`SearchTimeout` past ``deadline`` (long chains have q^3 / 2 of them)."""
     memory = MemoryModel(chain, model)
     q = len(chain)
     table: dict[tuple[int, int], list[_Option]] = {}
     for first in range(q):
+        if time.perf_counter() > deadline:
+            raise SearchTimeout
         for last in range(first, q):
             kinds = (
                 [StepKind.TANGENT_PREACCUMULATION, StepKind.ADJOINT_PREACCUMULATION]
@@ -314,7 +319,8 @@ def scheduled_steps(
     Returns
     -------
     ScheduledSteps, or None
-        None when no plan and schedule within ``memory_limit`` was found.
+        None when no plan and schedule within ``memory_limit`` was found (or, with
+        no ``starts``, none before the time limit).
 
     Examples
     --------
@@ -325,26 +331,21 @@ def scheduled_steps(
     (68000, True, True)
     """
     deadline = time.perf_counter() + time_limit
-    model = CostModel(chain)
-    options = _options(chain, model, matrix_free, tape_limit, memory_limit)
-    tables = _Tables(options, threads)
-    if tables.bound[0, len(chain) - 1] >= _UNREACHABLE:
-        return None  # every plan has a step that does not fit memory_limit
-    search = _Search(chain, tables, threads, deadline, memory_limit)
     root = (0, len(chain) - 1)
+    search = _Search(chain, None, threads, deadline, memory_limit)
+    for steps in starts:
+        search.offer(list(steps))
     proven = True
     try:
-        for steps in [*starts, _bound_plan(tables, root)]:
-            search.offer(list(steps))
+        options = _options(chain, CostModel(chain), matrix_free, tape_limit, memory_limit, deadline)
+        search.tables = tables = _Tables(options, threads)
+        if tables.bound[root] >= _UNREACHABLE:
+            return None  # every plan has a step that does not fit memory_limit
+        search.offer(_bound_plan(tables, root))
         if search.best > tables.bound[root]:
             search.run(root)
     except SearchTimeout:
         proven = False
-    if not search.best_steps and memory_limit is not None:
+    if not search.best_steps:  # none within memory_limit, or none before the deadline
         return None
-    if not search.best_steps:  # the deadline passed before any plan was scheduled
-        steps = _bound_plan(tables, (0, len(chain) - 1))
-        tree = task_tree(steps)
-        ordered, slots = _in_start_order(steps, tree, list_schedule(tree, threads))
-        return ScheduledSteps(ordered, slots, max(s.end for s in slots), False, search.nodes)
     return ScheduledSteps(search.best_steps, search.best_slots, search.best, proven, search.nodes)

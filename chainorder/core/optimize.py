@@ -160,6 +160,10 @@ def optimize(
     if profile is not None and not isinstance(profile, MachineProfile):
         raise TypeError(f"profile must be a chainorder MachineProfile or None, got {type(profile).__name__}")
     if options.threads is not None and strategy == "optimal":
+        if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)):
+            raise TypeError(f"time_limit must be a number of seconds, got {time_limit!r}")
+        if not time_limit >= 0:
+            raise ValueError(f"time_limit must be >= 0 seconds, got {time_limit!r}")
         return _scheduled_plan(chain, options, profile, time_limit)
     if strategy != "optimal":
         steps = _pure_steps_within(chain, options)
