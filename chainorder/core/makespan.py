@@ -47,7 +47,7 @@ from .chain import Chain
 from .costs import CostModel
 from .memory import MemoryModel, device_peaks
 from .schedule import Slot, TaskTree, list_schedule, task_tree
-from .schedulebounds import window_bound
+from .schedulebounds import leaves_bound, window_bound
 from .schedulesearch import SearchTimeout, least_makespan
 from .steps import Step, StepKind
 
@@ -118,6 +118,7 @@ class _Tables:
         self.threads = threads
         self.work: dict[tuple[int, int], int] = {}
         self.bound: dict[tuple[int, int], int] = {}
+        self.shortest_leaf: dict[tuple[int, int], int] = {}
         self.options: dict[tuple[int, int], list[_Option]] = {}
         for span in sorted(options, key=lambda s: s[1] - s[0]):
             scored = [(self.after(option.cost, option.operands), option) for option in options[span]]
@@ -127,6 +128,11 @@ class _Tables:
             self.work[span] = min(
                 (option.cost + sum(self.work[o] for o in option.operands) for option in options[span]),
                 default=_UNREACHABLE,
+            )
+            first, last = span
+            self.shortest_leaf[span] = min(
+                min((option.cost for option in options[layer, layer]), default=_UNREACHABLE)
+                for layer in range(first, last + 1)
             )
 
     def after(self, cost: int, operands) -> int:
@@ -202,7 +208,23 @@ class _Search:
             work[node] = option.cost + total
         if bound[0] >= self.best:
             return bound[0]
-        return max(bound[0], window_bound(self._items(work, head), [0] * self.threads))
+        items = self._items(work, head)
+        window = window_bound(items, [0] * self.threads)
+        if window >= self.best:
+            return window
+        return max(window, leaves_bound(self._leaves(items), self.threads))
+
+    def _leaves(self, items: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+        """``(duration, tail)`` of the fixed preaccumulations, and for each open sub-chain its
+        shortest possible leaf (it has at least one, a preaccumulation of one of its layers)."""
+        leaves = []
+        for node, (_, tail, work) in enumerate(items):
+            option = self.choice[node]
+            if option is None:
+                leaves.append((self.tables.shortest_leaf[self.span[node]], tail))
+            elif not option.operands:
+                leaves.append((work, tail))
+        return leaves
 
     def _items(self, work: list[int], head: list[int]) -> list[tuple[int, int, int]]:
         """``(head, tail, work)`` of every fixed step and every open sub-chain (parents come first)."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from .schedule import TaskTree
 
-__all__ = ["tail_bound", "window_bound", "pair_bound", "energy_infeasible", "energy_overloaded"]
+__all__ = ["tail_bound", "window_bound", "pair_bound", "leaves_bound", "energy_infeasible", "energy_overloaded"]
 
 
 def tail_bound(items: Sequence[tuple[int, int]], free: Sequence[int]) -> int:
@@ -81,7 +81,18 @@ def pair_bound(tree: TaskTree, threads: int) -> int:
     if len(leaves) <= threads:
         return 0
     tails = tree.tails()
-    jobs = [(tree.durations[task], tails[task]) for task in leaves]
+    return leaves_bound([(tree.durations[task], tails[task]) for task in leaves], threads)
+
+
+def leaves_bound(jobs: Sequence[tuple[int, int]], threads: int) -> int:
+    """:func:`pair_bound` from ``(duration, tail)`` of tasks that need nothing before them
+    (leaves, or lower bounds on one leaf each); 0 with no more of them than threads.
+
+    >>> leaves_bound([(5, 1), (5, 1), (5, 1)], 2)
+    11
+    """
+    if len(jobs) <= threads:
+        return 0
     bound = 0
     for key in (lambda job: job[0] + job[1], lambda job: job[0], lambda job: job[1]):
         chosen = sorted(jobs, key=key, reverse=True)[: threads + 1]
