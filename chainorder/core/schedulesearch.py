@@ -55,9 +55,9 @@ class _Search:
 
     def run(self) -> None:
         available = [t for t in range(len(self.durations)) if not self.children[t]]
-        self._branch(available, [0] * self.threads, 0, sum(self.durations))
+        self._branch(available, [0] * self.threads, 0)
 
-    def _bound(self, free: list[int], last: int, remaining: int) -> int:
+    def _bound(self, free: list[int], last: int) -> int:
         earliest = max(last, min(free))
         bound = 0
         estimate: dict[int, int] = {}
@@ -90,7 +90,7 @@ class _Search:
         ]
         return energy_overloaded(windows, self.threads)
 
-    def _branch(self, available: list[int], free: list[int], last: int, remaining: int) -> None:
+    def _branch(self, available: list[int], free: list[int], last: int) -> None:
         self.nodes += 1
         if self.deadline is not None and self.nodes % 256 == 0 and time.perf_counter() > self.deadline:
             raise SearchTimeout
@@ -99,7 +99,7 @@ class _Search:
             if makespan < self.best and (self.fits is None or self.fits(tuple(self.slots))):
                 self.best, self.best_slots = makespan, list(self.slots)  # type: ignore[arg-type]
             return
-        if self._seen(free, last) or self._bound(free, last, remaining) >= self.best:
+        if self._seen(free, last) or self._bound(free, last) >= self.best:
             return
         for task in sorted(available, key=lambda t: -(self.durations[t] + self.tails[t])):
             ready = max((self.slots[c].end for c in self.children[task]), default=0)  # type: ignore[union-attr]
@@ -116,7 +116,7 @@ class _Search:
                     if self.waiting[parent] == 0:
                         newly.append(parent)
                 rest = [t for t in available if t != task] + newly
-                self._branch(rest, free, start, remaining - self.durations[task])
+                self._branch(rest, free, start)
                 if parent >= 0:
                     self.waiting[parent] += 1
                 self.slots[task] = None
