@@ -182,3 +182,17 @@ def test_analyze_reports_the_compression_jacobian_uses():
     assert [report.strategy] == list(jacobian.strategies.values())
     assert f"chainorder.jacobian computes it by {report.strategy}" in str(report)
     assert chainorder.analyze(_residual, x, objective="fma").strategy == "plan"  # options: the plan
+
+
+def test_a_pattern_too_large_to_hold_is_refused_with_its_size(monkeypatch):
+    from chainorder.backend import patterns
+
+    monkeypatch.setattr(patterns, "MAX_DEPENDENCIES", 1000)
+    message = r"too large to hold: a value depends on 1,200 input entries in all \(0.0 GB\)"
+    with pytest.raises(ValueError, match=message):
+        chainorder.sparsity(lambda v: jnp.sin(v), jnp.ones(1200))
+    w = jnp.ones((40, 30))
+    with pytest.raises(ValueError, match=r"depends on 1,200 input entries.*the limit is 1,000"):
+        chainorder.sparsity(lambda v: w @ v, jnp.ones(30))  # 40 x 30 dependencies
+    with pytest.raises(ValueError, match="too large to hold"):
+        chainorder.jacobian(lambda v: w @ v, sparse=True)(jnp.ones(30))

@@ -21,7 +21,7 @@ from jax.experimental import sparse as jax_sparse
 from ..core.chain import Chain
 from ..core.coloring import Coloring, color_columns, color_rows
 from ..core.plan import Plan
-from .patterns import PatternTooDense, pattern_coordinates
+from .patterns import MAX_DEPENDENCIES, PatternTooDense, pattern_coordinates
 
 __all__ = ["compression", "sparse_jacobian", "compressed_strategy", "DETECTION_BUDGET", "COMPRESSION_MARGIN"]
 
@@ -113,6 +113,8 @@ def compressed_strategy(
     if m * n < 4096:
         return None
     budget = max(DETECTION_BUDGET, 16 * (m + n))
+    if budget > MAX_DEPENDENCIES:
+        return None
     try:
         rows, columns, (m, n) = pattern_coordinates(flat, vector, *shapes, argnums=0, budget=budget)
     except PatternTooDense:

@@ -32,7 +32,13 @@ import numpy as np
 import scipy.sparse as sparse
 from jax.experimental import sparse as jax_sparse
 
-__all__ = ["sparsity", "pattern_coordinates", "PatternTooDense"]
+__all__ = ["sparsity", "pattern_coordinates", "PatternTooDense", "MAX_DEPENDENCIES"]
+
+#: The most dependencies (nonzeros) one value's pattern may hold: 2**28, about 3.2 GB as a
+#: scipy matrix (int64 column indices and a bool each). Beyond it :func:`sparsity` raises a
+#: ValueError naming the size rather than run out of memory.
+MAX_DEPENDENCIES = 1 << 28
+_BYTES_PER_DEPENDENCY = 12  # int64 index + bool, rounded up for the row pointers
 
 
 class PatternTooDense(Exception):
@@ -193,6 +199,14 @@ def _padded_index(index: np.ndarray, config) -> np.ndarray:
 
 
 
+def _too_large(count: int) -> ValueError:
+    return ValueError(
+        f"the Jacobian's pattern is too large to hold: a value depends on {count:,} input entries in all "
+        f"({count * _BYTES_PER_DEPENDENCY / 1e9:.1f} GB); the limit is {MAX_DEPENDENCIES:,} "
+        f"({MAX_DEPENDENCIES * _BYTES_PER_DEPENDENCY / 1e9:.1f} GB, chainorder.backend.patterns.MAX_DEPENDENCIES)"
+    )
+
+
 class _Propagation:
     """Dependency matrices through a jaxpr; with ``budget``, :class:`PatternTooDense` as soon as a
     value's matrix holds more than ``budget`` nonzeros or (past 65,536) is more than half
@@ -213,6 +227,9 @@ class _Propagation:
                 raise PatternTooDense(f"a product would touch about {work:.3g} dependencies")
 
     def _check(self, values: list) -> list:
+        for value in values:
+            if value is not None and value.nnz > MAX_DEPENDENCIES:
+                raise _too_large(value.nnz)
         if self.budget is not None:
             for value in values:
                 if value is None:
@@ -340,6 +357,8 @@ def pattern_coordinates(
     differentiated = {leaf for number in numbers for leaf in range(starts[number], starts[number + 1])}
     sizes = [_size(var.aval) for var in closed.jaxpr.invars]
     columns = sum(size for leaf, size in enumerate(sizes) if leaf in differentiated)
+    if columns > MAX_DEPENDENCIES:
+        raise _too_large(columns)
     inputs, offset = [], 0
     for leaf, size in enumerate(sizes):
         if leaf in differentiated:
