@@ -196,3 +196,21 @@ def test_a_pattern_too_large_to_hold_is_refused_with_its_size(monkeypatch):
         chainorder.sparsity(lambda v: w @ v, jnp.ones(30))  # 40 x 30 dependencies
     with pytest.raises(ValueError, match="too large to hold"):
         chainorder.jacobian(lambda v: w @ v, sparse=True)(jnp.ones(30))
+
+
+def test_rows_too_dense_to_color_get_a_color_per_column(monkeypatch):
+    """Past MAX_SHARING_PAIRS the coloring graph is not built (a column in every row would make
+    it complete: 3e9 edges at 78,000 rows); one color per column is valid, and the other
+    orientation still compresses."""
+    from chainorder.core import coloring
+
+    monkeypatch.setattr(coloring, "MAX_SHARING_PAIRS", 100)
+    f = lambda v: v * v[0] + jnp.sin(v)  # noqa: E731  row i depends on v[i] and v[0]
+    x = jnp.linspace(0.5, 1.5, 40)
+    rows, columns = np.nonzero(np.asarray(jax.jacobian(f)(x)))
+    by_rows = coloring.color_rows(rows, columns, (40, 40))  # column 0 is in every row: 780 pairs
+    assert by_rows.count == 40 and by_rows.lower_bound == 40
+    by_columns = coloring.color_columns(rows, columns, (40, 40))
+    assert by_columns.count == 2
+    J = chainorder.jacobian(f, sparse=True)(x)
+    np.testing.assert_allclose(np.asarray(J.todense()), np.asarray(jax.jacobian(f)(x)), rtol=1e-12)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.plan import Plan
 
-__all__ = ["available_bytes", "check_fits", "resolve_budget"]
+__all__ = ["available_bytes", "check_fits", "jacobian_fits", "resolve_budget"]
 
 
 def available_bytes(device=None) -> int | None:
@@ -75,6 +75,13 @@ def check_fits(plan: Plan, dtype, device=None) -> None:
         "a plan chosen with memory_limit= (elements, or bytes like '2GiB') peaks lower where one exists, and a "
         "Jacobian larger than memory can be computed in blocks into a host array with out= and memory_limit="
     )
+
+
+def jacobian_fits(rows: int, columns: int, dtype, device=None) -> bool:
+    """Whether a ``rows x columns`` Jacobian of ``dtype`` fits in what the device has free
+    (True where it reports nothing)."""
+    available = available_bytes(device)
+    return available is None or rows * columns * np.dtype(dtype).itemsize <= available
 
 
 def resolve_budget(options: dict[str, Any], dtype) -> dict[str, Any]:

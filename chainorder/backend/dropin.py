@@ -39,7 +39,7 @@ from ..core.steps import Objective
 from . import execute
 from .blocks import jacobian_in_blocks, jacobian_into
 from .compressed import compressed_strategy
-from .devices import check_fits
+from .devices import check_fits, jacobian_fits
 from .execute import library_mode
 from .scheduled import scheduled_jacobian
 from .segments import prepare
@@ -217,14 +217,16 @@ class _Entry:
         vector = jax.eval_shape(flat.vector, shapes)
         traced = prepare(flat, vector, shapes)
         self.plan = _chosen_plan(traced.chain, plan, dict(optimize_options), vector.dtype)
-        self.strategy = "plan"
-        check_fits(self.plan, vector.dtype)
         if plan is None and not optimize_options:  # compression, where the pattern is sparse and it pays
             found = compressed_strategy(flat, vector, list(shapes), traced.chain, self.plan)
-            if found is not None:
+            chain = traced.chain
+            if found is not None and jacobian_fits(chain.out_dim, chain.in_dim, vector.dtype):
+                # colors x one JVP's memory besides the result: never more than jax.jacfwd's
                 self.strategy, compute = found
                 self.program = jax.jit(functools.partial(_program, flat, compute, expected))
                 return
+        self.strategy = "plan"
+        check_fits(self.plan, vector.dtype)
         mode = library_mode(self.plan)
         if mode is not None:  # exactly jax.jacfwd's or jax.jacrev's program
             self.program = jax.jit(functools.partial(_pure_program, options, signature, mode, expected))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-__all__ = ["color_columns", "color_rows", "Coloring"]
+__all__ = ["color_columns", "color_rows", "Coloring", "MAX_SHARING_PAIRS"]
 
 
 class Coloring:
@@ -76,10 +76,18 @@ def color_columns(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
     rows, columns = rows[order], columns[order]
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, int)
     patterns = {tuple(part) for part in np.split(columns, starts[1:])} if len(rows) else set()
+    lower = max((len(pattern) for pattern in patterns), default=0)
+    if sum(len(pattern) * (len(pattern) - 1) // 2 for pattern in patterns) > MAX_SHARING_PAIRS:
+        # nearly dense rows: no coloring beats one color per column by much; that one is valid
+        return Coloring("columns", np.arange(shape[1], dtype=np.int64), lower)
     graph.add_edges_from(_sharing_pairs(patterns, shape[1]).tolist())
     colors = nx.greedy_color(graph, strategy=strategy)
-    lower = max((len(pattern) for pattern in patterns), default=0)
     return Coloring("columns", np.array([colors[j] for j in range(shape[1])], dtype=np.int64), lower)
+
+
+#: The most column pairs sharing a row that a coloring builds its graph from; past it (rows of
+#: thousands of nonzeros) every column gets a color of its own instead.
+MAX_SHARING_PAIRS = 20_000_000
 
 
 def _sharing_pairs(patterns: set[tuple[int, ...]], columns: int) -> np.ndarray:
