@@ -28,36 +28,13 @@ import numpy as np
 
 import chainorder
 from chainorder.backend.compressed import colors_and_density, compression
+from chainorder.front.sparsezoo import pde, sparse_cases
 from chainorder.front.zoo import dense_chain, median_times
 
 try:
     import sparsejac
 except ImportError:  # pragma: no cover - optional
     sparsejac = None
-
-
-def pde(size: int):
-    """The issue's 2-D residual: a 5-point Laplacian plus a cubic term, zero on the boundary."""
-
-    def residual(u):
-        inner = u[2:, 1:-1] + u[:-2, 1:-1] + u[1:-1, 2:] + u[1:-1, :-2] - 4 * u[1:-1, 1:-1]
-        return jnp.pad(inner + u[1:-1, 1:-1] ** 3, 1)
-
-    return residual, jnp.asarray(np.random.default_rng(size).standard_normal((size, size)), jnp.float32)
-
-
-def cases():
-    rng = np.random.default_rng(0)
-    w1 = jnp.asarray(rng.standard_normal((64, 256)) / 8, jnp.float32)
-    w2 = jnp.asarray(rng.standard_normal((256, 64)) / 16, jnp.float32)
-    yield "batched MLP (32, 64), 64-256-64", lambda X: jnp.tanh(jnp.tanh(X @ w1) @ w2), jnp.asarray(
-        rng.standard_normal((32, 64)), jnp.float32
-    )
-    yield "x sin(x) + exp(-x^2), 4096", lambda x: x * jnp.sin(x) + jnp.exp(-(x**2)), jnp.asarray(
-        rng.standard_normal(4096), jnp.float32
-    )
-    yield ("PDE residual 40x40", *pde(40))
-    yield ("PDE residual 64x64", *pde(64))
 
 
 def flat(f, shape):
@@ -83,7 +60,7 @@ def table(repeat: int) -> None:
         f"{'sparsejac':>9} {'sparse':>8} {'dense':>8} {'floor':>7} {'x best':>7} {'dense x':>7} {'x sj':>5}"
     )
     print(header)
-    for name, f, x in cases():
+    for name, f, x in sparse_cases():
         start = time.perf_counter()
         report = colors_and_density(compression(f, x))
         found = time.perf_counter() - start

@@ -137,3 +137,13 @@ def test_threads_option_prints_and_saves_the_schedule(tmp_path):
     assert again["schedule"] == data["schedule"]
     bad = run("analyze", "--dims", dims, "--objective", "makespan", check=False)
     assert bad.returncode == 2 and "needs the number of threads" in bad.stderr
+
+
+def test_bench_sparse_prints_the_sparse_zoo():
+    out = run("bench", "--sparse", "--only", "PDE residual 40", "--repeat", "2").stdout
+    row = [line for line in out.splitlines() if line.startswith("PDE residual 40x40")]
+    assert len(row) == 1
+    fields = row[0].split()
+    assert fields[3:6] == ["0.0028", "7", "5"]  # density, colors, lower bound
+    bad = run("bench", "--sparse", "--only", "nothing", check=False)
+    assert bad.returncode == 2 and "no function of the sparse zoo matches" in bad.stderr

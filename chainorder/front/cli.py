@@ -136,11 +136,25 @@ def _bench(args: argparse.Namespace) -> None:
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<40}{end}")
         sys.stderr.flush()
 
+    if args.sparse:
+        _bench_sparse(args, progress)
+        return
     names = [name for name in ZOO if not args.only or args.only in name]
     if not names:
         raise InputError(f"no chain of the zoo matches --only {args.only!r}; the zoo has: {', '.join(ZOO)}")
     results = run_zoo(args.repeat, args.dtype, args.only, progress)
     print(format_table(results, args.repeat, args.dtype))
+
+
+def _bench_sparse(args: argparse.Namespace, progress) -> None:
+    from .sparsezoo import format_sparse_table, run_sparse, sparse_cases
+
+    names = [name for name, _, _ in sparse_cases()]
+    if args.only and not any(args.only in name for name in names):
+        raise InputError(f"no function of the sparse zoo matches --only {args.only!r}; it has: {', '.join(names)}")
+    if args.dtype != "float32":
+        raise InputError("--sparse runs in float32 only")
+    print(format_sparse_table(run_sparse(args.repeat, args.only, progress), args.repeat))
 
 
 def _calibrate(args: argparse.Namespace) -> None:
@@ -255,6 +269,9 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=_positive, default=25)
     bench.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     bench.add_argument("--only", default=None, help="only the chains whose name contains this")
+    bench.add_argument(
+        "--sparse", action="store_true", help="the sparse zoo (batched, elementwise, PDE residuals) instead"
+    )
     bench.set_defaults(run=_bench)
 
     calibrate = commands.add_parser("calibrate", help="measure this machine's profile for predicted times (~10 s)")
