@@ -236,17 +236,22 @@ def plot_plan(plan: Plan, ax: Any = None):
     ax.set_xticks(list(ticks))
     ax.set_xticklabels([str(chain.dims[t]) for t in ticks], fontsize=fontsize, rotation=0 if q <= 12 else 90)
     ax.set_xlabel("layers, between variables of these sizes (a bar spans the Jacobian it produces)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=KIND_COLORS[kind]) for kind in KIND_COLORS]
+    _kind_legend(ax)
+    ax.set_title(f"{plan.mode} plan: {plan.cost:,} FMAs, {plan.speedup:.3g}x over the best pure mode")
+    return fig, ax
+
+
+def _kind_legend(ax: Any, handles: Sequence = (), labels: Sequence = ()) -> None:
+    """The step kinds' colours (then ``handles``/``labels``) as a legend right of the axes."""
+    boxes = [plt.Rectangle((0, 0), 1, 1, color=KIND_COLORS[kind]) for kind in KIND_COLORS]
     ax.legend(
-        handles,
-        [kind.label for kind in KIND_COLORS],
+        boxes + list(handles),
+        [kind.label for kind in KIND_COLORS] + list(labels),
         fontsize=7,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
         borderaxespad=0,
     )
-    ax.set_title(f"{plan.mode} plan: {plan.cost:,} FMAs, {plan.speedup:.3g}x over the best pure mode")
-    return fig, ax
 
 
 def _draw_step(ax: Any, row: int, step, total: int, q: int, fontsize: int) -> None:
@@ -325,16 +330,7 @@ def plot_schedule(plan: Plan, ax: Any = None):
     ax.set_yticklabels([f"thread {t}" for t in range(threads)])
     ax.set_ylim(threads - 0.5, -0.5)
     ax.set_xlabel("FMAs (the cost model's time)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=KIND_COLORS[kind]) for kind in KIND_COLORS]
-    lines = ax.get_legend_handles_labels()
-    ax.legend(
-        handles + lines[0],
-        [kind.label for kind in KIND_COLORS] + lines[1],
-        fontsize=7,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        borderaxespad=0,
-    )
+    _kind_legend(ax, *ax.get_legend_handles_labels())
     status = "proven optimal" if plan.proven else "not proven optimal"
     ax.set_title(
         f"{plan.makespan:,} FMAs on {threads} threads ({status}); {plan.work:,} FMAs of work, "
