@@ -98,16 +98,17 @@ def colors_and_density(found: tuple) -> dict[str, Any]:
 
 
 def compressed_strategy(
-    flat: Callable[..., Any], vector: Any, shapes: list[Any], chain: Chain, plan: Plan
-) -> tuple[str, Callable[..., Any]] | None:
-    """Compression as the dense path's strategy, where it costs less than ``plan``.
+    flat: Callable[..., Any], vector: Any, shapes: list[Any], chain: Chain, plan: Plan, against: int | None = None
+) -> tuple[str, Callable[..., Any], int] | None:
+    """Compression as the dense path's strategy, where it costs less than ``plan`` (or than
+    ``against`` FMAs: the best other strategy's cost).
 
     The pattern of ``flat(vector, *leaves)`` (differentiating ``vector``; ``vector`` and
     ``shapes``, the leaves', are ``jax.ShapeDtypeStruct``) is found within
     :data:`DETECTION_BUDGET`; compressed forward (reverse) costs the colors times one
     JVP (VJP) through the whole chain, ``sum(tangent_cost)`` (``sum(adjoint_cost)``).
-    Returns ``(what, compute)`` where ``compute(vector, leaves)`` is the dense ``(m, n)``
-    Jacobian, or None (too dense, too small, or not cheaper by :data:`COMPRESSION_MARGIN`).
+    Returns ``(what, compute, cost)`` where ``compute(vector, leaves)`` is the dense ``(m, n)``
+    Jacobian and ``cost`` its FMAs, or None (too dense, too small, or not cheaper by :data:`COMPRESSION_MARGIN`).
     """
     m, n = chain.out_dim, chain.in_dim
     if m * n < 4096:
@@ -123,17 +124,19 @@ def compressed_strategy(
     sweeps = {"columns": sum(chain.tangent_costs), "rows": sum(chain.adjoint_costs)}
     coloring = min((by_columns, by_rows), key=lambda found: found.count * sweeps[found.mode])
     cost = coloring.count * sweeps[coloring.mode]
-    if cost * COMPRESSION_MARGIN >= plan.cost:
+    against = plan.cost if against is None else against
+    if cost * COMPRESSION_MARGIN >= against:
         return None
     found = (rows, columns, coloring, m, n)
     what = (
-        f"compressed {'forward' if coloring.mode == 'columns' else 'reverse'}: {coloring.count} "
+        f"compressed {'forward' if coloring.mode == 'columns' else 'reverse'} (density {len(rows) / (m * n):.2%}): "
+        f"{coloring.count} "
         f"{'JVPs' if coloring.mode == 'columns' else 'VJPs'} (lower bound {coloring.lower_bound}), "
-        f"{cost:,} FMAs against the plan's {plan.cost:,}"
+        f"{cost:,} FMAs against {against:,}"
     )
 
     def compute(vector: Any, leaves: list[Any]) -> Any:
         return sparse_jacobian(lambda v: flat(v, *leaves), vector, found).todense()
 
-    return what, compute
+    return what, compute, cost
 

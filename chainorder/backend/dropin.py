@@ -41,6 +41,7 @@ from .blocks import jacobian_in_blocks, jacobian_into
 from .compressed import compressed_strategy
 from .devices import check_fits, jacobian_fits
 from .execute import library_mode
+from .perexample import PerExample, block_diagonal, per_example
 from .scheduled import scheduled_jacobian
 from .segments import prepare
 from .sharding import sharded_jacobian
@@ -208,6 +209,7 @@ class _Entry:
     def __init__(self, options: _Options, signature: _Signature, reference, plan, optimize_options) -> None:
         self.plan: Plan | None = None
         self.strategy = "jax.jacobian"
+        self.cost: int | None = None  # the strategy's FMAs
         self.program: Callable[..., Any] | None = None
         expected = _expected(options, signature, reference)
         flat = _Flat(options, signature)
@@ -217,15 +219,21 @@ class _Entry:
         vector = jax.eval_shape(flat.vector, shapes)
         traced = prepare(flat, vector, shapes)
         self.plan = _chosen_plan(traced.chain, plan, dict(optimize_options), vector.dtype)
-        if plan is None and not optimize_options:  # compression, where the pattern is sparse and it pays
-            found = compressed_strategy(flat, vector, list(shapes), traced.chain, self.plan)
-            chain = traced.chain
-            if found is not None and jacobian_fits(chain.out_dim, chain.in_dim, vector.dtype):
-                # colors x one JVP's memory besides the result: never more than jax.jacfwd's
-                self.strategy, compute = found
+        chain = traced.chain
+        if plan is None and not optimize_options and jacobian_fits(chain.out_dim, chain.in_dim, vector.dtype):
+            # structure, where it pays: colors x one JVP's memory, or one example's plan, besides the result
+            split = _per_example(options, signature, expected, self.plan.cost)
+            against = self.plan.cost if split is None else split.cost
+            found = compressed_strategy(flat, vector, list(shapes), chain, self.plan, against)
+            if found is not None:
+                self.strategy, compute, self.cost = found
                 self.program = jax.jit(functools.partial(_program, flat, compute, expected))
                 return
-        self.strategy = "plan"
+            if split is not None:
+                self.strategy, self.plan, self.cost = split.describe(), split.plan, split.cost
+                self.program = jax.jit(functools.partial(_per_example_program, options, signature, split, expected))
+                return
+        self.strategy, self.cost = "plan", self.plan.cost
         check_fits(self.plan, vector.dtype)
         mode = library_mode(self.plan)
         if mode is not None:  # exactly jax.jacfwd's or jax.jacrev's program
@@ -233,6 +241,36 @@ class _Entry:
             return
         compute = _compute(self.plan, traced, flat)
         self.program = jax.jit(functools.partial(_program, flat, compute, expected))
+
+
+def _per_example(options: _Options, signature: _Signature, expected: Any, cost: int) -> PerExample | None:
+    """One example's plan, vmapped, for a function of one array argument with one array output
+    that is batch-separable along the argument's axis 0, where it costs fewer FMAs than ``cost``."""
+    if not options.single or options.has_aux or not hasattr(expected, "shape"):
+        return None
+    shapes = signature.shapes()
+    x = _Flat(options, signature).chosen(shapes)
+    if not hasattr(x, "shape"):
+        return None
+    split = per_example(functools.partial(_with_argument, options, signature), x, shapes, jacobian)
+    return split if split is not None and split.cost < cost else None
+
+
+def _with_argument(options: _Options, signature: _Signature, x: Any, *leaves: Any) -> Any:
+    """The function at the call's ``leaves`` with the differentiated argument replaced by ``x``."""
+    args, kwargs = signature.rebuild(leaves)
+    args = list(args)
+    args[options.numbers[0] % len(args)] = x
+    return options.fun(*args, **kwargs)
+
+
+def _per_example_program(
+    options: _Options, signature: _Signature, split: PerExample, expected: Any, leaves: Sequence[Any]
+) -> Any:
+    """``jax.jacobian``'s dense result from the per-example blocks (zeros between examples)."""
+    leaves = list(leaves)
+    x = _Flat(options, signature).chosen(leaves)
+    return block_diagonal(split.blocks(x, *leaves), split.found).astype(expected.dtype)
 
 
 def _pure_program(options: _Options, signature: _Signature, mode: str, expected: Any, leaves: Sequence[Any]) -> Any:
@@ -336,7 +374,7 @@ def jacobian(
     if out is not None:
         return out_of_core_function(fun, argnums, (has_aux, holomorphic, allow_int, plan), out, options, jacobian)
     if sparse:
-        return sparse_function(fun, argnums, (has_aux, holomorphic, allow_int, plan))
+        return sparse_function(fun, argnums, (has_aux, holomorphic, allow_int, plan), jacobian)
     if devices is not None:
         return sharded_function(fun, argnums, (has_aux, holomorphic, allow_int, plan), devices, options, jacobian)
     if plan is not None and not isinstance(plan, Plan):
@@ -381,6 +419,7 @@ def jacobian(
 
     jacobian_of_fun.plans = _Plans(entries)  # type: ignore[attr-defined]
     jacobian_of_fun.strategies = _Plans(entries, "strategy")  # type: ignore[attr-defined]
+    jacobian_of_fun.costs = _Plans(entries, "cost")  # type: ignore[attr-defined]
     return jacobian_of_fun
 
 
@@ -410,7 +449,8 @@ def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None,
 
 class _Plans(Mapping):
     """``{signature: plan}`` of a jacobian function, read from its cache (None: ``jax.jacobian`` ran);
-    with ``attribute="strategy"``, what ran: ``"plan"``, ``"jax.jacobian"`` or the compression used."""
+    with ``attribute="strategy"``, what ran: ``"plan"``, ``"jax.jacobian"``, the compression or
+    the per-example plan used; with ``attribute="cost"``, its FMAs (None where JAX ran)."""
 
     def __init__(self, entries: dict, attribute: str = "plan") -> None:
         self._entries = entries

@@ -32,6 +32,8 @@ import numpy as np
 import scipy.sparse as sparse
 from jax.experimental import sparse as jax_sparse
 
+from .primitives import CALLS, CUMULATIVE, ELEMENTWISE, REDUCTIONS, inner_jaxpr
+
 __all__ = ["sparsity", "pattern_coordinates", "PatternTooDense", "MAX_DEPENDENCIES"]
 
 #: The most dependencies (nonzeros) one value's pattern may hold: 2**28, about 3.2 GB as a
@@ -44,16 +46,7 @@ _BYTES_PER_DEPENDENCY = 12  # int64 index + bool, rounded up for the row pointer
 class PatternTooDense(Exception):
     """The propagation passed its budget: the pattern is (nearly) dense, or too costly to find."""
 
-_ELEMENTWISE = {
-    "abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "clamp", "convert_element_type",
-    "copy", "copy_p", "cos", "cosh", "digamma", "div", "erf", "erf_inv", "erfc", "exp", "exp2", "expm1", "integer_pow",
-    "lgamma", "log", "log1p", "logistic", "max", "min", "mul", "neg", "nextafter", "pow", "reduce_precision", "rem",
-    "round", "rsqrt", "sign", "sin", "sinh", "sqrt", "square", "sub", "tan", "tanh", "floor", "ceil", "real", "imag",
-    "conj", "stop_gradient", "select_n",
-}  # fmt: skip
-_REDUCTIONS = {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin", "reduce_and", "reduce_or"}
-_CUMULATIVE = {"cumsum", "cumprod", "cummax", "cummin", "cumlogsumexp"}
-_CALLS = {"jit", "pjit", "closed_call", "core_call", "remat", "checkpoint", "custom_lin"}
+_CALLS = CALLS | {"custom_lin"}
 
 
 def _size(aval) -> int:
@@ -263,11 +256,9 @@ class _Propagation:
         avals = [var.aval for var in equation.invars]
         outs = [var.aval for var in equation.outvars]
         out_size = _size(outs[0])
-        if name in _CALLS and ("jaxpr" in params or "call_jaxpr" in params):
-            inner = params.get("jaxpr", params.get("call_jaxpr"))
-            inner = getattr(inner, "jaxpr", inner)
-            return self.run(inner, operands)
-        if name in _ELEMENTWISE and all(_broadcasts(aval.shape, outs[0].shape) for aval in avals):
+        if name in _CALLS and inner_jaxpr(params) is not None:
+            return self.run(inner_jaxpr(params)[0], operands)
+        if name in ELEMENTWISE and all(_broadcasts(aval.shape, outs[0].shape) for aval in avals):
             start = 1 if name == "select_n" else 0  # the predicate chooses; it is not differentiated
             parts = [
                 matrix if aval.shape == outs[0].shape else _rows(matrix, _broadcast_index(aval, outs[0]), self.columns)
@@ -299,11 +290,11 @@ class _Propagation:
             maps = _dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"])
             parts = [(map_ @ matrix).astype(bool) for map_, matrix in zip(maps, operands) if matrix is not None]
             return [_union(parts, out_size, self.columns)]
-        if name in _REDUCTIONS and len(operands) == 1:
+        if name in REDUCTIONS and len(operands) == 1:
             map_ = _reduction_map(avals[0].shape, params["axes"])
             self._afford(map_.nnz, operands[0])
             return [(map_ @ operands[0]).astype(bool)]
-        if name in _CUMULATIVE:
+        if name in CUMULATIVE:
             map_ = _cumulative_map(avals[0].shape, params["axis"], params.get("reverse", False))
             self._afford(map_.nnz, operands[0])
             return [(map_ @ operands[0]).astype(bool)]

@@ -10,6 +10,7 @@ the drop-in imports this module.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -19,6 +20,8 @@ import numpy as np
 
 from .blocks import jacobian_into
 from .compressed import compression, sparse_jacobian
+from .patterns import PatternTooDense, pattern_coordinates
+from .perexample import PerExample, batched_bcoo, per_example
 from .sharding import mesh_of, sharded_jacobian
 
 __all__ = [
@@ -104,21 +107,44 @@ def out_of_core_function(
     return jacobian_into_out
 
 
-def sparse_function(fun: Callable, argnums: Any, unsupported: tuple) -> Callable:
-    """``jacobian(fun, sparse=True)``: the flattened Jacobian as a BCOO, by compression
-    (:mod:`chainorder.backend.compressed`); pattern and colors found once per shape."""
+def sparse_function(fun: Callable, argnums: Any, unsupported: tuple, make_jacobian: Callable) -> Callable:
+    """``jacobian(fun, sparse=True)``: for a batch-separable function whose examples' Jacobians are
+    dense, the blocks of per-example plans as a batched BCOO in ``jax.jacobian``'s layout
+    (:mod:`chainorder.backend.perexample`); otherwise the flattened Jacobian as a BCOO, by
+    compression (:mod:`chainorder.backend.compressed`). Found once per shape."""
     _check_one_argument("sparse", argnums, unsupported)
-    found: dict[Hashable, tuple] = {}
+    found: dict[Hashable, Any] = {}
 
     @functools.wraps(fun)
     def sparse_jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
-        one = of_one(fun, argnums, args, kwargs)
+        one, x = of_one(fun, argnums, args, kwargs), args[argnums]
         key = block_key(args, kwargs)  # one array argument: nothing else shapes the pattern
-        if key is None:
-            return sparse_jacobian(one, args[argnums])
-        if key not in found:
-            found[key] = compression(one, args[argnums])
-        return sparse_jacobian(one, args[argnums], found[key])
+        how = found.get(key) if key is not None else None
+        if how is None:
+            how = _sparse_strategy(one, x, make_jacobian)
+            if key is not None:
+                found[key] = how
+        if isinstance(how, PerExample):
+            return batched_bcoo(how.blocks(x), how.found)
+        return sparse_jacobian(one, x, how)
 
     sparse_jacobian_of_fun.compression = found  # type: ignore[attr-defined]
     return sparse_jacobian_of_fun
+
+
+def _sparse_strategy(one: Callable, x: Any, make_jacobian: Callable) -> Any:
+    """Per-example plans where the function is batch-separable and one example's Jacobian is
+    dense (its pattern more than half full); compression (its pattern and colors) otherwise."""
+    split = per_example(one, x, [], make_jacobian)
+    if split is not None:
+        example = jax.ShapeDtypeStruct(split.found.in_shape[1:], jnp.result_type(x))
+        try:
+            pattern_coordinates(split.found.per_example, example, jnp.int32(0), budget=_half(split.found))
+        except PatternTooDense:
+            return split
+    return compression(one, x)
+
+
+def _half(found: Any) -> int:
+    """Half the entries of one example's Jacobian: a denser pattern is dense."""
+    return max(1, math.prod(found.out_shape) * math.prod(found.in_shape) // found.batch**2 // 2)

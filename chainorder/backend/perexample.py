@@ -1,0 +1,93 @@
+"""Per-example plans: a batch-separable function's Jacobian as ``jax.vmap`` of one example's plan.
+
+:func:`chainorder.backend.batching.separate` splits the function into examples; one example's
+Jacobian gets its own optimal plan (``chainorder.jacobian`` of the per-example function, mixed
+where that pays), and ``jax.vmap`` runs it for all ``B`` examples: ``B`` times the per-example
+cost, not the block-diagonal whole's. The blocks then go into ``jax.jacobian``'s dense layout
+(:func:`block_diagonal`, zeros between examples) or into a batched BCOO that holds only them
+(:func:`batched_bcoo`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental import sparse as jax_sparse
+
+from .batching import Separable, separate
+
+__all__ = ["PerExample", "per_example", "block_diagonal", "batched_bcoo"]
+
+
+class PerExample:
+    """A batch-separable function with its per-example Jacobian function and plan.
+
+    Attributes
+    ----------
+    found : Separable
+    plan : Plan
+        One example's plan.
+    how : str
+        How one example's Jacobian is computed (``"plan"``, a compression, ...).
+    cost : int
+        ``B`` times one example's cost (FMAs).
+    """
+
+    def __init__(self, found: Separable, jacobian_of_example: Callable, plan: Any, how: str, cost: int) -> None:
+        self.found, self.jacobian_of_example, self.plan, self.how = found, jacobian_of_example, plan, how
+        self.cost = found.batch * cost
+
+    def describe(self) -> str:
+        how = f"{self.plan.mode} plan" if self.how == "plan" else self.how
+        return (
+            f"per-example plan: {self.found.batch} x one example's {how} "
+            f"({self.cost // self.found.batch:,} FMAs each, {self.cost:,} in all), vmapped"
+        )
+
+    def blocks(self, x: Any, *rest: Any) -> Any:
+        return self.found.blocks(self.jacobian_of_example, x, *rest)
+
+
+def per_example(fun: Callable[..., Any], x: Any, rest: list, make_jacobian: Callable) -> PerExample | None:
+    """``fun(x, *rest)`` split into examples along ``x``'s axis 0 with one example's plan, or None
+    (not batch-separable, or one example's Jacobian runs as ``jax.jacobian`` itself).
+
+    ``make_jacobian`` is :func:`chainorder.jacobian` (passed in: this module sits below it)."""
+    found = separate(fun, x, *rest)
+    if found is None:
+        return None
+    jacobian_of_example = make_jacobian(found.per_example)
+    example = jax.ShapeDtypeStruct(found.in_shape[1:], jnp.result_type(x))
+    jax.eval_shape(jacobian_of_example, example, jnp.int32(0), *rest)
+    (signature,) = jacobian_of_example.plans
+    plan, cost = jacobian_of_example.plans[signature], jacobian_of_example.costs[signature]
+    if plan is None or cost is None:
+        return None
+    return PerExample(found, jacobian_of_example, plan, jacobian_of_example.strategies[signature], cost)
+
+
+def block_diagonal(blocks: Any, found: Separable) -> Any:
+    """``jax.jacobian``'s dense layout (``out_shape + in_shape``) of the per-example ``blocks``:
+    zero between examples."""
+    batch = found.batch
+    out_rank, in_rank = len(found.out_shape) - 1, len(found.in_shape) - 1
+    expanded = jnp.expand_dims(blocks, 1 + out_rank)  # (B, *out', 1, *in')
+    eye = jnp.eye(batch, dtype=blocks.dtype).reshape((batch,) + (1,) * out_rank + (batch,) + (1,) * in_rank)
+    return jnp.moveaxis(expanded * eye, 0, found.out_axis)
+
+
+def batched_bcoo(blocks: Any, found: Separable) -> jax_sparse.BCOO:
+    """The Jacobian in ``jax.jacobian``'s layout (``out_shape + in_shape``) as a batched BCOO: the
+    output's dimensions are its batch dimensions, the input's batch axis its one sparse dimension
+    (one entry: the example's own), the input's other dimensions dense. ``data`` is the blocks
+    themselves; ``indices`` holds ``B`` integers."""
+    out_rank, axis = len(found.out_shape), found.out_axis
+    data = jnp.expand_dims(jnp.moveaxis(blocks, 0, axis), out_rank)  # (*out_shape, 1, *in')
+    index_shape = tuple(found.batch if d == axis else 1 for d in range(out_rank)) + (1, 1)
+    indices = lax.broadcasted_iota(jnp.int32, index_shape, axis)
+    shape = found.out_shape + found.in_shape
+    return jax_sparse.BCOO((data, indices), shape=shape, indices_sorted=True, unique_indices=True)
