@@ -153,9 +153,9 @@ def test_the_batched_bcoo_holds_the_blocks_in_jax_layout():
     f = jax.vmap(row)
     result = chainorder.jacobian(f, sparse=True)(X)
     assert result.shape == (B, N, B, N)
-    assert (result.n_batch, result.n_sparse, result.n_dense) == (2, 1, 1)
-    assert result.nse == 1 and result.data.shape == (B, N, 1, N)
-    np.testing.assert_allclose(result.data[:, :, 0, :], jax.vmap(jax.jacobian(row))(X), atol=1e-12)
+    assert (result.n_batch, result.n_sparse, result.n_dense) == (1, 2, 1)
+    assert result.nse == N and result.data.shape == (B, N, N)  # the blocks themselves
+    np.testing.assert_allclose(result.data, jax.vmap(jax.jacobian(row))(X), atol=1e-12)
 
 
 def test_sparse_blocks_inside_examples_are_compressed_instead():

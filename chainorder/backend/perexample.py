@@ -10,12 +10,13 @@ cost, not the block-diagonal whole's. The blocks then go into ``jax.jacobian``'s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
+import numpy as np
 from jax.experimental import sparse as jax_sparse
 
 from .batching import Separable, separate
@@ -81,13 +82,22 @@ def block_diagonal(blocks: Any, found: Separable) -> Any:
 
 
 def batched_bcoo(blocks: Any, found: Separable) -> jax_sparse.BCOO:
-    """The Jacobian in ``jax.jacobian``'s layout (``out_shape + in_shape``) as a batched BCOO: the
-    output's dimensions are its batch dimensions, the input's batch axis its one sparse dimension
-    (one entry: the example's own), the input's other dimensions dense. ``data`` is the blocks
-    themselves; ``indices`` holds ``B`` integers."""
-    out_rank, axis = len(found.out_shape), found.out_axis
-    data = jnp.expand_dims(jnp.moveaxis(blocks, 0, axis), out_rank)  # (*out_shape, 1, *in')
-    index_shape = tuple(found.batch if d == axis else 1 for d in range(out_rank)) + (1, 1)
-    indices = lax.broadcasted_iota(jnp.int32, index_shape, axis)
+    """The Jacobian in ``jax.jacobian``'s layout (``out_shape + in_shape``) as a batched BCOO that
+    holds the blocks alone.
+
+    Batch dimensions: the output's, up to its batch axis; sparse: the output's dimensions after
+    it and the input's batch axis (each stored entry names the example's own); dense: the
+    input's other dimensions. With the batch axis first (``jax.vmap``'s), ``data`` is the blocks
+    themselves, not a copy; ``indices`` holds ``B`` x (the entries of one example's output).
+    """
+    axis, batch = found.out_axis, found.batch
+    before, after = found.out_shape[:axis], found.out_shape[axis + 1 :]
+    entries = math.prod(after)
+    data = jnp.moveaxis(blocks, 0, axis) if axis else blocks
+    data = data.reshape(before + (batch, entries) + found.in_shape[1:])
+    indices = np.empty((batch, entries, len(after) + 1), np.int32)
+    indices[:, :, :-1] = np.indices(after).reshape(len(after), entries).T
+    indices[:, :, -1] = np.arange(batch)[:, None]
+    indices = jnp.asarray(indices.reshape((1,) * len(before) + indices.shape))
     shape = found.out_shape + found.in_shape
     return jax_sparse.BCOO((data, indices), shape=shape, indices_sorted=True, unique_indices=True)
