@@ -332,9 +332,11 @@ def jacobian(
         the devices (see :mod:`chainorder.backend.sharding`). One array argument
         (``argnums`` an int), one array output.
     sparse : bool
-        Return the flattened ``(m, n)`` Jacobian as a ``jax.experimental.sparse.BCOO``,
-        computed by compression: its pattern read off the jaxpr, one JVP (or VJP) per
-        color (see :mod:`chainorder.backend.compressed`). One array argument.
+        Return a ``jax.experimental.sparse.BCOO``: for a batch-separable function whose
+        examples' Jacobians are dense, the per-example blocks as a batched BCOO in
+        ``jax.jacobian``'s layout (:mod:`chainorder.backend.perexample`); otherwise the
+        flattened ``(m, n)`` Jacobian by compression, its pattern read off the jaxpr, one
+        JVP (or VJP) per color (:mod:`chainorder.backend.compressed`). One array argument.
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
         ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
@@ -346,7 +348,9 @@ def jacobian(
     -------
     callable
         ``jacobian(fun)(*args, **kwargs)``; its ``plans`` attribute maps each
-        input signature to the plan used (None where ``jax.jacobian`` ran).
+        input signature to the plan used (None where ``jax.jacobian`` ran; one example's
+        plan for per-example plans), ``strategies`` to what ran (the plan, a compression,
+        per-example plans of a batch-separable function) and ``costs`` to its FMAs.
 
     Raises
     ------
