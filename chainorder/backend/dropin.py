@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -38,6 +37,7 @@ from ..core.plan import Plan
 from ..core.steps import Objective
 from . import execute
 from .blocks import jacobian_in_blocks, jacobian_into
+from .calls import CallOptions, FlatCall, Signature
 from .compressed import compressed_strategy
 from .devices import check_fits, jacobian_fits
 from .execute import library_mode
@@ -45,7 +45,7 @@ from .perexample import PerExample, block_diagonal, per_example
 from .scheduled import scheduled_jacobian
 from .segments import prepare
 from .sharding import sharded_jacobian
-from .tracing import _chosen_plan, _compute, _ravel
+from .tracing import _chosen_plan, _compute
 from .variants import (
     ARRAY_TYPES,
     block_key,
@@ -59,88 +59,7 @@ from .variants import (
 __all__ = ["jacobian"]
 
 
-@dataclass(frozen=True)
-class _Signature:
-    """A call's arguments: the pytree, which leaves are traced arrays (their avals), and the
-    hashable values of the other leaves. Equal signatures share one analysis and program."""
-
-    tree: Any
-    dynamic: tuple[int, ...]
-    avals: tuple[tuple[tuple[int, ...], Any, bool], ...]
-    static: tuple[tuple[int, type, Hashable], ...]
-
-    @classmethod
-    def of(cls, leaves: list, tree: Any, numbers: tuple[int, ...]) -> _Signature | None:
-        """The signature of the call whose ``(args, kwargs)`` flatten to ``leaves, tree``;
-        None when a leaf is neither an array nor hashable."""
-        arguments = tree.children()[0].children()
-        owners = [index for index, argument in enumerate(arguments) for _ in range(argument.num_leaves)]
-        owners += [-1] * (len(leaves) - len(owners))
-        differentiated = {number % len(arguments) for number in numbers} if arguments else set()
-        dynamic, avals, static = [], [], []
-        for position, (leaf, owner) in enumerate(zip(leaves, owners)):
-            if (hasattr(leaf, "shape") and hasattr(leaf, "dtype")) or owner in differentiated:
-                dynamic.append(position)
-                avals.append((tuple(np.shape(leaf)), jnp.result_type(leaf), bool(getattr(leaf, "weak_type", False))))
-            elif isinstance(leaf, Hashable):
-                static.append((position, type(leaf), leaf))
-            else:
-                return None
-        return cls(tree, tuple(dynamic), tuple(avals), tuple(static))
-
-    def shapes(self) -> list[jax.ShapeDtypeStruct]:
-        return [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak) for shape, dtype, weak in self.avals]
-
-    def rebuild(self, dynamic_leaves: Sequence[Any]) -> tuple[tuple, dict]:
-        leaves: list[Any] = [None] * (len(self.dynamic) + len(self.static))
-        for position, value in zip(self.dynamic, dynamic_leaves):
-            leaves[position] = value
-        for position, _, value in self.static:
-            leaves[position] = value
-        return jax.tree_util.tree_unflatten(self.tree, leaves)
-
-
-@dataclass(frozen=True)
-class _Options:
-    fun: Callable[..., Any]
-    numbers: tuple[int, ...]
-    single: bool  # argnums was an int: the result is not wrapped in a tuple
-    has_aux: bool
-    holomorphic: bool
-    allow_int: bool
-
-
-class _Flat:
-    """The function as ``(vector, *leaves) -> flat output``: ``vector`` the differentiated
-    arguments flattened, ``leaves`` the call's array leaves (held constant)."""
-
-    def __init__(self, options: _Options, signature: _Signature) -> None:
-        self.options, self.signature = options, signature
-
-    def chosen(self, leaves: Sequence[Any]) -> Any:
-        args, _ = self.signature.rebuild(leaves)
-        picked = [args[number % len(args)] for number in self.options.numbers]
-        return picked[0] if self.options.single else tuple(picked)
-
-    def vector(self, leaves: Sequence[Any]) -> Any:
-        return _ravel(self.chosen(leaves))[0]
-
-    def call(self, vector: Any, leaves: Sequence[Any]) -> Any:
-        """The function's output (and aux) with the differentiated arguments taken from ``vector``."""
-        args, kwargs = self.signature.rebuild(leaves)
-        values = _ravel(self.chosen(leaves))[1](vector)
-        args = list(args)
-        for number, value in zip(self.options.numbers, (values,) if self.options.single else values):
-            args[number % len(args)] = value
-        return self.options.fun(*args, **kwargs)
-
-    def __call__(self, vector: Any, *leaves: Any) -> Any:
-        output = self.call(vector, leaves)
-        output = output[0] if self.options.has_aux else output
-        return _ravel(jax.tree_util.tree_map(jnp.asarray, output))[0]
-
-
-def _expected(options: _Options, signature: _Signature, reference: Callable[..., Any]) -> Any:
+def _expected(options: CallOptions, signature: Signature, reference: Callable[..., Any]) -> Any:
     """``jax.jacobian``'s result as ShapeDtypeStructs; JAX raises its own errors for invalid uses.
     Where JAX refuses reverse mode through the function, ``jax.jacfwd``'s."""
 
@@ -163,7 +82,7 @@ def _expected(options: _Options, signature: _Signature, reference: Callable[...,
             raise error from None
 
 
-def _runs_as_jax(options: _Options, flat: _Flat, expected: Any) -> bool:
+def _runs_as_jax(options: CallOptions, flat: FlatCall, expected: Any) -> bool:
     """Whether no plan can improve on ``jax.jacobian`` here (see the module docstring)."""
     if options.holomorphic:
         return True
@@ -192,7 +111,7 @@ def _layout(matrix: Any, expected: Any, in_shapes: list[tuple[int, ...]]) -> Any
     return jax.tree_util.tree_unflatten(tree, blocks)
 
 
-def _program(flat: _Flat, compute: Callable[..., Any], expected: Any, leaves: Sequence[Any]) -> Any:
+def _program(flat: FlatCall, compute: Callable[..., Any], expected: Any, leaves: Sequence[Any]) -> Any:
     """The jitted computation: arguments in, ``jax.jacobian``'s result out."""
     leaves = list(leaves)
     matrix = compute(flat.vector(leaves), leaves)
@@ -206,13 +125,13 @@ def _program(flat: _Flat, compute: Callable[..., Any], expected: Any, leaves: Se
 class _Entry:
     """One input signature's plan and jitted program (``plan`` None: JAX runs it)."""
 
-    def __init__(self, options: _Options, signature: _Signature, reference, plan, optimize_options) -> None:
+    def __init__(self, options: CallOptions, signature: Signature, reference, plan, optimize_options) -> None:
         self.plan: Plan | None = None
         self.strategy = "jax.jacobian"
         self.cost: int | None = None  # the strategy's FMAs
         self.program: Callable[..., Any] | None = None
         expected = _expected(options, signature, reference)
-        flat = _Flat(options, signature)
+        flat = FlatCall(options, signature)
         if _runs_as_jax(options, flat, expected):
             return
         shapes = signature.shapes()
@@ -243,20 +162,20 @@ class _Entry:
         self.program = jax.jit(functools.partial(_program, flat, compute, expected))
 
 
-def _per_example(options: _Options, signature: _Signature, expected: Any, cost: int) -> PerExample | None:
+def _per_example(options: CallOptions, signature: Signature, expected: Any, cost: int) -> PerExample | None:
     """One example's plan, vmapped, for a function of one array argument with one array output
     that is batch-separable along the argument's axis 0, where it costs fewer FMAs than ``cost``."""
     if not options.single or options.has_aux or not hasattr(expected, "shape"):
         return None
     shapes = signature.shapes()
-    x = _Flat(options, signature).chosen(shapes)
+    x = FlatCall(options, signature).chosen(shapes)
     if not hasattr(x, "shape"):
         return None
     split = per_example(functools.partial(_with_argument, options, signature), x, shapes, jacobian)
     return split if split is not None and split.cost < cost else None
 
 
-def _with_argument(options: _Options, signature: _Signature, x: Any, *leaves: Any) -> Any:
+def _with_argument(options: CallOptions, signature: Signature, x: Any, *leaves: Any) -> Any:
     """The function at the call's ``leaves`` with the differentiated argument replaced by ``x``."""
     args, kwargs = signature.rebuild(leaves)
     args = list(args)
@@ -265,15 +184,15 @@ def _with_argument(options: _Options, signature: _Signature, x: Any, *leaves: An
 
 
 def _per_example_program(
-    options: _Options, signature: _Signature, split: PerExample, expected: Any, leaves: Sequence[Any]
+    options: CallOptions, signature: Signature, split: PerExample, expected: Any, leaves: Sequence[Any]
 ) -> Any:
     """``jax.jacobian``'s dense result from the per-example blocks (zeros between examples)."""
     leaves = list(leaves)
-    x = _Flat(options, signature).chosen(leaves)
+    x = FlatCall(options, signature).chosen(leaves)
     return block_diagonal(split.blocks(x, *leaves), split.found).astype(expected.dtype)
 
 
-def _pure_program(options: _Options, signature: _Signature, mode: str, expected: Any, leaves: Sequence[Any]) -> Any:
+def _pure_program(options: CallOptions, signature: Signature, mode: str, expected: Any, leaves: Sequence[Any]) -> Any:
     """``jax.jacfwd`` or ``jax.jacrev`` of the function itself, in ``jax.jacobian``'s dtypes."""
     transform = jax.jacfwd if mode == "forward" else jax.jacrev
     argnums = options.numbers[0] if options.single else options.numbers
@@ -384,12 +303,12 @@ def jacobian(
     if plan is not None and not isinstance(plan, Plan):
         raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
     numbers = _argnums(argnums)
-    settings = _Options(fun, numbers, isinstance(argnums, int), has_aux, holomorphic, allow_int)
-    entries: dict[_Signature, _Entry] = {}
+    settings = CallOptions(fun, numbers, isinstance(argnums, int), has_aux, holomorphic, allow_int)
+    entries: dict[Signature, _Entry] = {}
 
     def compute(*args: Any, **kwargs: Any) -> Any:
         leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
-        signature = _Signature.of(leaves, tree, numbers)
+        signature = Signature.of(leaves, tree, numbers)
         entry = entries.get(signature) if signature is not None else None
         if entry is None and signature is not None:
             entry = entries[signature] = _Entry(settings, signature, reference, plan, options)

@@ -1,0 +1,97 @@
+"""A drop-in call's arguments: the signature that keys its analysis, the options of the transform,
+and the function flattened to ``(vector, *leaves) -> flat output`` that the plans differentiate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .tracing import _ravel
+
+__all__ = ["Signature", "CallOptions", "FlatCall"]
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A call's arguments: the pytree, which leaves are traced arrays (their avals), and the
+    hashable values of the other leaves. Equal signatures share one analysis and program."""
+
+    tree: Any
+    dynamic: tuple[int, ...]
+    avals: tuple[tuple[tuple[int, ...], Any, bool], ...]
+    static: tuple[tuple[int, type, Hashable], ...]
+
+    @classmethod
+    def of(cls, leaves: list, tree: Any, numbers: tuple[int, ...]) -> Signature | None:
+        """The signature of the call whose ``(args, kwargs)`` flatten to ``leaves, tree``;
+        None when a leaf is neither an array nor hashable."""
+        arguments = tree.children()[0].children()
+        owners = [index for index, argument in enumerate(arguments) for _ in range(argument.num_leaves)]
+        owners += [-1] * (len(leaves) - len(owners))
+        differentiated = {number % len(arguments) for number in numbers} if arguments else set()
+        dynamic, avals, static = [], [], []
+        for position, (leaf, owner) in enumerate(zip(leaves, owners)):
+            if (hasattr(leaf, "shape") and hasattr(leaf, "dtype")) or owner in differentiated:
+                dynamic.append(position)
+                avals.append((tuple(np.shape(leaf)), jnp.result_type(leaf), bool(getattr(leaf, "weak_type", False))))
+            elif isinstance(leaf, Hashable):
+                static.append((position, type(leaf), leaf))
+            else:
+                return None
+        return cls(tree, tuple(dynamic), tuple(avals), tuple(static))
+
+    def shapes(self) -> list[jax.ShapeDtypeStruct]:
+        return [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak) for shape, dtype, weak in self.avals]
+
+    def rebuild(self, dynamic_leaves: Sequence[Any]) -> tuple[tuple, dict]:
+        leaves: list[Any] = [None] * (len(self.dynamic) + len(self.static))
+        for position, value in zip(self.dynamic, dynamic_leaves):
+            leaves[position] = value
+        for position, _, value in self.static:
+            leaves[position] = value
+        return jax.tree_util.tree_unflatten(self.tree, leaves)
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    fun: Callable[..., Any]
+    numbers: tuple[int, ...]
+    single: bool  # argnums was an int: the result is not wrapped in a tuple
+    has_aux: bool
+    holomorphic: bool
+    allow_int: bool
+
+
+class FlatCall:
+    """The function as ``(vector, *leaves) -> flat output``: ``vector`` the differentiated
+    arguments flattened, ``leaves`` the call's array leaves (held constant)."""
+
+    def __init__(self, options: CallOptions, signature: Signature) -> None:
+        self.options, self.signature = options, signature
+
+    def chosen(self, leaves: Sequence[Any]) -> Any:
+        args, _ = self.signature.rebuild(leaves)
+        picked = [args[number % len(args)] for number in self.options.numbers]
+        return picked[0] if self.options.single else tuple(picked)
+
+    def vector(self, leaves: Sequence[Any]) -> Any:
+        return _ravel(self.chosen(leaves))[0]
+
+    def call(self, vector: Any, leaves: Sequence[Any]) -> Any:
+        """The function's output (and aux) with the differentiated arguments taken from ``vector``."""
+        args, kwargs = self.signature.rebuild(leaves)
+        values = _ravel(self.chosen(leaves))[1](vector)
+        args = list(args)
+        for number, value in zip(self.options.numbers, (values,) if self.options.single else values):
+            args[number % len(args)] = value
+        return self.options.fun(*args, **kwargs)
+
+    def __call__(self, vector: Any, *leaves: Any) -> Any:
+        output = self.call(vector, leaves)
+        output = output[0] if self.options.has_aux else output
+        return _ravel(jax.tree_util.tree_map(jnp.asarray, output))[0]
