@@ -101,3 +101,30 @@ def test_huge_dims_stay_exact():
     chain = Chain.from_dims([10**9, 3, 10**9, 2])
     points = _points(chain)
     assert [(p.cost, p.peak_memory) for p in pareto(chain)] == _front(points)
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(max_length=5, max_dim=40), options)
+def test_completion_costs_equal_brute_force(chain, opts):
+    """C[i..j] + G[i..j] is the least cost of a plan with a step producing J[j..i]."""
+    from chainorder.core.completion import completion_costs
+    from chainorder.core.dp import cost_table
+
+    options = {"matrix_free": opts["matrix_free"], "tape_limit": opts["tape_limit"]}
+    table = cost_table(chain, **options)
+    completion = completion_costs(table)
+    least = {}
+    for steps in all_plans(chain, **options):
+        cost = sum(step.cost for step in steps)
+        for step in steps:
+            node = (step.first, step.last)
+            least[node] = min(least.get(node, cost), cost)
+    q = len(chain)
+    for first in range(q):
+        for last in range(first, q):
+            bound = int(table.cost(first, last)) + int(completion[first, last - first + 1])
+            expected = least.get((first, last))
+            if expected is None:  # no plan of the whole computes this Jacobian (the tape)
+                assert bound >= 2**61
+            else:
+                assert bound == expected, (first, last)

@@ -49,7 +49,7 @@ from .steps import Objective, Step, StepKind
 from .table import SCREEN_TOLERANCE, CostTable
 from .ties import break_ties
 
-__all__ = ["cheapest_steps"]
+__all__ = ["cheapest_steps", "cost_table"]
 
 _ADJOINT_PRE = StepKind.ADJOINT_PREACCUMULATION.code
 _TANGENT_PRE = StepKind.TANGENT_PREACCUMULATION.code
@@ -302,5 +302,15 @@ def cheapest_steps(
     >>> sum(step.cost for step in steps)
     33038336
     """
-    table = _CostDP(CostTable(chain, Objective(objective), matrix_free, tape_limit)).run()
-    return break_ties(table)
+    return break_ties(cost_table(chain, objective, matrix_free=matrix_free, tape_limit=tape_limit))
+
+
+def cost_table(
+    chain: Chain, objective: Objective = Objective.FMA, *, matrix_free: bool = True, tape_limit: int | None = None
+) -> CostTable:
+    """The least cost of every sub-chain (:class:`chainorder.core.table.CostTable`), filled.
+
+    >>> int(cost_table(Chain.from_dims([784, 256, 32, 256, 784])).cost(0, 3))
+    33038336
+    """
+    return _CostDP(CostTable(chain, Objective(objective), matrix_free, tape_limit)).run()

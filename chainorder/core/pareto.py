@@ -2,17 +2,30 @@
 
 A dynamic program over sub-chains, like :mod:`chainorder.core.dp`, but each
 sub-chain keeps every non-dominated pair (cost, peak memory) of its sub-plans
-rather than the single best. Every sub-chain of one length is filled at once:
-the candidates of all its cells are generated as flat arrays, those that their
-cell's cheapest or smallest candidate dominates are dropped, and the rest are
-sorted by (cell, cost, peak) and kept where their peak is below every cheaper
-candidate's of the same cell. Sub-plans peaking above a cost-optimal plan's peak
-are dropped as they appear (complete plans using them are dominated by it).
-Both the cost (a sum, or a max of the operands on the critical path) and the
-peak (:mod:`chainorder.core.subplans`) grow with the operands' values, so a
-sub-plan dominated in both can never be part of a non-dominated plan, and
-pruning it loses nothing. With a memory limit, sub-plans
-whose peak is already over the limit are dropped as they appear.
+rather than the single best. Both the cost (a sum, or a max of the operands on
+the critical path) and the peak (:mod:`chainorder.core.subplans`) grow with the
+operands' values, so a sub-plan dominated in both can never be part of a
+non-dominated plan, and pruning it loses nothing.
+
+Every sub-chain of one length is filled at once, in rows (one step kind, cell
+and split; :class:`chainorder.core.labels.Group`):
+
+1. each row's two corners (its operands' cheapest labels paired, and their
+   least-peak ones) are generated; their front bounds the cell;
+2. a row whose lower corner (the cheapest operands' cost, the least-peak
+   operands' peak) that front or a known plan of the whole chain covers is
+   dropped; a product row is then split by its later operand's labels and
+   tested again;
+3. the remaining rows are expanded into every candidate, and each cell keeps
+   its non-dominated ones (:func:`chainorder.core.labels.prune`).
+
+The known plans come from a first, fast run that generates corners only; a
+sub-plan costing ``c`` completes into plans costing at least ``c`` plus its
+sub-chain's completion cost (:mod:`chainorder.core.completion`), so a known plan
+that beats that bound and the sub-plan's peak dominates every plan using it.
+Sub-plans peaking above a cost-optimal plan's peak are dropped as they appear
+(complete plans using them are dominated by it); with a memory limit, so are
+those whose peak is already over the limit.
 
 This module imports neither jax nor matplotlib.
 """
@@ -22,107 +35,28 @@ from __future__ import annotations
 import numpy as np
 
 from .chain import Chain
+from .completion import completion_costs
 from .costs import CostModel
-from .dp import cheapest_steps
+from .dp import cost_table
+from .labels import COLUMNS, Fronts, Group, Known, covered, front_of, prune
 from .memory import MemoryModel, order_for_memory, peak_memory
 from .steps import Objective, Step, StepKind
 from .subplans import sub_plan
+from .table import CostTable
+from .ties import break_ties
 from .tree import post_order
 
 __all__ = ["pareto_steps"]
-
-_COLUMNS = ("cost", "peak", "kind", "split", "later", "earlier")
-
-
-class _Fronts:
-    """Every sub-chain's front, stored flat: entry ``e`` has ``cost[e]``,
-    ``peak[e]`` (without the primal values), ``kind[e]`` (a code), ``split[e]``
-    and the entries of its operands' sub-plans, ``later[e]`` (``J[j..k+1]``) and
-    ``earlier[e]`` (``J[k..i]``), -1 where there is none. The entries of
-    sub-chain ``i..j`` are ``start[i, j] : start[i, j] + size[i, j]``, cheapest
-    first. Sub-chains are added a length at a time."""
-
-    def __init__(self, q: int) -> None:
-        self.start = np.zeros((q, q), dtype=np.int64)
-        self.size = np.zeros((q, q), dtype=np.int64)
-        self.columns: dict[str, list[np.ndarray]] = {name: [] for name in _COLUMNS}
-        self.count = 0
-        self.cost = self.peak = np.zeros(0)
-        self._flat: dict[str, np.ndarray] | None = None
-
-    def add_length(self, length: int, cell: np.ndarray, columns: dict[str, np.ndarray], cells: int) -> None:
-        """The fronts of every sub-chain of ``length``: ``columns`` sorted by ``cell`` (first layer)."""
-        sizes = np.bincount(cell, minlength=cells)
-        first = np.arange(cells)
-        self.size[first, first + length - 1] = sizes
-        self.start[first, first + length - 1] = self.count + np.cumsum(sizes) - sizes
-        self.count += len(cell)
-        for name in _COLUMNS:
-            self.columns[name].append(columns[name])
-        self.cost = np.concatenate(self.columns["cost"])
-        self.peak = np.concatenate(self.columns["peak"])
-        self.columns["cost"], self.columns["peak"] = [self.cost], [self.peak]
-
-    def entry(self, index: int) -> tuple:
-        if self._flat is None:
-            self._flat = {name: np.concatenate(values) for name, values in self.columns.items()}
-        return tuple(self._flat[name][index] for name in _COLUMNS)
-
-
-def _ranges(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each s, the indices ``starts[s] .. starts[s] + sizes[s] - 1``, concatenated,
-    and which s each index came from."""
-    owner = np.repeat(np.arange(len(sizes)), sizes)
-    offsets = np.cumsum(sizes) - sizes
-    return starts[owner] + np.arange(int(sizes.sum())) - offsets[owner], owner
-
-
-def _prune(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray, budget) -> np.ndarray:
-    """The indices of the non-dominated candidates of each cell, sorted by cell, then cheapest
-    first (so peaks decrease)."""
-    survivors = _outside_corners(cell, cost, peak, budget)
-    order = survivors[np.lexsort((peak[survivors], cost[survivors], cell[survivors]))]
-    if not len(order):
-        return order
-    # a running minimum of the peaks that restarts at each cell: the peaks' dense ranks, each
-    # cell shifted below every earlier cell, so that no earlier cell's values reach it
-    rank = np.unique(peak[order], return_inverse=True)[1].astype(np.int64).ravel()
-    shifted = rank - cell[order].astype(np.int64) * (len(order) + 1)
-    before = np.minimum.accumulate(np.r_[np.iinfo(np.int64).max, shifted[:-1]])
-    return order[shifted < before]
-
-
-def _outside_corners(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray, budget) -> np.ndarray:
-    """The candidates within ``budget`` that neither the cheapest nor the smallest candidate of
-    their cell dominates (a cheap first cut before the exact sort; equal pairs stay)."""
-    fits = np.ones(len(cell), dtype=bool) if budget is None else peak <= budget
-    cells = int(cell.max()) + 1 if len(cell) else 0
-    big = np.iinfo(np.int64).max if peak.dtype == np.int64 else None
-    if big is None or not fits.any():  # Python integers: the exact sort alone
-        return np.flatnonzero(fits)
-    corners = []
-    for first, second in ((cost, peak), (peak, cost)):
-        least = np.full(cells, big, dtype=np.int64)
-        np.minimum.at(least, cell[fits], first[fits])
-        at_least = fits & (first == least[cell])
-        partner = np.full(cells, big, dtype=np.int64)
-        np.minimum.at(partner, cell[at_least], second[at_least])
-        corners.append((least, partner))
-    (cheapest, its_peak), (smallest, its_cost) = corners
-    by_cheapest = _beaten(cost, peak, cheapest[cell], its_peak[cell])
-    by_smallest = _beaten(cost, peak, its_cost[cell], smallest[cell])
-    return np.flatnonzero(fits & ~by_cheapest & ~by_smallest)
-
-
-def _beaten(cost, peak, corner_cost, corner_peak):
-    """Whether (cost, peak) is no better than the corner in both and worse in one."""
-    return (cost >= corner_cost) & (peak >= corner_peak) & ((cost > corner_cost) | (peak > corner_peak))
 
 
 class _ParetoDP:
     """Fills the fronts a sub-chain length at a time, every cell of a length at once."""
 
-    def __init__(self, chain: Chain, objective: Objective, matrix_free: bool, tape_limit, budget) -> None:
+    def __init__(
+        self, chain: Chain, objective: Objective, matrix_free: bool, tape_limit, budget, *, expand=True, known=None
+    ) -> None:
+        self.expand = expand
+        self.known = known
         self.q = len(chain)
         self.costs = CostModel.exact(chain)
         self.memory = MemoryModel(chain, self.costs)
@@ -130,7 +64,7 @@ class _ParetoDP:
         self.matrix_free = matrix_free
         self.tape_limit = tape_limit
         self.budget = budget
-        self.fronts = _Fronts(self.q)
+        self.fronts = Fronts(self.q)
 
     def _candidates(self, kind: StepKind, cell, last, split, later=None, earlier=None) -> tuple:
         fronts = self.fronts
@@ -166,53 +100,102 @@ class _ParetoDP:
         cell = np.repeat(np.arange(cells), length - 1)
         return cell, cell + np.tile(np.arange(length - 1), cells)
 
-    def _products(self, length: int) -> tuple:
-        """Every pair of an entry of ``J[last..k+1]`` and one of ``J[k..first]``."""
+    def _groups(self, length: int) -> list[Group]:
+        """The candidates of a length, a row per (kind, cell, split): a product pairs every entry
+        of ``J[last..k+1]`` with every one of ``J[k..first]``; a tangent step pushes an entry of
+        ``J[k..first]`` through layers ``k+1..last``; an adjoint step pulls an entry of
+        ``J[last..k+1]`` back through layers ``first..k`` (whose tape fits)."""
         fronts = self.fronts
         cell, split = self._splits(length)
         last = cell + length - 1
-        later_start, later_size = fronts.start[split + 1, last], fronts.size[split + 1, last]
-        earlier_start, earlier_size = fronts.start[cell, split], fronts.size[cell, split]
-        pairs = later_size * earlier_size
-        owner = np.repeat(np.arange(len(split)), pairs)
-        offset = np.arange(int(pairs.sum())) - (np.cumsum(pairs) - pairs)[owner]
-        later = later_start[owner] + offset // earlier_size[owner]
-        earlier = earlier_start[owner] + offset % earlier_size[owner]
+        later = (fronts.start[split + 1, last], fronts.size[split + 1, last])
+        earlier = (fronts.start[cell, split], fronts.size[cell, split])
+        groups = [Group(StepKind.PRODUCT, cell, last, split, later, earlier)]
+        if self.matrix_free:
+            pulled = later[1]
+            if self.tape_limit is not None:
+                pulled = np.where(self.costs.edges(cell, split) <= self.tape_limit, pulled, 0)
+            groups.append(Group(StepKind.TANGENT_STEP, cell, last, split, None, earlier))
+            groups.append(Group(StepKind.ADJOINT_STEP, cell, last, split, (later[0], pulled), None))
+        return [group.nonempty() for group in groups]
+
+    def _group_candidates(self, group: Group, rows, later=None, earlier=None) -> tuple:
         return self._candidates(
-            StepKind.PRODUCT, cell[owner], last[owner], split[owner], later=later, earlier=earlier
+            group.kind, group.cell[rows], group.last[rows], group.split[rows], later=later, earlier=earlier
         )
 
-    def _tangent_steps(self, length: int) -> tuple:
-        """An entry of ``J[k..first]`` pushed through layers ``k+1..last``."""
-        cell, split = self._splits(length)
-        earlier, owner = _ranges(self.fronts.start[cell, split], self.fronts.size[cell, split])
-        cell, split = cell[owner], split[owner]
-        return self._candidates(StepKind.TANGENT_STEP, cell, cell + length - 1, split, earlier=earlier)
+    def _corners(self, group: Group) -> list[tuple]:
+        """Each row's two corner candidates: its operands' cheapest entries, and their least-peak ones
+        (each front is stored cheapest first, so peaks decrease)."""
+        rows = np.arange(len(group.cell))
+        return [self._group_candidates(group, rows, **group.entries(end)) for end in ("first", "last")]
 
-    def _adjoint_steps(self, length: int) -> tuple:
-        """An entry of ``J[last..k+1]`` pulled back through layers ``first..k`` (whose tape fits)."""
-        cell, split = self._splits(length)
-        last = cell + length - 1
-        sizes = self.fronts.size[split + 1, last]
-        if self.tape_limit is not None:
-            sizes = np.where(self.costs.edges(cell, split) <= self.tape_limit, sizes, 0)
-        later, owner = _ranges(self.fronts.start[split + 1, last], sizes)
-        return self._candidates(StepKind.ADJOINT_STEP, cell[owner], last[owner], split[owner], later=later)
+    def _lower_corner(self, group: Group) -> tuple[np.ndarray, np.ndarray]:
+        """A bound below every candidate of each row: the cost from the operands' cheapest entries,
+        the peak from their least-peak ones (both rules grow with their operands' values)."""
+        fronts = self.fronts
+        cheapest, smallest = group.entries("first"), group.entries("last")
+        operands = {name: (fronts.cost[cheapest[name]], fronts.peak[smallest[name]]) for name in cheapest}
+        return sub_plan(
+            group.kind,
+            group.cell,
+            group.last,
+            group.split,
+            costs=self.costs,
+            memory=self.memory,
+            critical_path=self.critical_path,
+            **operands,
+        )
+
+    def _expand(self, group: Group, rows: np.ndarray) -> tuple:
+        """Every candidate of the given rows."""
+        later_size = group.sizes("later")[rows]
+        earlier_size = group.sizes("earlier")[rows]
+        pairs = later_size * earlier_size
+        owner = np.repeat(np.arange(len(rows)), pairs)
+        offset = np.arange(int(pairs.sum())) - (np.cumsum(pairs) - pairs)[owner]
+        operands = {}
+        if group.later is not None:
+            operands["later"] = group.later[0][rows][owner] + offset // earlier_size[owner]
+        if group.earlier is not None:
+            operands["earlier"] = group.earlier[0][rows][owner] + offset % earlier_size[owner]
+        return self._group_candidates(group, rows[owner], **operands)
+
+    def _multi_layer(self, length: int) -> list[tuple]:
+        """The candidates of a length worth generating. Each row's corners come first; a row whose
+        lower corner its cell's corners already match or beat adds nothing to the front (every one
+        of its candidates is dominated or equals a corner), so only the other rows are expanded."""
+        groups = self._groups(length)
+        parts = [part for group in groups for part in self._corners(group)]
+        if not self.expand:
+            return parts
+        front = front_of(parts, self.q - length + 1, self.budget)
+        for group in groups:
+            group = self._promising(group, length, front)
+            if group.later is not None and group.earlier is not None:
+                group = self._promising(group.by_later_entry(), length, front)
+            parts.append(self._expand(group, np.arange(len(group.cell))))
+        return parts
+
+    def _promising(self, group: Group, length: int, front: tuple) -> Group:
+        """The rows whose lower corner neither the cell's corners' front nor a known plan covers."""
+        cost, peak = self._lower_corner(group)
+        hidden = covered(group.cell, cost, peak, front, self.budget)
+        if self.known is not None:
+            hidden |= self.known.dominates(group.cell, length, cost, peak)
+        return group.take(np.flatnonzero(~hidden))
 
     def _fill(self, length: int) -> None:
-        if length == 1:
-            parts = self._single_layers()
-        else:
-            parts = [self._products(length)]
-            if self.matrix_free:
-                parts += [self._tangent_steps(length), self._adjoint_steps(length)]
+        parts = self._single_layers() if length == 1 else self._multi_layer(length)
         cell = np.concatenate([part[0] for part in parts])
         cost, peak = (np.concatenate([part[1][name] for part in parts]) for name in ("cost", "peak"))
-        keep = _prune(cell, cost, peak, self.budget)
-        kept = {name: np.concatenate([part[1][name] for part in parts])[keep] for name in _COLUMNS}
+        keep = prune(cell, cost, peak, self.budget)
+        if self.known is not None:
+            keep = keep[~self.known.dominates(cell[keep], length, cost[keep], peak[keep])]
+        kept = {name: np.concatenate([part[1][name] for part in parts])[keep] for name in COLUMNS}
         self.fronts.add_length(length, cell[keep], kept, self.q - length + 1)
 
-    def run(self) -> _Fronts:
+    def run(self) -> Fronts:
         for length in range(1, self.q + 1):
             self._fill(length)
         return self.fronts
@@ -239,15 +222,27 @@ class _ParetoDP:
         return steps
 
 
-def _cost_optimal_peak(chain: Chain, objective, matrix_free: bool, tape_limit, memory: MemoryModel) -> int:
+def _cost_optimal_peak(table: CostTable, memory: MemoryModel) -> int:
     """The peak of a cost-optimal plan (from the fast DP): a bound for every sub-plan.
 
     A sub-plan peaking above it is in complete plans that cost at least the optimum and
     peak above this plan's: dominated. The Pareto DP drops such labels as they appear,
     as it does under a memory limit, and its front is unchanged.
     """
-    steps = cheapest_steps(chain, Objective(objective), matrix_free=matrix_free, tape_limit=tape_limit)
-    return peak_memory(chain, order_for_memory(chain, steps, memory), memory)
+    steps = break_ties(table)
+    return peak_memory(table.costs.chain, order_for_memory(table.costs.chain, steps, memory), memory)
+
+
+def _known_plans(dp_arguments: tuple, table: CostTable) -> Known | None:
+    """A first front from each sub-plan's corners only (its operands' cheapest entries paired, and
+    their least-peak ones): real plans, found fast, that bound the exact run (:class:`Known`)."""
+    completion = completion_costs(table)
+    if completion is None:
+        return None
+    rough = _ParetoDP(*dp_arguments, expand=False)
+    fronts = rough.run()
+    start, size = int(fronts.start[0, rough.q - 1]), int(fronts.size[0, rough.q - 1])
+    return Known(completion, fronts.cost[start : start + size], fronts.peak[start : start + size])
 
 
 def pareto_steps(
@@ -263,12 +258,14 @@ def pareto_steps(
     With ``memory_limit``, only plans whose peak fits; an empty list when none does.
     """
     memory = MemoryModel(chain)
-    ceiling = _cost_optimal_peak(chain, objective, matrix_free, tape_limit, memory)
+    table = cost_table(chain, Objective(objective), matrix_free=matrix_free, tape_limit=tape_limit)
+    ceiling = _cost_optimal_peak(table, memory)
     limit = ceiling if memory_limit is None else min(memory_limit, ceiling)
     budget = limit - memory.primal
     if budget < 0:
         return []
-    dp = _ParetoDP(chain, Objective(objective), matrix_free, tape_limit, budget)
+    arguments = (chain, Objective(objective), matrix_free, tape_limit, budget)
+    dp = _ParetoDP(*arguments, known=_known_plans(arguments, table))
     fronts = dp.run()
     q = len(chain)
     start, size = int(fronts.start[0, q - 1]), int(fronts.size[0, q - 1])

@@ -1,0 +1,208 @@
+"""The labels of the Pareto DP (:mod:`chainorder.core.pareto`): how they are stored and pruned.
+
+Every sub-chain keeps its non-dominated sub-plans (labels) as flat arrays
+(:class:`Fronts`). Candidates are generated a row at a time (:class:`Group`: one
+step kind, one cell, one split, the operands' label ranges) and pruned in three
+ways, each written once here: within their cell (:func:`prune`, exact), against
+a front of the cell's cheap candidates (:func:`covered`, by lower corners, before
+a row is expanded), and against plans of the whole chain already known
+(:class:`Known`, with the completion costs of :mod:`chainorder.core.completion`).
+
+This module imports neither jax nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .steps import StepKind
+
+__all__ = ["COLUMNS", "Fronts", "Group", "Known", "covered", "within", "front_of", "prune"]
+
+COLUMNS = ("cost", "peak", "kind", "split", "later", "earlier")
+
+
+class Fronts:
+    """Every sub-chain's front, stored flat: entry ``e`` has ``cost[e]``,
+    ``peak[e]`` (without the primal values), ``kind[e]`` (a code), ``split[e]``
+    and the entries of its operands' sub-plans, ``later[e]`` (``J[j..k+1]``) and
+    ``earlier[e]`` (``J[k..i]``), -1 where there is none. The entries of
+    sub-chain ``i..j`` are ``start[i, j] : start[i, j] + size[i, j]``, cheapest
+    first. Sub-chains are added a length at a time."""
+
+    def __init__(self, q: int) -> None:
+        self.start = np.zeros((q, q), dtype=np.int64)
+        self.size = np.zeros((q, q), dtype=np.int64)
+        self.columns: dict[str, list[np.ndarray]] = {name: [] for name in COLUMNS}
+        self.count = 0
+        self.cost = self.peak = np.zeros(0)
+        self._flat: dict[str, np.ndarray] | None = None
+
+    def add_length(self, length: int, cell: np.ndarray, columns: dict[str, np.ndarray], cells: int) -> None:
+        """The fronts of every sub-chain of ``length``: ``columns`` sorted by ``cell`` (first layer)."""
+        sizes = np.bincount(cell, minlength=cells)
+        first = np.arange(cells)
+        self.size[first, first + length - 1] = sizes
+        self.start[first, first + length - 1] = self.count + np.cumsum(sizes) - sizes
+        self.count += len(cell)
+        for name in COLUMNS:
+            self.columns[name].append(columns[name])
+        self.cost = np.concatenate(self.columns["cost"])
+        self.peak = np.concatenate(self.columns["peak"])
+        self.columns["cost"], self.columns["peak"] = [self.cost], [self.peak]
+
+    def entry(self, index: int) -> tuple:
+        if self._flat is None:
+            self._flat = {name: np.concatenate(values) for name, values in self.columns.items()}
+        return tuple(self._flat[name][index] for name in COLUMNS)
+
+
+class Group:
+    """Candidate rows of one step kind: ``cell`` (first layer), ``last`` and ``split`` per row, and
+    each operand's front range ``(start, size)`` per row (None where the kind has no such operand)."""
+
+    def __init__(self, kind: StepKind, cell, last, split, later, earlier) -> None:
+        self.kind, self.cell, self.last, self.split = kind, cell, last, split
+        self.later, self.earlier = later, earlier
+
+    def sizes(self, name: str) -> np.ndarray:
+        operand = getattr(self, name)
+        return np.ones(len(self.cell), dtype=np.int64) if operand is None else operand[1]
+
+    def take(self, rows: np.ndarray) -> Group:
+        later, earlier = ((None if o is None else (o[0][rows], o[1][rows])) for o in (self.later, self.earlier))
+        return Group(self.kind, self.cell[rows], self.last[rows], self.split[rows], later, earlier)
+
+    def nonempty(self) -> Group:
+        """The rows whose operands all have a sub-plan."""
+        return self.take(np.flatnonzero((self.sizes("later") > 0) & (self.sizes("earlier") > 0)))
+
+    def by_later_entry(self) -> Group:
+        """A row for each entry of each row's later operand (with all of its earlier operand's)."""
+        start, size = self.later
+        owner = np.repeat(np.arange(len(size)), size)
+        entry = start[owner] + np.arange(len(owner)) - (np.cumsum(size) - size)[owner]
+        earlier = self.earlier[0][owner], self.earlier[1][owner]
+        later = entry, np.ones(len(owner), dtype=np.int64)
+        return Group(self.kind, self.cell[owner], self.last[owner], self.split[owner], later, earlier)
+
+    def entries(self, end: str) -> dict[str, np.ndarray]:
+        """Each operand's ``"first"`` (cheapest) or ``"last"`` (least peak) front entry per row."""
+        found = {}
+        for name in ("later", "earlier"):
+            operand = getattr(self, name)
+            if operand is not None:
+                found[name] = operand[0] if end == "first" else operand[0] + operand[1] - 1
+        return found
+
+
+def front_of(parts: list[tuple], cells: int, budget) -> tuple:
+    """The cells' fronts of some candidates: ``(start, size, cost, peak)`` (see :func:`covered`)."""
+    cell = np.concatenate([part[0] for part in parts])
+    cost, peak = (np.concatenate([part[1][name] for part in parts]) for name in ("cost", "peak"))
+    keep = prune(cell, cost, peak, budget)
+    size = np.bincount(cell[keep], minlength=cells)
+    return np.cumsum(size) - size, size, cost[keep], peak[keep]
+
+
+def prune(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray, budget) -> np.ndarray:
+    """The indices of the non-dominated candidates of each cell, sorted by cell, then cheapest
+    first (so peaks decrease)."""
+    survivors = _outside_corners(cell, cost, peak, budget)
+    order = survivors[np.lexsort((peak[survivors], cost[survivors], cell[survivors]))]
+    if not len(order):
+        return order
+    # a running minimum of the peaks that restarts at each cell: the peaks' dense ranks, each
+    # cell shifted below every earlier cell, so that no earlier cell's values reach it
+    rank = np.unique(peak[order], return_inverse=True)[1].astype(np.int64).ravel()
+    shifted = rank - cell[order].astype(np.int64) * (len(order) + 1)
+    before = np.minimum.accumulate(np.r_[np.iinfo(np.int64).max, shifted[:-1]])
+    return order[shifted < before]
+
+
+def within(peak: np.ndarray, budget) -> np.ndarray:
+    return np.ones(len(peak), dtype=bool) if budget is None else peak <= budget
+
+
+def _cell_corners(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray, cells: int, budget):
+    """Each cell's cheapest candidate within ``budget`` (least peak among equals) and its smallest
+    (least cost among equals), as ``((cheapest, its_peak), (smallest, its_cost))`` arrays over the
+    cells (int64 max where a cell has none); None for Python integers."""
+    if peak.dtype != np.int64:
+        return None
+    fitting = within(peak, budget)
+    big = np.iinfo(np.int64).max
+    corners = []
+    for first, second in ((cost, peak), (peak, cost)):
+        least = np.full(cells, big, dtype=np.int64)
+        np.minimum.at(least, cell[fitting], first[fitting])
+        at_least = fitting & (first == least[cell])
+        partner = np.full(cells, big, dtype=np.int64)
+        np.minimum.at(partner, cell[at_least], second[at_least])
+        corners.append((least, partner))
+    return corners
+
+
+def _outside_corners(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray, budget) -> np.ndarray:
+    """The candidates within ``budget`` that neither the cheapest nor the smallest candidate of
+    their cell dominates (a cheap first cut before the exact sort; equal pairs stay)."""
+    fitting = within(peak, budget)
+    corners = _cell_corners(cell, cost, peak, int(cell.max()) + 1 if len(cell) else 0, budget)
+    if corners is None or not fitting.any():  # Python integers: the exact sort alone
+        return np.flatnonzero(fitting)
+    (cheapest, its_peak), (smallest, its_cost) = corners
+    by_cheapest = _beaten(cost, peak, cheapest[cell], its_peak[cell])
+    by_smallest = _beaten(cost, peak, its_cost[cell], smallest[cell])
+    return np.flatnonzero(fitting & ~by_cheapest & ~by_smallest)
+
+
+def _beaten(cost, peak, corner_cost, corner_peak):
+    """Whether (cost, peak) is no better than the corner in both and worse in one."""
+    return (cost >= corner_cost) & (peak >= corner_peak) & ((cost > corner_cost) | (peak > corner_peak))
+
+
+def covered(cell, cost, peak, front, budget) -> np.ndarray:
+    """Whether lower bounds (cost, peak) are over ``budget`` or no better in both than a point of
+    their cell's ``front`` (matching one counts: that point is kept, and it is a candidate).
+
+    ``front`` is ``(start, size, cost, peak)``: each cell's points at ``start : start + size``,
+    cheapest first, so peaks decrease; the bound is covered where the last point costing no more
+    than it peaks no higher (found by a binary search in every cell at once).
+    """
+    start, size, front_cost, front_peak = front
+    low, high = start[cell], start[cell] + size[cell]  # the answer: the last index < high costing <= cost
+    while True:
+        searching = low < high
+        if not searching.any():
+            break
+        middle = (low + high) // 2
+        middle_cost = front_cost[np.minimum(middle, len(front_cost) - 1)]
+        cheaper = searching & (middle_cost <= cost)
+        low = np.where(cheaper, middle + 1, low)
+        high = np.where(searching & ~cheaper, middle, high)
+    found = low > start[cell]
+    at = np.maximum(low - 1, 0)
+    covered = found & (front_peak[at] <= peak) if len(front_peak) else np.zeros(len(cell), dtype=bool)
+    return covered | ~within(peak, budget)
+
+
+class Known:
+    """Plans of the whole chain found already (``cost``, ``peak``: a front, cheapest first) and each
+    sub-chain's completion cost (:func:`chainorder.core.completion.completion_costs`)."""
+
+    def __init__(self, completion: np.ndarray, cost: np.ndarray, peak: np.ndarray) -> None:
+        self.completion, self.cost, self.peak = completion, cost, peak
+
+    def dominates(self, cell: np.ndarray, length: int, cost: np.ndarray, peak: np.ndarray) -> np.ndarray:
+        """Whether a known plan beats every completion of sub-plans ``(cost, peak)`` of the sub-chains
+        of ``length`` starting at ``cell``: no dearer than the least such completion, no larger, and
+        better in one (a completion costs ``cost`` plus the sub-chain's completion cost at least, and
+        peaks at ``peak`` at least). Such sub-plans are in no plan of the front."""
+        if not len(self.cost):
+            return np.zeros(len(cell), dtype=bool)
+        total = cost + self.completion[cell, length]
+        at = np.searchsorted(self.cost, total, side="right") - 1  # the least-peak known plan costing <= total
+        found = at >= 0
+        at = np.maximum(at, 0)
+        known_cost, known_peak = self.cost[at], self.peak[at]
+        return found & ((known_peak < peak) | ((known_peak == peak) & (known_cost < total)))
