@@ -4,16 +4,21 @@ Every value of the jaxpr gets a boolean sparse matrix (``scipy.sparse``, one row
 entry of the value, one column per differentiated input entry) saying which inputs it
 depends on. Each primitive maps its operands' rows to its outputs' rows:
 
-* exactly, through index maps: elementwise ops (operands of rank 0, or with dimensions
-  of 1, broadcast), ``broadcast_in_dim``, ``reshape``/``squeeze``/``expand_dims``, ``transpose``,
-  ``slice``, ``rev``, ``concatenate``, ``pad``, ``dot_general`` (batch dimensions included:
-  an output entry depends on its row of the left and its column of the right operand),
-  reductions (an entry depends on the entries it reduces), ``cumsum``/``cumprod``/
+* exactly, through index maps (:mod:`.indexmaps`): elementwise ops (operands of rank 0, or
+  with dimensions of 1, broadcast), ``broadcast_in_dim``, ``reshape``/``squeeze``/``expand_dims``,
+  ``transpose``, ``slice``, ``rev``, ``concatenate``, ``pad``, ``dot_general`` (batch dimensions
+  included: an output entry depends on its row of the left and its column of the right
+  operand), reductions (an entry depends on the entries it reduces), ``cumsum``/``cumprod``/
   ``cummax``/``cummin``, ``select_n`` (the predicate contributes nothing); nested
   ``jit``/``checkpoint`` calls are entered;
-* conservatively, for every other primitive (gathers, scatters, convolutions, sort,
-  control flow, custom rules): each output entry depends on every input any operand
-  depends on. Never a missing nonzero; possibly extra ones.
+* exactly, by running the primitive on codes (:mod:`.moves`): gathers, ``dynamic_slice``,
+  ``dynamic_update_slice`` and scatters (add, mul, min, max, overwrite) whose index operands
+  are known while tracing (the jaxpr's constants and literals, and small values computed from
+  them alone, which the walk evaluates as it goes), and convolutions (any padding, strides,
+  dilations, layouts and feature groups; both operands);
+* conservatively, for every other primitive (sort, control flow, custom rules, and the
+  above with indices computed from the inputs): each output entry depends on every input any
+  operand depends on. Never a missing nonzero; possibly extra ones.
 
 :func:`sparsity` returns the pattern of the flattened Jacobian as a
 ``jax.experimental.sparse.BCOO`` of ones (rows: the outputs' entries, raveled and
@@ -32,6 +37,9 @@ import numpy as np
 import scipy.sparse as sparse
 from jax.experimental import sparse as jax_sparse
 
+from .indexmaps import broadcast_index, broadcasts, cumulative_map, dot_general_maps, index_rule, reduction_map
+from .indexmaps import size as _size
+from .moves import MOVES, index_maps
 from .primitives import CALLS, CUMULATIVE, ELEMENTWISE, REDUCTIONS, inner_jaxpr
 
 __all__ = ["sparsity", "pattern_coordinates", "PatternTooDense", "MAX_DEPENDENCIES"]
@@ -47,10 +55,6 @@ class PatternTooDense(Exception):
     """The propagation passed its budget: the pattern is (nearly) dense, or too costly to find."""
 
 _CALLS = CALLS | {"custom_lin"}
-
-
-def _size(aval) -> int:
-    return math.prod(aval.shape)
 
 
 def _rows(matrix, index: np.ndarray, columns: int):
@@ -73,123 +77,26 @@ def _dense(dependencies: Sequence, rows: int, columns: int):
     return sparse.csr_matrix(np.ones((rows, 1), dtype=bool)) @ every if every.nnz else None
 
 
-def _reduction_map(shape: tuple[int, ...], axes: Sequence[int]):
-    """``(out_size x in_size)``: which input entries each output entry of a reduction over ``axes`` reads."""
-    kept = [axis for axis in range(len(shape)) if axis not in axes]
-    grid = np.indices(shape).reshape(len(shape), -1)
-    out_index = (
-        np.ravel_multi_index(grid[kept], [shape[axis] for axis in kept]) if kept else np.zeros(grid.shape[1], int)
-    )
-    out_size = math.prod(shape[axis] for axis in kept)
-    return sparse.csr_matrix(
-        (np.ones(len(out_index), bool), (out_index, np.arange(len(out_index)))), (out_size, grid.shape[1])
-    )
+#: The most entries a value computed from constants alone may have for :func:`_folded` to compute it.
+_MAX_FOLDED = 1 << 22
 
 
-def _cumulative_map(shape: tuple[int, ...], axis: int, reverse: bool):
-    grid = np.indices(shape).reshape(len(shape), -1)
-    rows, columns = [], []
-    for position in range(shape[axis]):
-        targets = np.flatnonzero(grid[axis] == position)
-        sources = grid[:, targets].copy()
-        reach = range(position, shape[axis]) if reverse else range(position + 1)
-        for source in reach:
-            sources[axis] = source
-            rows.append(targets)
-            columns.append(np.ravel_multi_index(sources, shape))
-    rows, columns = np.concatenate(rows), np.concatenate(columns)
-    size = math.prod(shape)
-    return sparse.csr_matrix((np.ones(len(rows), bool), (rows, columns)), (size, size))
-
-
-def _dot_general_maps(left, right, out, dimension_numbers):
-    """``(out_size x left_size)`` and ``(out_size x right_size)``: the entries each output entry reads."""
-    (left_contract, right_contract), (left_batch, right_batch) = dimension_numbers
-    left_free = [d for d in range(left.ndim) if d not in left_contract and d not in left_batch]
-    right_free = [d for d in range(right.ndim) if d not in right_contract and d not in right_batch]
-    contract_shape = [left.shape[d] for d in left_contract]
-    out_grid = np.indices(out.shape).reshape(out.ndim, -1)
-    contract_grid = (
-        np.indices(contract_shape).reshape(len(contract_shape), -1) if contract_shape else np.zeros((0, 1), int)
-    )
-    pairs = out_grid.shape[1] * contract_grid.shape[1]
-    out_rows = np.repeat(np.arange(out_grid.shape[1]), contract_grid.shape[1])
-    batch = len(left_batch)
-    maps = []
-    for operand, free, contract, batch_dims, offset in (
-        (left, left_free, left_contract, left_batch, batch),
-        (right, right_free, right_contract, right_batch, batch + len(left_free)),
-    ):
-        index = np.zeros((operand.ndim, pairs), dtype=np.int64)
-        for k, d in enumerate(batch_dims):
-            index[d] = np.repeat(out_grid[k], contract_grid.shape[1])
-        for k, d in enumerate(free):
-            index[d] = np.repeat(out_grid[offset + k], contract_grid.shape[1])
-        for k, d in enumerate(contract):
-            index[d] = np.tile(contract_grid[k], out_grid.shape[1])
-        flat = np.ravel_multi_index(index, operand.shape) if operand.ndim else np.zeros(pairs, int)
-        maps.append(sparse.csr_matrix((np.ones(pairs, bool), (out_rows, flat)), (out_grid.shape[1], _size(operand))))
-    return maps
-
-
-def _broadcasts(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
-    """Whether an operand of ``shape`` broadcasts elementwise to ``out_shape`` (rank 0, or the same
-    rank with each dimension 1 or equal)."""
-    if not shape:
-        return True
-    return len(shape) == len(out_shape) and all(d in (1, o) for d, o in zip(shape, out_shape))
-
-
-def _broadcast_index(operand, out) -> np.ndarray:
-    """For each output entry, the operand entry an elementwise op broadcasts to it."""
-    if not operand.shape:
-        return np.zeros(_size(out), int)
-    return np.broadcast_to(np.arange(_size(operand)).reshape(operand.shape), out.shape).ravel()
-
-
-def _index_rule(name: str, params: dict, operand, out) -> np.ndarray | None:
-    """For the rules that move entries: for each output entry, the operand entry it copies."""
-    index = np.arange(_size(operand)).reshape(operand.shape)
-    if name in ("reshape", "squeeze", "expand_dims"):
-        return index.ravel()
-    if name == "transpose":
-        return index.transpose(params["permutation"]).ravel()
-    if name == "slice":
-        strides = params["strides"] or (1,) * operand.ndim
-        where = tuple(slice(s, e, t) for s, e, t in zip(params["start_indices"], params["limit_indices"], strides))
-        return index[where].ravel()
-    if name == "rev":
-        return np.flip(index, axis=tuple(params["dimensions"])).ravel()
-    if name == "broadcast_in_dim":
-        grid = np.indices(out.shape)
-        source = [
-            np.zeros(out.shape, int) if operand.shape[k] == 1 else grid[d]
-            for k, d in enumerate(params["broadcast_dimensions"])
-        ]
-        return index[tuple(source)].ravel() if operand.ndim else np.zeros(_size(out), int)
-    if name == "pad":
-        return _padded_index(index, params["padding_config"]).ravel()  # -1: a padding entry
-    return None
-
-
-def _padded_index(index: np.ndarray, config) -> np.ndarray:
-    """``lax.pad`` of an index array with -1, in numpy (low, high and interior padding; negative
-    low or high padding crops)."""
-    for axis, (low, high, interior) in enumerate(config):
-        low, high, interior = int(low), int(high), int(interior)
-        length = index.shape[axis]
-        grown = max(length + max(length - 1, 0) * interior, 0)
-        shape = list(index.shape)
-        shape[axis] = max(low, 0) + grown + max(high, 0)
-        out = np.full(shape, -1, dtype=np.int64)
-        where = [slice(None)] * index.ndim
-        where[axis] = slice(max(low, 0), max(low, 0) + grown, interior + 1)
-        out[tuple(where)] = index
-        crop = [slice(None)] * index.ndim
-        crop[axis] = slice(max(-low, 0), shape[axis] - max(-high, 0))
-        index = out[tuple(crop)]
-    return index
-
+def _folded(equation, values: list) -> list:
+    """The outputs' values where the equation reads known values only (and is small and pure):
+    index arrays built from constants, for the rules of :mod:`.moves`. None where not known."""
+    outs = equation.outvars
+    unknown = [None] * len(outs)
+    if any(value is None for value in values) or equation.effects:
+        return unknown
+    if sum(math.prod(var.aval.shape) for var in outs) > _MAX_FOLDED:
+        return unknown
+    try:
+        with jax.ensure_compile_time_eval():
+            results = equation.primitive.bind(*values, **equation.params)
+    except Exception:  # a primitive that cannot run eagerly here: its outputs stay unknown
+        return unknown
+    results = results if equation.primitive.multiple_results else [results]
+    return [np.asarray(result) for result in results]
 
 
 def _too_large(count: int) -> ValueError:
@@ -219,6 +126,15 @@ class _Propagation:
             if work > 64 * self.budget or (per_row <= 1 and work > self.budget):
                 raise PatternTooDense(f"a product would touch about {work:.3g} dependencies")
 
+    def _through(self, maps: list, operands: list, out_size: int):
+        """The union of ``map @ operand`` over the operands (maps of :mod:`.moves`)."""
+        parts = []
+        for map_, matrix in zip(maps, operands):
+            if map_ is not None and matrix is not None:
+                self._afford(map_.nnz, matrix)
+                parts.append((map_ @ matrix).astype(bool))
+        return _union(parts, out_size, self.columns) if parts else None
+
     def _check(self, values: list) -> list:
         for value in values:
             if value is not None and value.nnz > MAX_DEPENDENCIES:
@@ -233,41 +149,59 @@ class _Propagation:
                     raise PatternTooDense("a value depends on more than half the inputs, entry by entry")
         return values
 
-    def run(self, jaxpr, inputs: list):
+    def run(self, jaxpr, inputs: list, values: Sequence | None = None, consts: Sequence = ()):
+        """The outputs' dependency matrices; ``values``: the inputs' values where known (numpy arrays,
+        or None), ``consts``: the jaxpr's constants."""
         env: dict = {}
+        known: dict = {var: np.asarray(value) for var, value in zip(jaxpr.constvars, consts)}
+        for var, value in zip(jaxpr.invars, values or [None] * len(jaxpr.invars)):
+            if value is not None:
+                known[var] = value
 
         def read(var):
             if isinstance(var, jax.extend.core.Literal):
                 return None
             return env.get(var)
 
+        def value_of(var):
+            return np.asarray(var.val) if isinstance(var, jax.extend.core.Literal) else known.get(var)
+
         for var, value in zip(jaxpr.invars, inputs):
             env[var] = value
         for equation in jaxpr.eqns:
             operands = [read(var) for var in equation.invars]
+            operand_values = [value_of(var) for var in equation.invars]
             if all(operand is None for operand in operands):
+                for var, value in zip(equation.outvars, _folded(equation, operand_values)):
+                    known[var] = value
                 continue
-            for var, value in zip(equation.outvars, self._check(self.equation(equation, operands))):
+            results = self.equation(equation, operands, operand_values)
+            for var, value in zip(equation.outvars, self._check(results)):
                 env[var] = value
         return [read(var) for var in jaxpr.outvars]
 
-    def equation(self, equation, operands: list) -> list:
+    def equation(self, equation, operands: list, values: list) -> list:
         name, params = equation.primitive.name, equation.params
         avals = [var.aval for var in equation.invars]
         outs = [var.aval for var in equation.outvars]
         out_size = _size(outs[0])
         if name in _CALLS and inner_jaxpr(params) is not None:
-            return self.run(inner_jaxpr(params)[0], operands)
-        if name in ELEMENTWISE and all(_broadcasts(aval.shape, outs[0].shape) for aval in avals):
+            jaxpr, consts = inner_jaxpr(params)
+            return self.run(jaxpr, operands, values, consts)
+        if name in MOVES:
+            maps = index_maps(name, params, avals, outs[0], values)
+            if maps is not None:
+                return [self._through(maps, operands, out_size)]
+        if name in ELEMENTWISE and all(broadcasts(aval.shape, outs[0].shape) for aval in avals):
             start = 1 if name == "select_n" else 0  # the predicate chooses; it is not differentiated
             parts = [
-                matrix if aval.shape == outs[0].shape else _rows(matrix, _broadcast_index(aval, outs[0]), self.columns)
+                matrix if aval.shape == outs[0].shape else _rows(matrix, broadcast_index(aval, outs[0]), self.columns)
                 for matrix, aval in zip(operands[start:], avals[start:])
                 if matrix is not None
             ]
             return [_union(parts, out_size, self.columns) if parts else None]
         if name in ("reshape", "squeeze", "expand_dims", "transpose", "slice", "rev", "broadcast_in_dim", "pad"):
-            index = _index_rule(name, params, avals[0], outs[0])
+            index = index_rule(name, params, avals[0], outs[0])
             moved = None if operands[0] is None else _rows(operands[0], index, self.columns)
             if name == "pad" and operands[1] is not None:
                 padding = _rows(operands[1], np.where(index < 0, 0, -1), self.columns)
@@ -287,15 +221,15 @@ class _Propagation:
             contracted = math.prod(avals[0].shape[d] for d in params["dimension_numbers"][0][0])
             for matrix in operands:  # before the maps are built: they hold out_size * contracted entries
                 self._afford(out_size * contracted, matrix)
-            maps = _dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"])
+            maps = dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"])
             parts = [(map_ @ matrix).astype(bool) for map_, matrix in zip(maps, operands) if matrix is not None]
             return [_union(parts, out_size, self.columns)]
         if name in REDUCTIONS and len(operands) == 1:
-            map_ = _reduction_map(avals[0].shape, params["axes"])
+            map_ = reduction_map(avals[0].shape, params["axes"])
             self._afford(map_.nnz, operands[0])
             return [(map_ @ operands[0]).astype(bool)]
         if name in CUMULATIVE:
-            map_ = _cumulative_map(avals[0].shape, params["axis"], params.get("reverse", False))
+            map_ = cumulative_map(avals[0].shape, params["axis"], params.get("reverse", False))
             self._afford(map_.nnz, operands[0])
             return [(map_ @ operands[0]).astype(bool)]
         if self.budget is not None:
@@ -359,7 +293,7 @@ def pattern_coordinates(
             offset += size
         else:
             inputs.append(None)
-    outputs = _Propagation(columns, budget).run(closed.jaxpr, inputs)
+    outputs = _Propagation(columns, budget).run(closed.jaxpr, inputs, consts=closed.consts)
     rows = [
         matrix if matrix is not None else sparse.csr_matrix((_size(var.aval), columns), dtype=bool)
         for matrix, var in zip(outputs, closed.jaxpr.outvars)
