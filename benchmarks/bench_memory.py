@@ -78,7 +78,7 @@ def main() -> None:
         print(f"{'':<36} ranking {'agrees with' if agree else 'DIFFERS from'} XLA's\n")
 
     print(f"{'q':>5} {'pareto() s':>11} {'front size':>11} {'memory-limited optimize() s':>28}")
-    for q in (50, 200, 300):
+    for q in (50, 200, 300, 500):
         rng = random.Random(q)
         chain = Chain.from_dims([rng.randint(1, 1000) for _ in range(q + 1)])
         start = time.perf_counter()

@@ -187,8 +187,9 @@ def covered(cell, cost, peak, front, budget) -> np.ndarray:
 
 
 class Known:
-    """Plans of the whole chain found already (``cost``, ``peak``: a front, cheapest first) and each
-    sub-chain's completion cost (:func:`chainorder.core.completion.completion_costs`)."""
+    """Plans of the whole chain found already (``cost``, ``peak``: a front, cheapest first), whose
+    least peak is the least of every plan, and each sub-chain's completion cost
+    (:func:`chainorder.core.completion.completion_costs`)."""
 
     def __init__(self, completion: np.ndarray, cost: np.ndarray, peak: np.ndarray) -> None:
         self.completion, self.cost, self.peak = completion, cost, peak
@@ -197,10 +198,12 @@ class Known:
         """Whether a known plan beats every completion of sub-plans ``(cost, peak)`` of the sub-chains
         of ``length`` starting at ``cell``: no dearer than the least such completion, no larger, and
         better in one (a completion costs ``cost`` plus the sub-chain's completion cost at least, and
-        peaks at ``peak`` at least). Such sub-plans are in no plan of the front."""
+        peaks at ``peak`` and the least peak of any plan at least). Such sub-plans are in no plan of
+        the front."""
         if not len(self.cost):
             return np.zeros(len(cell), dtype=bool)
         total = cost + self.completion[cell, length]
+        peak = np.maximum(peak, self.peak[-1])
         at = np.searchsorted(self.cost, total, side="right") - 1  # the least-peak known plan costing <= total
         found = at >= 0
         at = np.maximum(at, 0)

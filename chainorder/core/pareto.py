@@ -235,7 +235,9 @@ def _cost_optimal_peak(table: CostTable, memory: MemoryModel) -> int:
 
 def _known_plans(dp_arguments: tuple, table: CostTable) -> Known | None:
     """A first front from each sub-plan's corners only (its operands' cheapest entries paired, and
-    their least-peak ones): real plans, found fast, that bound the exact run (:class:`Known`)."""
+    their least-peak ones): real plans, found fast, that bound the exact run (:class:`Known`). Its
+    least peak is every plan's least: peaks grow with the operands' peaks, so pairing least-peak
+    labels, as each row's second corner does, reaches each sub-chain's least peak."""
     completion = completion_costs(table)
     if completion is None:
         return None
