@@ -107,17 +107,40 @@ def front_of(parts: list[tuple], cells: int, budget) -> tuple:
 
 def prune(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray, budget) -> np.ndarray:
     """The indices of the non-dominated candidates of each cell, sorted by cell, then cheapest
-    first (so peaks decrease)."""
+    first (so peaks decrease); one of each (cost, peak) pair."""
     survivors = _outside_corners(cell, cost, peak, budget)
-    order = survivors[np.lexsort((peak[survivors], cost[survivors], cell[survivors]))]
-    if not len(order):
-        return order
-    # a running minimum of the peaks that restarts at each cell: the peaks' dense ranks, each
-    # cell shifted below every earlier cell, so that no earlier cell's values reach it
-    rank = np.unique(peak[order], return_inverse=True)[1].astype(np.int64).ravel()
-    shifted = rank - cell[order].astype(np.int64) * (len(order) + 1)
+    if not len(survivors):
+        return survivors
+    cell, cost, peak = cell[survivors], cost[survivors], peak[survivors]
+    order = _by_cell_and_cost(cell, cost, peak)
+    cell, cost, peak = cell[order], cost[order], peak[order]
+    # a running minimum of the peaks that restarts at each cell: each cell's peaks shifted below
+    # every earlier cell's, so that no earlier cell's values reach it
+    shifted = _shifted_below(cell, peak)
     before = np.minimum.accumulate(np.r_[np.iinfo(np.int64).max, shifted[:-1]])
-    return order[shifted < before]
+    kept = np.flatnonzero(shifted < before)
+    # of a cell's kept candidates of equal cost, the last has the least peak
+    same = (cell[kept][1:] == cell[kept][:-1]) & (cost[kept][1:] == cost[kept][:-1])
+    return survivors[order[kept[np.r_[~same, True]]]]
+
+
+def _by_cell_and_cost(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """The order by (cell, cost): one sort of a combined key where it fits in int64, else by
+    (cell, cost, peak)."""
+    cells = int(cell.max()) + 1
+    if cost.dtype == np.int64 and int(cost.max()) < (1 << 62) // cells:
+        return np.argsort(cell.astype(np.int64) * (int(cost.max()) + 1) + cost, kind="stable")
+    return np.lexsort((peak, cost, cell))
+
+
+def _shifted_below(cell: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """Peaks shifted so that every cell's lie below every earlier cell's: by the peaks' span where
+    that fits in int64, else their dense ranks."""
+    cell = cell.astype(np.int64)
+    if peak.dtype == np.int64 and int(peak.max()) + 1 < (1 << 62) // (int(cell.max()) + 1):
+        return peak - cell * (int(peak.max()) + 1)
+    rank = np.unique(peak, return_inverse=True)[1].astype(np.int64).ravel()
+    return rank - cell * (len(peak) + 1)
 
 
 def within(peak: np.ndarray, budget) -> np.ndarray:

@@ -147,19 +147,39 @@ class _ParetoDP:
             **operands,
         )
 
-    def _expand(self, group: Group, rows: np.ndarray) -> tuple:
-        """Every candidate of the given rows."""
-        later_size = group.sizes("later")[rows]
-        earlier_size = group.sizes("earlier")[rows]
-        pairs = later_size * earlier_size
-        owner = np.repeat(np.arange(len(rows)), pairs)
-        offset = np.arange(int(pairs.sum())) - (np.cumsum(pairs) - pairs)[owner]
-        operands = {}
-        if group.later is not None:
-            operands["later"] = group.later[0][rows][owner] + offset // earlier_size[owner]
-        if group.earlier is not None:
-            operands["earlier"] = group.earlier[0][rows][owner] + offset % earlier_size[owner]
-        return self._group_candidates(group, rows[owner], **operands)
+    def _expand(self, group: Group) -> tuple:
+        """Every candidate of the group's rows, whose operands have one label each but (at most) one
+        operand per row: the step's own terms are computed once per row and broadcast over that
+        operand's labels (a rows x labels array, padded to the widest row)."""
+        single_later = group.later is None or not len(group.cell) or group.later[1].max() <= 1
+        wide = "earlier" if group.earlier is not None and single_later else "later"
+        start, size = getattr(group, wide)
+        width = int(size.max()) if len(size) else 0
+        offsets = np.arange(width)[None, :]
+        valid = offsets < size[:, None]
+        entries = start[:, None] + np.minimum(offsets, size[:, None] - 1)
+        fronts = self.fronts
+        operands = {wide: (fronts.cost[entries], fronts.peak[entries])}
+        narrow = "later" if wide == "earlier" else "earlier"
+        if getattr(group, narrow) is not None:
+            single = getattr(group, narrow)[0][:, None]
+            operands[narrow] = (fronts.cost[single], fronts.peak[single])
+        first, last, split = (values[:, None] for values in (group.cell, group.last, group.split))
+        cost, peak = sub_plan(
+            group.kind, first, last, split, costs=self.costs, memory=self.memory,
+            critical_path=self.critical_path, **operands,
+        )  # fmt: skip
+        rows, _ = np.nonzero(valid)
+        none = np.full(len(rows), -1, dtype=np.int64)
+        columns = {
+            "cost": np.broadcast_to(cost, valid.shape)[valid],
+            "peak": np.broadcast_to(peak, valid.shape)[valid],
+            "kind": np.full(len(rows), group.kind.code, dtype=np.int8),
+            "split": group.split[rows].astype(np.int64),
+            wide: entries[valid].astype(np.int64),
+            narrow: none if getattr(group, narrow) is None else getattr(group, narrow)[0][rows].astype(np.int64),
+        }
+        return group.cell[rows], columns
 
     def _multi_layer(self, length: int) -> list[tuple]:
         """The candidates of a length worth generating. Each row's corners come first; a row whose
@@ -174,7 +194,7 @@ class _ParetoDP:
             group = self._promising(group, length, front)
             if group.later is not None and group.earlier is not None:
                 group = self._promising(group.by_later_entry(), length, front)
-            parts.append(self._expand(group, np.arange(len(group.cell))))
+            parts.append(self._expand(group))
         return parts
 
     def _promising(self, group: Group, length: int, front: tuple) -> Group:
