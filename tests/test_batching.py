@@ -149,6 +149,19 @@ def test_the_per_example_strategy_costs_batch_times_one_examples_plan():
     assert jf.costs[signature] < whole.cost
 
 
+def test_analyze_reports_the_per_example_strategy_jacobian_takes():
+    f = jax.vmap(row)
+    jf = chainorder.jacobian(f)
+    jf(X)
+    (signature,) = jf.strategies
+    report = chainorder.analyze(f, X)
+    assert report.strategy == jf.strategies[signature] and report.strategy.startswith("per-example plan")
+    assert report.strategy_cost == jf.costs[signature] < report.plan.cost
+    assert f"chainorder.jacobian computes it by {report.strategy}" in str(report)
+    given = chainorder.analyze(f, X, objective="fma")  # options given: the plan, as jacobian would run it
+    assert given.strategy == "plan" and given.strategy_cost is None
+
+
 def test_the_batched_bcoo_holds_the_blocks_in_jax_layout():
     f = jax.vmap(row)
     result = chainorder.jacobian(f, sparse=True)(X)

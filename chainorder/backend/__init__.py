@@ -7,8 +7,9 @@ module              what it holds
 ``opcount``         FMAs of a JAX function's JVP and VJP, its tape; chains of functions
 ``cuts``            where to cut a jaxpr: where the live state is small
 ``segments``        the stretches between cuts as priced layers
-``tracing``         ``trace``, ``analyze``
+``tracing``         ``trace``, ``analyze_chain``: a function's chain and plan
 ``dropin``          ``jacobian``: the drop-in for ``jax.jacobian``
+``analysis``        ``analyze``: the chain, the plan and the strategy ``jacobian`` takes
 ``devices``         what the device can hold; refusing plans that cannot fit
 ``blocks``          out-of-core Jacobians: column or row blocks written into a host array
 ``sharding``        seeds sharded over devices: one block of columns or rows per device
@@ -23,12 +24,13 @@ It imports the core; the core reaches it only through
 :mod:`chainorder.core.engine`. The names below are what the engine asks for.
 """
 
+from .analysis import analyze
 from .calibration import calibrate, machine_profile
 from .dropin import jacobian, plan_jacobian
 from .execute import apply_chain, validate_plan
 from .opcount import chain_from_functions
 from .patterns import sparsity
-from .tracing import analyze, trace
+from .tracing import trace
 
 __all__ = [
     "analyze",

@@ -30,7 +30,7 @@ import numpy as np
 from ..core.blocking import choose_blocking
 from ..core.budget import budget_elements
 from .devices import resolve_budget
-from .tracing import analyze
+from .tracing import analyze_chain
 
 __all__ = ["jacobian_into", "jacobian_in_blocks"]
 
@@ -183,7 +183,7 @@ class _Blocks:
             return jnp.ravel(fun(v.reshape(x.shape)))
 
         vector = jnp.ravel(x)
-        chain = analyze(flat, vector, objective="fma").chain
+        chain = analyze_chain(flat, vector, objective="fma").chain
         orientation, size = choose_blocking(chain, budget, options)
         block = _block_function(flat, orientation)
         size = _fitting_size(block, vector, orientation, size, n if orientation == "columns" else m, budget, options)
@@ -214,7 +214,7 @@ def _fitting_size(block: Callable, vector, orientation: str, size: int, full: in
     selection as one more layer than the estimate) has a plan within ``budget``."""
     while True:
         try:
-            analyze(block, *_block_arguments(vector, orientation, 0, size, full), memory_limit=budget, **options)
+            analyze_chain(block, *_block_arguments(vector, orientation, 0, size, full), memory_limit=budget, **options)
             return size
         except ValueError:
             if size == 1:

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..core.blocking import narrowed
 from ..core.optimize import optimize
-from .tracing import analyze
+from .tracing import analyze_chain
 
 __all__ = ["mesh_of", "sharded_jacobian"]
 
@@ -54,7 +54,7 @@ def mesh_of(devices: Sequence[Any] | Mesh) -> Mesh:
 
 def _orientation(flat: Callable, vector: jax.Array, count: int, options: dict[str, Any]) -> str:
     """Columns or rows: the blocks of fewer FMAs in all."""
-    chain = analyze(flat, vector, objective="fma").chain
+    chain = analyze_chain(flat, vector, objective="fma").chain
     costs = {}
     for orientation, full in (("columns", chain.in_dim), ("rows", chain.out_dim)):
         size = math.ceil(full / count)

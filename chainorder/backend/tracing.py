@@ -1,7 +1,8 @@
 """From a JAX function to a chain, and its Jacobian with the optimal plan.
 
 ``trace(f, x)`` finds the chain inside ``f`` (see :mod:`chainorder.backend.segments` for
-how the jaxpr is cut) and ``analyze`` reports it with the optimal plan;
+how the jaxpr is cut) and ``analyze_chain`` optimizes it (:mod:`chainorder.backend.analysis`
+holds ``analyze``, which also reports the strategy ``jacobian`` takes);
 :mod:`chainorder.backend.dropin` holds ``jacobian``, the drop-in for ``jax.jacobian``.
 The differentiated arguments are flattened to one vector and the output to
 another; the Jacobian is then laid out like ``jax.jacobian``'s (output tree of
@@ -23,12 +24,11 @@ from jax.flatten_util import ravel_pytree
 from ..core.chain import Chain, Layer
 from ..core.optimize import optimize, optimize_measured_first
 from ..core.plan import Plan
-from .compressed import compressed_strategy
 from .devices import resolve_budget
 from .execute import library_mode, run_steps
 from .segments import Segment, prepare
 
-__all__ = ["trace", "analyze", "Analysis"]
+__all__ = ["trace", "analyze_chain", "Analysis"]
 
 
 def _split_arguments(args: tuple, argnums: int | Sequence[int]):
@@ -166,13 +166,16 @@ def _vector_dtype(args: tuple, argnums: int | Sequence[int]):
 
 @dataclass
 class Analysis:
-    """What :func:`analyze` found: the segments of ``f``, its chain and the optimal plan."""
+    """What :func:`chainorder.analyze` found: the segments of ``f``, its chain, the optimal plan and
+    the strategy ``chainorder.jacobian(f)`` takes (``"plan"``, or a compression or per-example
+    plan, with its FMAs in ``strategy_cost``)."""
 
     chain: Chain
     plan: Plan
     segments: list[Segment]
     notes: list[str]
     strategy: str = "plan"
+    strategy_cost: int | None = None
 
     def __str__(self) -> str:
         lines = [f"  {len(self.segments)} segments (layers) found in the function"]
@@ -213,58 +216,24 @@ def _chosen_plan(chain: Chain, plan: Plan | None, options: dict[str, Any], dtype
     return plan
 
 
-def analyze(
+def analyze_chain(
     f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0, plan: Plan | None = None, **options: Any
 ) -> Analysis:
-    """Trace ``f`` at ``args``, optimize its chain, and report both.
+    """Trace ``f`` at ``args`` and optimize its chain (or check ``plan`` against it): the work of
+    :func:`chainorder.analyze` without asking which strategy ``chainorder.jacobian`` takes.
 
-    Parameters
-    ----------
-    f : callable
-    *args
-        Where to trace ``f`` (only shapes and dtypes matter).
-    argnums : int or tuple of int
-        The differentiated arguments, as in ``jax.jacobian``.
-    plan : Plan, optional
-        A plan made before for this function's chain (e.g. read with
-        :meth:`Plan.from_json`), used instead of optimizing.
-    **options
-        Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
-        ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
-        FMA-optimal plan, unless the plan of least predicted time on the machine
-        profile is predicted 1.5x faster
-        (:func:`~chainorder.core.optimize.optimize_measured_first`).
+    ``options`` go to :func:`chainorder.optimize`; with no ``objective``, the FMA-optimal plan,
+    unless the plan of least predicted time is predicted 1.5x faster
+    (:func:`~chainorder.core.optimize.optimize_measured_first`).
 
-    Returns
-    -------
-    Analysis
-        ``print(analyze(f, x))`` shows each segment's dims, costs and where in
-        ``f`` it comes from, then the plan table; ``strategy`` is ``"plan"``, or,
-        where the Jacobian's pattern is sparse enough that compression costs fewer
-        FMAs (with no options given), the compression ``chainorder.jacobian`` uses.
-
-    Raises
-    ------
-    ValueError
-        When ``plan`` was made for another chain.
-
-    Examples
-    --------
     >>> import jax.numpy as jnp
     >>> W1, W2 = jnp.ones((8, 200)), jnp.ones((200, 8))
-    >>> report = analyze(lambda x: W2 @ jnp.tanh(W1 @ x), jnp.ones(200))
-    >>> report.chain.dims, report.plan.mode
-    ((200, 8, 200), 'mixed')
+    >>> analyze_chain(lambda x: W2 @ jnp.tanh(W1 @ x), jnp.ones(200)).chain.dims
+    (200, 8, 200)
     """
-    traced, vector, rest, flat = _traced_with_function(f, args, argnums)
+    traced, _, _, _ = _traced_with_function(f, args, argnums)
     chosen = _chosen_plan(traced.chain, plan, options, _vector_dtype(args, argnums))
-    strategy = "plan"
-    if plan is None and not options:  # what chainorder.jacobian(f) would do: compress, where that pays
-        shape = jax.ShapeDtypeStruct(np.shape(vector), vector.dtype)
-        rest_shapes = [jax.ShapeDtypeStruct(np.shape(leaf), jnp.result_type(leaf)) for leaf in rest]
-        found = compressed_strategy(flat, shape, rest_shapes, traced.chain, chosen)
-        strategy = "plan" if found is None else found[0]
-    return Analysis(traced.chain, chosen, traced.segments, traced.notes, strategy)
+    return Analysis(traced.chain, chosen, traced.segments, traced.notes)
 
 
 def _compute(plan: Plan, traced: Any, flat_function: Callable[..., Any]) -> Callable[..., Any]:
