@@ -96,19 +96,21 @@ class Group:
         return found
 
 
-def front_of(parts: list[tuple], cells: int, budget) -> tuple:
-    """The cells' fronts of some candidates: ``(start, size, cost, peak)`` (see :func:`covered`)."""
+def front_of(parts: list[tuple], cells: int, budget) -> tuple[tuple, list[tuple]]:
+    """The cells' fronts of some candidates, as ``(start, size, cost, peak)`` (see :func:`covered`),
+    and as one part (``(cell, columns)``) holding just those candidates."""
     cell = np.concatenate([part[0] for part in parts])
-    cost, peak = (np.concatenate([part[1][name] for part in parts]) for name in ("cost", "peak"))
-    keep = prune(cell, cost, peak, budget)
+    columns = {name: np.concatenate([part[1][name] for part in parts]) for name in COLUMNS}
+    keep = prune(cell, columns["cost"], columns["peak"], budget)
     size = np.bincount(cell[keep], minlength=cells)
-    return np.cumsum(size) - size, size, cost[keep], peak[keep]
+    kept = {name: values[keep] for name, values in columns.items()}
+    return (np.cumsum(size) - size, size, kept["cost"], kept["peak"]), [(cell[keep], kept)]
 
 
 def prune(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray, budget) -> np.ndarray:
     """The indices of the non-dominated candidates of each cell, sorted by cell, then cheapest
     first (so peaks decrease); one of each (cost, peak) pair."""
-    survivors = _outside_corners(cell, cost, peak, budget)
+    survivors = np.flatnonzero(within(peak, budget))
     if not len(survivors):
         return survivors
     cell, cost, peak = cell[survivors], cost[survivors], peak[survivors]
@@ -145,43 +147,6 @@ def _shifted_below(cell: np.ndarray, peak: np.ndarray) -> np.ndarray:
 
 def within(peak: np.ndarray, budget) -> np.ndarray:
     return np.ones(len(peak), dtype=bool) if budget is None else peak <= budget
-
-
-def _cell_corners(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray, cells: int, budget):
-    """Each cell's cheapest candidate within ``budget`` (least peak among equals) and its smallest
-    (least cost among equals), as ``((cheapest, its_peak), (smallest, its_cost))`` arrays over the
-    cells (int64 max where a cell has none); None for Python integers."""
-    if peak.dtype != np.int64:
-        return None
-    fitting = within(peak, budget)
-    big = np.iinfo(np.int64).max
-    corners = []
-    for first, second in ((cost, peak), (peak, cost)):
-        least = np.full(cells, big, dtype=np.int64)
-        np.minimum.at(least, cell[fitting], first[fitting])
-        at_least = fitting & (first == least[cell])
-        partner = np.full(cells, big, dtype=np.int64)
-        np.minimum.at(partner, cell[at_least], second[at_least])
-        corners.append((least, partner))
-    return corners
-
-
-def _outside_corners(cell: np.ndarray, cost: np.ndarray, peak: np.ndarray, budget) -> np.ndarray:
-    """The candidates within ``budget`` that neither the cheapest nor the smallest candidate of
-    their cell dominates (a cheap first cut before the exact sort; equal pairs stay)."""
-    fitting = within(peak, budget)
-    corners = _cell_corners(cell, cost, peak, int(cell.max()) + 1 if len(cell) else 0, budget)
-    if corners is None or not fitting.any():  # Python integers: the exact sort alone
-        return np.flatnonzero(fitting)
-    (cheapest, its_peak), (smallest, its_cost) = corners
-    by_cheapest = _beaten(cost, peak, cheapest[cell], its_peak[cell])
-    by_smallest = _beaten(cost, peak, its_cost[cell], smallest[cell])
-    return np.flatnonzero(fitting & ~by_cheapest & ~by_smallest)
-
-
-def _beaten(cost, peak, corner_cost, corner_peak):
-    """Whether (cost, peak) is no better than the corner in both and worse in one."""
-    return (cost >= corner_cost) & (peak >= corner_peak) & ((cost > corner_cost) | (peak > corner_peak))
 
 
 def covered(cell, cost, peak, front, budget) -> np.ndarray:

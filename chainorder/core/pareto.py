@@ -124,28 +124,48 @@ class _ParetoDP:
             group.kind, group.cell[rows], group.last[rows], group.split[rows], later=later, earlier=earlier
         )
 
-    def _corners(self, group: Group) -> list[tuple]:
-        """Each row's two corner candidates: its operands' cheapest entries, and their least-peak ones
-        (each front is stored cheapest first, so peaks decrease)."""
-        rows = np.arange(len(group.cell))
-        return [self._group_candidates(group, rows, **group.entries(end)) for end in ("first", "last")]
+    def _bounds(self, group: Group) -> tuple[list[tuple], tuple[np.ndarray, np.ndarray]]:
+        """Each row's two corner candidates, its operands' cheapest entries paired and their
+        least-peak ones (each front is stored cheapest first, so peaks decrease), and its lower
+        corner: the cost from the cheapest entries, the peak from the least-peak ones, a bound below
+        every candidate of the row (both rules grow with their operands' values). One evaluation
+        of the rule, the step's own terms computed once per row."""
+        fronts = self.fronts
+        cheapest, smallest = group.entries("first"), group.entries("last")
+        operands = {
+            name: (
+                np.stack([fronts.cost[cheapest[name]], fronts.cost[smallest[name]], fronts.cost[cheapest[name]]], 1),
+                np.stack([fronts.peak[cheapest[name]], fronts.peak[smallest[name]], fronts.peak[smallest[name]]], 1),
+            )
+            for name in cheapest
+        }
+        first, last, split = (values[:, None] for values in (group.cell, group.last, group.split))
+        cost, peak = sub_plan(
+            group.kind, first, last, split, costs=self.costs, memory=self.memory,
+            critical_path=self.critical_path, **operands,
+        )  # fmt: skip
+        none = np.full(len(group.cell), -1, dtype=np.int64)
+        corners = []
+        for column, entries in ((0, cheapest), (1, smallest)):
+            corners.append((group.cell, {
+                "cost": cost[:, column].copy(),
+                "peak": peak[:, column].copy(),
+                "kind": np.full(len(group.cell), group.kind.code, dtype=np.int8),
+                "split": group.split.astype(np.int64),
+                "later": entries["later"].astype(np.int64) if "later" in entries else none,
+                "earlier": entries["earlier"].astype(np.int64) if "earlier" in entries else none,
+            }))  # fmt: skip
+        return corners, (cost[:, 2], peak[:, 2])
 
     def _lower_corner(self, group: Group) -> tuple[np.ndarray, np.ndarray]:
-        """A bound below every candidate of each row: the cost from the operands' cheapest entries,
-        the peak from their least-peak ones (both rules grow with their operands' values)."""
+        """Each row's lower corner alone (see :meth:`_bounds`)."""
         fronts = self.fronts
         cheapest, smallest = group.entries("first"), group.entries("last")
         operands = {name: (fronts.cost[cheapest[name]], fronts.peak[smallest[name]]) for name in cheapest}
         return sub_plan(
-            group.kind,
-            group.cell,
-            group.last,
-            group.split,
-            costs=self.costs,
-            memory=self.memory,
-            critical_path=self.critical_path,
-            **operands,
-        )
+            group.kind, group.cell, group.last, group.split, costs=self.costs, memory=self.memory,
+            critical_path=self.critical_path, **operands,
+        )  # fmt: skip
 
     def _expand(self, group: Group) -> tuple:
         """Every candidate of the group's rows, whose operands have one label each but (at most) one
@@ -184,26 +204,29 @@ class _ParetoDP:
     def _multi_layer(self, length: int) -> list[tuple]:
         """The candidates of a length worth generating. Each row's corners come first; a row whose
         lower corner its cell's corners already match or beat adds nothing to the front (every one
-        of its candidates is dominated or equals a corner), so only the other rows are expanded."""
+        of its candidates is dominated or equals a corner), so only the other rows are expanded,
+        and of the corners only the front's go on."""
         groups = self._groups(length)
-        parts = [part for group in groups for part in self._corners(group)]
+        bounds = [self._bounds(group) for group in groups]
+        parts = [part for corners, _ in bounds for part in corners]
         if not self.expand:
             return parts
-        front = front_of(parts, self.q - length + 1, self.budget)
-        for group in groups:
-            group = self._promising(group, length, front)
+        front, parts = front_of(parts, self.q - length + 1, self.budget)
+        for group, (_, lower) in zip(groups, bounds):
+            group = group.take(self._promising(group, length, front, lower))
             if group.later is not None and group.earlier is not None:
-                group = self._promising(group.by_later_entry(), length, front)
+                group = group.by_later_entry()
+                group = group.take(self._promising(group, length, front, self._lower_corner(group)))
             parts.append(self._expand(group))
         return parts
 
-    def _promising(self, group: Group, length: int, front: tuple) -> Group:
+    def _promising(self, group: Group, length: int, front: tuple, lower: tuple) -> np.ndarray:
         """The rows whose lower corner neither the cell's corners' front nor a known plan covers."""
-        cost, peak = self._lower_corner(group)
+        cost, peak = lower
         hidden = covered(group.cell, cost, peak, front, self.budget)
         if self.known is not None:
             hidden |= self.known.dominates(group.cell, length, cost, peak)
-        return group.take(np.flatnonzero(~hidden))
+        return np.flatnonzero(~hidden)
 
     def _fill(self, length: int) -> None:
         parts = self._single_layers() if length == 1 else self._multi_layer(length)
