@@ -235,6 +235,10 @@ def test_a_pattern_too_large_to_hold_is_refused_with_its_size(monkeypatch):
         chainorder.sparsity(lambda v: w @ v, jnp.ones(30))  # 40 x 30 dependencies
     with pytest.raises(ValueError, match="too large to hold"):
         chainorder.jacobian(lambda v: w @ v, sparse=True)(jnp.ones(30))
+    # a convolution's maps are refused before they are built: 2 x 4 x 36 positions x 3 channels x 9 taps
+    convolve = lambda x: jax.lax.conv_general_dilated(x, KERNEL, (1, 1), "SAME")  # noqa: E731
+    with pytest.raises(ValueError, match=r"depends on 7,776 input entries in all.*the limit is 1,000"):
+        chainorder.sparsity(convolve, jnp.ones((2, 3, 6, 6)))
 
 
 def test_rows_too_dense_to_color_get_a_color_per_column(monkeypatch):

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sparse
 from jax import lax
 
-__all__ = ["index_maps", "index_map", "MOVES"]
+__all__ = ["index_maps", "index_map", "MOVES", "TooManyDependencies"]
 
 #: The primitives :func:`index_maps` knows.
 MOVES = frozenset({
@@ -35,6 +35,15 @@ MOVES = frozenset({
 })  # fmt: skip
 
 _EXACT_FLOAT = 1 << 24  # float32 codes stay exact below this
+_INT32_CODES = (1 << 31) - 1  # int32 codes stay exact below this
+
+
+class TooManyDependencies(Exception):
+    """A map would hold more entries than the caller's limit (``count``, an upper bound)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count:,} dependencies")
+        self.count = count
 
 
 def index_map(index: np.ndarray, size: int):
@@ -53,7 +62,7 @@ def _bind(primitive, *operands, **params) -> np.ndarray:
 
 
 def _gather(params, avals, values):
-    if values[1] is None:
+    if values[1] is None or math.prod(avals[0].shape) >= _INT32_CODES:
         return None
     if "fill_value" in params:
         params = {**params, "fill_value": 0}
@@ -62,7 +71,7 @@ def _gather(params, avals, values):
 
 
 def _dynamic_slice(params, avals, values):
-    if any(value is None for value in values[1:]):
+    if any(value is None for value in values[1:]) or math.prod(avals[0].shape) >= _INT32_CODES:
         return None
     starts = [np.asarray(value) for value in values[1:]]
     out = _bind(lax.dynamic_slice_p, _codes(avals[0].shape), *starts, **params)
@@ -70,7 +79,7 @@ def _dynamic_slice(params, avals, values):
 
 
 def _dynamic_update_slice(params, avals, values):
-    if any(value is None for value in values[2:]):
+    if any(value is None for value in values[2:]) or max(math.prod(a.shape) for a in avals[:2]) >= _INT32_CODES:
         return None
     starts = [np.asarray(value) for value in values[2:]]
     out = _bind(lax.dynamic_update_slice_p, _codes(avals[0].shape), -_codes(avals[1].shape), *starts, **params)
@@ -107,8 +116,9 @@ def _scatter(name, params, avals, values):
     return [index_map(kept, size), None, updates_map]
 
 
-def _conv(params, avals, values, out_aval):
-    """Window maps of ``conv_general_dilated`` (batch_group_count 1)."""
+def _conv(params, avals, values, out_aval, limit):
+    """Window maps of ``conv_general_dilated`` (batch_group_count 1); raises
+    :class:`TooManyDependencies` before building more than ``limit`` entries."""
     if params["batch_group_count"] != 1:
         return None
     lhs, rhs = avals
@@ -124,6 +134,9 @@ def _conv(params, avals, values, out_aval):
     features_out = rhs.shape[rhs_spec[0]]
     per_group_in, per_group_out = features_in // groups, features_out // groups
     out_positions, offsets = sources.shape
+    count = batch * features_out * out_positions * per_group_in * offsets
+    if count > limit:
+        raise TooManyDependencies(count)
     # every (b, o, p, c, k): output (b, o, p) reads lhs (b, group(o) * per_group_in + c, source(p, k))
     # and rhs (o, c, k) where that source exists
     b, o, p, c, k = np.meshgrid(
@@ -181,9 +194,10 @@ def _window_sources(params, lhs_spec, rhs_spec, spatial_in, window) -> np.ndarra
     return np.stack(columns, axis=1)
 
 
-def index_maps(name: str, params: dict, avals: list, out_aval, values: list):
+def index_maps(name: str, params: dict, avals: list, out_aval, values: list, limit: int):
     """The maps of primitive ``name`` (in :data:`MOVES`) given its operands' known ``values``
-    (numpy arrays, or None where not known); None where they do not apply."""
+    (numpy arrays, or None where not known); None where they do not apply. A convolution whose
+    maps would pass ``limit`` entries raises :class:`TooManyDependencies` instead."""
     if name == "gather":
         return _gather(params, avals, values)
     if name == "dynamic_slice":
@@ -191,7 +205,7 @@ def index_maps(name: str, params: dict, avals: list, out_aval, values: list):
     if name == "dynamic_update_slice":
         return _dynamic_update_slice(params, avals, values)
     if name == "conv_general_dilated":
-        return _conv(params, avals, values, out_aval)
+        return _conv(params, avals, values, out_aval, limit)
     if name.startswith("scatter"):
         return _scatter(name.replace("_", "-"), params, avals, values)
     return None

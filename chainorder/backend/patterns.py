@@ -39,7 +39,7 @@ from jax.experimental import sparse as jax_sparse
 
 from .indexmaps import broadcast_index, broadcasts, cumulative_map, dot_general_maps, index_rule, reduction_map
 from .indexmaps import size as _size
-from .moves import MOVES, index_maps
+from .moves import MOVES, TooManyDependencies, index_maps
 from .primitives import CALLS, CUMULATIVE, ELEMENTWISE, REDUCTIONS, inner_jaxpr
 
 __all__ = ["sparsity", "pattern_coordinates", "PatternTooDense", "MAX_DEPENDENCIES"]
@@ -189,7 +189,13 @@ class _Propagation:
             jaxpr, consts = inner_jaxpr(params)
             return self.run(jaxpr, operands, values, consts)
         if name in MOVES:
-            maps = index_maps(name, params, avals, outs[0], values)
+            limit = MAX_DEPENDENCIES if self.budget is None else 64 * self.budget
+            try:
+                maps = index_maps(name, params, avals, outs[0], values, limit)
+            except TooManyDependencies as error:
+                if self.budget is not None:
+                    raise PatternTooDense(f"{name} would map {error.count:,} dependencies") from None
+                raise _too_large(error.count) from None
             if maps is not None:
                 return [self._through(maps, operands, out_size)]
         if name in ELEMENTWISE and all(broadcasts(aval.shape, outs[0].shape) for aval in avals):
