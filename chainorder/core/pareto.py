@@ -49,6 +49,21 @@ from .tree import post_order
 __all__ = ["pareto_steps"]
 
 
+def _part(kind: StepKind, cell, cost, peak, split, entries: dict) -> tuple:
+    """Candidates as ``(cell, columns)`` (see :class:`chainorder.core.labels.Fronts`): ``entries``
+    holds each operand's label per candidate, or None (no such operand: -1)."""
+    none = np.full(len(cell), -1, dtype=np.int64)
+    columns = {
+        "cost": cost,
+        "peak": peak,
+        "kind": np.full(len(cell), kind.code, dtype=np.int8),
+        "split": none if split is None else np.asarray(split, dtype=np.int64),
+    }
+    for name in ("later", "earlier"):
+        columns[name] = none if entries.get(name) is None else np.asarray(entries[name], dtype=np.int64)
+    return cell, columns
+
+
 class _ParetoDP:
     """Fills the fronts a sub-chain length at a time, every cell of a length at once."""
 
@@ -75,17 +90,10 @@ class _ParetoDP:
         cost, peak = sub_plan(
             kind, cell, last, split, costs=self.costs, memory=self.memory, critical_path=self.critical_path, **operands
         )
-        size = len(cell)
-        none = np.full(size, -1, dtype=np.int64)
         dtype = self.costs.numbers.dtype
-        return cell, {
-            "cost": np.broadcast_to(np.asarray(cost, dtype=dtype), (size,)).copy(),
-            "peak": np.broadcast_to(np.asarray(peak, dtype=dtype), (size,)).copy(),
-            "kind": np.full(size, kind.code, dtype=np.int8),
-            "split": none.copy() if split is None else np.asarray(split, dtype=np.int64),
-            "later": none if later is None else later.astype(np.int64),
-            "earlier": none if earlier is None else earlier.astype(np.int64),
-        }
+        size = len(cell)
+        cost, peak = (np.broadcast_to(np.asarray(value, dtype=dtype), (size,)).copy() for value in (cost, peak))
+        return _part(kind, cell, cost, peak, split, {"later": later, "earlier": earlier})
 
     def _single_layers(self) -> list[tuple]:
         layers = np.arange(self.q)
@@ -119,11 +127,6 @@ class _ParetoDP:
             groups.append(Group(StepKind.ADJOINT_STEP, cell, last, split, (later[0], pulled), None))
         return [group.nonempty() for group in groups]
 
-    def _group_candidates(self, group: Group, rows, later=None, earlier=None) -> tuple:
-        return self._candidates(
-            group.kind, group.cell[rows], group.last[rows], group.split[rows], later=later, earlier=earlier
-        )
-
     def _bounds(self, group: Group) -> tuple[list[tuple], tuple[np.ndarray, np.ndarray]]:
         """Each row's two corner candidates, its operands' cheapest entries paired and their
         least-peak ones (each front is stored cheapest first, so peaks decrease), and its lower
@@ -144,17 +147,10 @@ class _ParetoDP:
             group.kind, first, last, split, costs=self.costs, memory=self.memory,
             critical_path=self.critical_path, **operands,
         )  # fmt: skip
-        none = np.full(len(group.cell), -1, dtype=np.int64)
-        corners = []
-        for column, entries in ((0, cheapest), (1, smallest)):
-            corners.append((group.cell, {
-                "cost": cost[:, column].copy(),
-                "peak": peak[:, column].copy(),
-                "kind": np.full(len(group.cell), group.kind.code, dtype=np.int8),
-                "split": group.split.astype(np.int64),
-                "later": entries["later"].astype(np.int64) if "later" in entries else none,
-                "earlier": entries["earlier"].astype(np.int64) if "earlier" in entries else none,
-            }))  # fmt: skip
+        corners = [
+            _part(group.kind, group.cell, cost[:, column].copy(), peak[:, column].copy(), group.split, entries)
+            for column, entries in ((0, cheapest), (1, smallest))
+        ]
         return corners, (cost[:, 2], peak[:, 2])
 
     def _lower_corner(self, group: Group) -> tuple[np.ndarray, np.ndarray]:
@@ -190,16 +186,10 @@ class _ParetoDP:
             critical_path=self.critical_path, **operands,
         )  # fmt: skip
         rows, _ = np.nonzero(valid)
-        none = np.full(len(rows), -1, dtype=np.int64)
-        columns = {
-            "cost": np.broadcast_to(cost, valid.shape)[valid],
-            "peak": np.broadcast_to(peak, valid.shape)[valid],
-            "kind": np.full(len(rows), group.kind.code, dtype=np.int8),
-            "split": group.split[rows].astype(np.int64),
-            wide: entries[valid].astype(np.int64),
-            narrow: none if getattr(group, narrow) is None else getattr(group, narrow)[0][rows].astype(np.int64),
-        }
-        return group.cell[rows], columns
+        operand = getattr(group, narrow)
+        entries = {wide: entries[valid], narrow: None if operand is None else operand[0][rows]}
+        cost, peak = (np.broadcast_to(value, valid.shape)[valid] for value in (cost, peak))
+        return _part(group.kind, group.cell[rows], cost, peak, group.split[rows], entries)
 
     def _multi_layer(self, length: int) -> list[tuple]:
         """The candidates of a length worth generating. Each row's corners come first; a row whose
