@@ -158,8 +158,23 @@ def test_analyze_reports_the_per_example_strategy_jacobian_takes():
     assert report.strategy == jf.strategies[signature] and report.strategy.startswith("per-example plan")
     assert report.strategy_cost == jf.costs[signature] < report.plan.cost
     assert f"chainorder.jacobian computes it by {report.strategy}" in str(report)
+    assert report.structure is None  # 30 x 30: too small to look for a pattern
     given = chainorder.analyze(f, X, objective="fma")  # options given: the plan, as jacobian would run it
     assert given.strategy == "plan" and given.strategy_cost is None
+
+
+def test_analyze_says_what_compression_would_do_where_it_is_not_taken():
+    weights = jax.random.normal(KEY, (64, 16)) / 4
+    f = jax.vmap(lambda v: jnp.tanh(weights.T @ jnp.tanh(weights @ v)))  # (32, 16): 512 x 512, 32 blocks: 3.1% dense
+    X = jax.random.normal(KEY, (32, 16))
+    report = chainorder.analyze(f, X)
+    assert report.strategy.startswith("per-example plan")
+    assert report.structure.startswith("compressed forward (density 3.12%): 16 JVPs (lower bound 16)")
+    assert report.structure.endswith("(not taken: not 1.25x fewer)")
+    assert f"the Jacobian's pattern: {report.structure}" in str(report)
+    jf = chainorder.jacobian(f)
+    jf(X)
+    assert list(jf.structures.values()) == [report.structure]
 
 
 def test_the_batched_bcoo_holds_the_blocks_in_jax_layout():

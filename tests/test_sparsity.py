@@ -220,7 +220,10 @@ def test_analyze_reports_the_compression_jacobian_uses():
     jacobian(x)
     assert [report.strategy] == list(jacobian.strategies.values())
     assert f"chainorder.jacobian computes it by {report.strategy}" in str(report)
+    assert report.structure == report.strategy and "the Jacobian's pattern" not in str(report)  # said once
     assert chainorder.analyze(_residual, x, objective="fma").strategy == "plan"  # options: the plan
+    dense = chainorder.analyze(lambda v: jnp.tanh(W1 @ jnp.tanh(W2 @ v)), _random(8))
+    assert dense.structure is None  # no pattern worth reporting
 
 
 def test_a_pattern_too_large_to_hold_is_refused_with_its_size(monkeypatch):

@@ -51,7 +51,10 @@ def analyze(
         ``strategy`` and ``strategy_cost`` say what ``chainorder.jacobian(f)`` runs
         and its FMAs: ``"plan"``, a compression (where the Jacobian's pattern is
         sparse enough to cost fewer FMAs), or per-example plans (where ``f`` is
-        batch-separable); otherwise ``"plan"``.
+        batch-separable); otherwise ``"plan"``. ``structure`` says what compression
+        would do (density, colors against their lower bound, FMAs against the
+        strategy's), taken or not; None where the pattern was not looked for or is
+        more than half dense.
 
     Raises
     ------
@@ -80,5 +83,8 @@ def analyze(
     jax.eval_shape(compute, *args)
     (signature,) = compute.strategies
     return dataclasses.replace(
-        analysis, strategy=compute.strategies[signature], strategy_cost=compute.costs[signature]
+        analysis,
+        strategy=compute.strategies[signature],
+        strategy_cost=compute.costs[signature],
+        structure=compute.structures[signature],
     )

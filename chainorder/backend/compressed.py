@@ -11,7 +11,7 @@ and the colors are found from shapes alone, at trace time, so it composes with `
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,10 @@ from ..core.coloring import Coloring, color_columns, color_rows
 from ..core.plan import Plan
 from .patterns import MAX_DEPENDENCIES, PatternTooDense, pattern_coordinates
 
-__all__ = ["compression", "sparse_jacobian", "compressed_strategy", "DETECTION_BUDGET", "COMPRESSION_MARGIN"]
+__all__ = [
+    "compression", "sparse_jacobian", "compressed_strategy", "CompressedStrategy", "DETECTION_BUDGET",
+    "COMPRESSION_MARGIN",
+]  # fmt: skip
 
 #: Dependencies the dense path's detection tracks per value before it calls the pattern dense
 #: (at least this, or 16 per Jacobian row and column; see :func:`pattern_coordinates`).
@@ -101,18 +104,30 @@ def colors_and_density(found: tuple) -> dict[str, Any]:
     }
 
 
+class CompressedStrategy(NamedTuple):
+    """Compression as the dense path's strategy: ``what`` it is (density, colors against their lower
+    bound, FMAs against the best other strategy's), ``compute(vector, leaves)`` the dense ``(m, n)``
+    Jacobian, ``cost`` its FMAs, whether it ``pays`` (:data:`COMPRESSION_MARGIN` fewer FMAs), and the
+    pattern's ``density``."""
+
+    what: str
+    compute: Callable[..., Any]
+    cost: int
+    pays: bool
+    density: float
+
+
 def compressed_strategy(
     flat: Callable[..., Any], vector: Any, shapes: list[Any], chain: Chain, plan: Plan, against: int | None = None
-) -> tuple[str, Callable[..., Any], int] | None:
-    """Compression as the dense path's strategy, where it costs less than ``plan`` (or than
+) -> CompressedStrategy | None:
+    """Compression as the dense path's strategy, and whether it costs less than ``plan`` (or than
     ``against`` FMAs: the best other strategy's cost).
 
     The pattern of ``flat(vector, *leaves)`` (differentiating ``vector``; ``vector`` and
     ``shapes``, the leaves', are ``jax.ShapeDtypeStruct``) is found within
     :data:`DETECTION_BUDGET`; compressed forward (reverse) costs the colors times one
     JVP (VJP) through the whole chain, ``sum(tangent_cost)`` (``sum(adjoint_cost)``).
-    Returns ``(what, compute, cost)`` where ``compute(vector, leaves)`` is the dense ``(m, n)``
-    Jacobian and ``cost`` its FMAs, or None (too dense, too small, or not cheaper by :data:`COMPRESSION_MARGIN`).
+    None where the Jacobian is small (under 4,096 entries) or found dense within the budget.
     """
     m, n = chain.out_dim, chain.in_dim
     if m * n < 4096:
@@ -129,18 +144,18 @@ def compressed_strategy(
     coloring = min((by_columns, by_rows), key=lambda found: found.count * sweeps[found.mode])
     cost = coloring.count * sweeps[coloring.mode]
     against = plan.cost if against is None else against
-    if cost * COMPRESSION_MARGIN >= against:
-        return None
+    pays = cost * COMPRESSION_MARGIN < against
     found = (rows, columns, coloring, m, n)
     what = (
         f"compressed {'forward' if coloring.mode == 'columns' else 'reverse'} (density {len(rows) / (m * n):.2%}): "
         f"{coloring.count} "
         f"{'JVPs' if coloring.mode == 'columns' else 'VJPs'} (lower bound {coloring.lower_bound}), "
         f"{cost:,} FMAs against {against:,}"
+        + ("" if pays else f" (not taken: not {COMPRESSION_MARGIN}x fewer)")
     )
 
     def compute(vector: Any, leaves: list[Any]) -> Any:
         return sparse_jacobian(lambda v: flat(v, *leaves), vector, found).todense()
 
-    return what, compute, cost
+    return CompressedStrategy(what, compute, cost, pays, len(rows) / (m * n))
 

@@ -129,6 +129,7 @@ class _Entry:
         self.plan: Plan | None = None
         self.strategy = "jax.jacobian"
         self.cost: int | None = None  # the strategy's FMAs
+        self.structure: str | None = None  # what compression would do, where the pattern was found
         self.program: Callable[..., Any] | None = None
         expected = _expected(options, signature, reference)
         flat = FlatCall(options, signature)
@@ -144,9 +145,10 @@ class _Entry:
             split = _per_example(options, signature, expected, self.plan.cost)
             against = self.plan.cost if split is None else split.cost
             found = compressed_strategy(flat, vector, list(shapes), chain, self.plan, against)
-            if found is not None:
-                self.strategy, compute, self.cost = found
-                self.program = jax.jit(functools.partial(_program, flat, compute, expected))
+            self.structure = None if found is None or found.density > 0.5 else found.what
+            if found is not None and found.pays:
+                self.strategy, self.cost = found.what, found.cost
+                self.program = jax.jit(functools.partial(_program, flat, found.compute, expected))
                 return
             if split is not None:
                 self.strategy, self.plan, self.cost = split.describe(), split.plan, split.cost
@@ -269,7 +271,10 @@ def jacobian(
         ``jacobian(fun)(*args, **kwargs)``; its ``plans`` attribute maps each
         input signature to the plan used (None where ``jax.jacobian`` ran; one example's
         plan for per-example plans), ``strategies`` to what ran (the plan, a compression,
-        per-example plans of a batch-separable function) and ``costs`` to its FMAs.
+        per-example plans of a batch-separable function), ``costs`` to its FMAs, and
+        ``structures`` to what compression would do (density, colors against their lower
+        bound, FMAs), taken or not (None where the pattern was not looked for or is more than half
+        dense).
 
     Raises
     ------
@@ -343,6 +348,7 @@ def jacobian(
     jacobian_of_fun.plans = _Plans(entries)  # type: ignore[attr-defined]
     jacobian_of_fun.strategies = _Plans(entries, "strategy")  # type: ignore[attr-defined]
     jacobian_of_fun.costs = _Plans(entries, "cost")  # type: ignore[attr-defined]
+    jacobian_of_fun.structures = _Plans(entries, "structure")  # type: ignore[attr-defined]
     return jacobian_of_fun
 
 
@@ -373,7 +379,9 @@ def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None,
 class _Plans(Mapping):
     """``{signature: plan}`` of a jacobian function, read from its cache (None: ``jax.jacobian`` ran);
     with ``attribute="strategy"``, what ran: ``"plan"``, ``"jax.jacobian"``, the compression or
-    the per-example plan used; with ``attribute="cost"``, its FMAs (None where JAX ran)."""
+    the per-example plan used; with ``attribute="cost"``, its FMAs (None where JAX ran); with
+    ``attribute="structure"``, the pattern's density, colors and compressed cost, whether or not
+    compression ran (None where it was not looked for, or found dense)."""
 
     def __init__(self, entries: dict, attribute: str = "plan") -> None:
         self._entries = entries

@@ -168,7 +168,8 @@ def _vector_dtype(args: tuple, argnums: int | Sequence[int]):
 class Analysis:
     """What :func:`chainorder.analyze` found: the segments of ``f``, its chain, the optimal plan and
     the strategy ``chainorder.jacobian(f)`` takes (``"plan"``, or a compression or per-example
-    plan, with its FMAs in ``strategy_cost``)."""
+    plan, with its FMAs in ``strategy_cost``), and what compression would do where the pattern was
+    found (``structure``: density, colors against their lower bound, FMAs; taken or not)."""
 
     chain: Chain
     plan: Plan
@@ -176,11 +177,14 @@ class Analysis:
     notes: list[str]
     strategy: str = "plan"
     strategy_cost: int | None = None
+    structure: str | None = None
 
     def __str__(self) -> str:
         lines = [f"  {len(self.segments)} segments (layers) found in the function"]
         if self.strategy != "plan":
             lines.append(f"  chainorder.jacobian computes it by {self.strategy}")
+        if self.structure is not None and self.structure != self.strategy:
+            lines.append(f"  the Jacobian's pattern: {self.structure}")
         lines.extend(f"  note: {note}" for note in self.notes)
         header = f"  {'seg':>3} {'in':>7} {'out':>7} {'tangent':>12} {'adjoint':>12} {'edges':>9}  operations / source"
         lines.append(header)
