@@ -146,8 +146,9 @@ def compressed_strategy(
     against = plan.cost if against is None else against
     pays = cost * COMPRESSION_MARGIN < against
     found = (rows, columns, coloring, m, n)
+    density = len(rows) / (m * n)
     what = (
-        f"compressed {'forward' if coloring.mode == 'columns' else 'reverse'} (density {len(rows) / (m * n):.2%}): "
+        f"compressed {'forward' if coloring.mode == 'columns' else 'reverse'} (density {density:.2%}): "
         f"{coloring.count} "
         f"{'JVPs' if coloring.mode == 'columns' else 'VJPs'} (lower bound {coloring.lower_bound}), "
         f"{cost:,} FMAs against {against:,}"
@@ -157,5 +158,5 @@ def compressed_strategy(
     def compute(vector: Any, leaves: list[Any]) -> Any:
         return sparse_jacobian(lambda v: flat(v, *leaves), vector, found).todense()
 
-    return CompressedStrategy(what, compute, cost, pays, len(rows) / (m * n))
+    return CompressedStrategy(what, compute, cost, pays, density)
 

@@ -30,8 +30,8 @@ __all__ = ["index_maps", "index_map", "MOVES", "TooManyDependencies"]
 
 #: The primitives :func:`index_maps` knows.
 MOVES = frozenset({
-    "gather", "dynamic_slice", "dynamic_update_slice", "scatter", "scatter-add", "scatter_add", "scatter-mul",
-    "scatter_mul", "scatter-min", "scatter_min", "scatter-max", "scatter_max", "conv_general_dilated",
+    "gather", "dynamic_slice", "dynamic_update_slice", "scatter", "scatter-add", "scatter-mul", "scatter-min",
+    "scatter-max", "conv_general_dilated",
 })  # fmt: skip
 
 _EXACT_FLOAT = 1 << 24  # float32 codes stay exact below this
@@ -46,10 +46,15 @@ class TooManyDependencies(Exception):
         self.count = count
 
 
+def _pairs_map(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]):
+    """``shape``: output entry ``rows[k]`` reads operand entry ``columns[k]``."""
+    return sparse.csr_matrix((np.ones(len(rows), bool), (rows, columns)), shape)
+
+
 def index_map(index: np.ndarray, size: int):
     """``(len(index) x size)``: output entry ``o`` reads operand entry ``index[o]`` (none where -1)."""
     rows = np.flatnonzero(index >= 0)
-    return sparse.csr_matrix((np.ones(len(rows), bool), (rows, index[rows])), (len(index), size))
+    return _pairs_map(rows, index[rows], (len(index), size))
 
 
 def _codes(shape, dtype=np.int32) -> np.ndarray:
@@ -97,7 +102,7 @@ def _scatter(name, params, avals, values):
         return None
     indices = np.asarray(values[1])
     zeros = np.zeros(operand.shape, np.float32)
-    options = {name: params[name] for name in ("dimension_numbers", "indices_are_sorted", "unique_indices", "mode")}
+    options = {key: params[key] for key in ("dimension_numbers", "indices_are_sorted", "unique_indices", "mode")}
 
     def scattered(update):
         return lax.scatter_add(zeros, indices, update, **options)
@@ -107,16 +112,14 @@ def _scatter(name, params, avals, values):
         (landed,) = jax.linear_transpose(scattered, template)(_codes(operand.shape, np.float32))
     landing = np.rint(np.asarray(landed)).ravel().astype(np.int64) - 1  # the output entry each update reaches
     hits = np.flatnonzero(landing >= 0)
-    updates_map = sparse.csr_matrix(
-        (np.ones(len(hits), bool), (landing[hits], hits)), (size, math.prod(updates.shape))
-    )
+    updates_map = _pairs_map(landing[hits], hits, (size, math.prod(updates.shape)))
     kept = np.arange(size)
     if name == "scatter":  # overwritten entries no longer read the operand
         kept = np.where(np.isin(kept, landing[hits]), -1, kept)
     return [index_map(kept, size), None, updates_map]
 
 
-def _conv(params, avals, values, out_aval, limit):
+def _conv(params, avals, out_aval, limit):
     """Window maps of ``conv_general_dilated`` (batch_group_count 1); raises
     :class:`TooManyDependencies` before building more than ``limit`` entries."""
     if params["batch_group_count"] != 1:
@@ -150,15 +153,11 @@ def _conv(params, avals, values, out_aval, limit):
     out_index = _flat(out_aval.shape, out_spec, b, o, np.unravel_index(p, out_spatial))
     lhs_index = _flat(lhs.shape, lhs_spec, b, channel, np.unravel_index(np.maximum(source, 0), spatial_in))
     rhs_index = _flat(rhs.shape, rhs_spec, o, c, np.unravel_index(k, window))
-    maps = []
-    for operand_index, aval in ((lhs_index, lhs), (rhs_index, rhs)):
-        rows, columns = (np.broadcast_to(array, valid.shape)[valid] for array in (out_index, operand_index))
-        maps.append(
-            sparse.csr_matrix(
-                (np.ones(len(rows), bool), (rows, columns)), (math.prod(out_aval.shape), math.prod(aval.shape))
-            )
-        )
-    return maps
+    rows, out_size = np.broadcast_to(out_index, valid.shape)[valid], math.prod(out_aval.shape)
+    return [
+        _pairs_map(rows, np.broadcast_to(operand_index, valid.shape)[valid], (out_size, math.prod(aval.shape)))
+        for operand_index, aval in ((lhs_index, lhs), (rhs_index, rhs))
+    ]
 
 
 def _flat(shape, spec, first, second, spatial) -> np.ndarray:
@@ -179,16 +178,16 @@ def _window_sources(params, lhs_spec, rhs_spec, spatial_in, window) -> np.ndarra
     rhs_shape = [1] * (2 + len(window))
     for axis, size in zip(rhs_spec[2:], window):
         rhs_shape[axis] = size
+    conv = {
+        **params,
+        "feature_group_count": 1,
+        "precision": (lax.Precision.HIGHEST, lax.Precision.HIGHEST),
+        "preferred_element_type": None,
+    }
     columns = []
     for offset in range(math.prod(window)):
         kernel = np.zeros(math.prod(window), np.float32)
         kernel[offset] = 1
-        conv = {
-            **params,
-            "feature_group_count": 1,
-            "precision": (lax.Precision.HIGHEST, lax.Precision.HIGHEST),
-            "preferred_element_type": None,
-        }
         out = _bind(lax.conv_general_dilated_p, codes, kernel.reshape(rhs_shape), **conv)
         columns.append(np.rint(out).ravel().astype(np.int64) - 1)
     return np.stack(columns, axis=1)
@@ -205,7 +204,7 @@ def index_maps(name: str, params: dict, avals: list, out_aval, values: list, lim
     if name == "dynamic_update_slice":
         return _dynamic_update_slice(params, avals, values)
     if name == "conv_general_dilated":
-        return _conv(params, avals, values, out_aval, limit)
+        return _conv(params, avals, out_aval, limit)
     if name.startswith("scatter"):
-        return _scatter(name.replace("_", "-"), params, avals, values)
+        return _scatter(name, params, avals, values)
     return None

@@ -82,11 +82,14 @@ _MAX_FOLDED = 1 << 22
 
 
 def _folded(equation, values: list) -> list:
-    """The outputs' values where the equation reads known values only (and is small and pure):
-    index arrays built from constants, for the rules of :mod:`.moves`. None where not known."""
+    """The outputs' values where the equation reads known values only and makes small integer or
+    boolean arrays (index arithmetic on constants, for the rules of :mod:`.moves`; weights and other
+    floating-point constants are never computed here). None where not known."""
     outs = equation.outvars
     unknown = [None] * len(outs)
     if any(value is None for value in values) or equation.effects:
+        return unknown
+    if not all(np.issubdtype(var.aval.dtype, np.integer) or var.aval.dtype == np.bool_ for var in outs):
         return unknown
     if sum(math.prod(var.aval.shape) for var in outs) > _MAX_FOLDED:
         return unknown
@@ -153,7 +156,7 @@ class _Propagation:
         """The outputs' dependency matrices; ``values``: the inputs' values where known (numpy arrays,
         or None), ``consts``: the jaxpr's constants."""
         env: dict = {}
-        known: dict = {var: np.asarray(value) for var, value in zip(jaxpr.constvars, consts)}
+        known: dict = dict(zip(jaxpr.constvars, consts))  # as they are: only index operands are read
         for var, value in zip(jaxpr.invars, values or [None] * len(jaxpr.invars)):
             if value is not None:
                 known[var] = value

@@ -17,7 +17,7 @@ import numpy as np
 
 from .steps import StepKind
 
-__all__ = ["COLUMNS", "Fronts", "Group", "Known", "covered", "within", "front_of", "prune"]
+__all__ = ["COLUMNS", "Fronts", "Group", "Known", "concatenated", "covered", "within", "front_of", "prune"]
 
 COLUMNS = ("cost", "peak", "kind", "split", "later", "earlier")
 
@@ -96,11 +96,16 @@ class Group:
         return found
 
 
+def concatenated(parts: list[tuple]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Parts ``(cell, columns)`` as one."""
+    cell = np.concatenate([part[0] for part in parts])
+    return cell, {name: np.concatenate([part[1][name] for part in parts]) for name in COLUMNS}
+
+
 def front_of(parts: list[tuple], cells: int, budget) -> tuple[tuple, list[tuple]]:
     """The cells' fronts of some candidates, as ``(start, size, cost, peak)`` (see :func:`covered`),
     and as one part (``(cell, columns)``) holding just those candidates."""
-    cell = np.concatenate([part[0] for part in parts])
-    columns = {name: np.concatenate([part[1][name] for part in parts]) for name in COLUMNS}
+    cell, columns = concatenated(parts)
     keep = prune(cell, columns["cost"], columns["peak"], budget)
     size = np.bincount(cell[keep], minlength=cells)
     kept = {name: values[keep] for name, values in columns.items()}
@@ -170,8 +175,8 @@ def covered(cell, cost, peak, front, budget) -> np.ndarray:
         high = np.where(searching & ~cheaper, middle, high)
     found = low > start[cell]
     at = np.maximum(low - 1, 0)
-    covered = found & (front_peak[at] <= peak) if len(front_peak) else np.zeros(len(cell), dtype=bool)
-    return covered | ~within(peak, budget)
+    beaten = found & (front_peak[at] <= peak) if len(front_peak) else np.zeros(len(cell), dtype=bool)
+    return beaten | ~within(peak, budget)
 
 
 class Known:

@@ -38,7 +38,7 @@ from .chain import Chain
 from .completion import completion_costs
 from .costs import CostModel
 from .dp import cost_table
-from .labels import COLUMNS, Fronts, Group, Known, covered, front_of, prune
+from .labels import Fronts, Group, Known, concatenated, covered, front_of, prune
 from .memory import MemoryModel, order_for_memory, peak_memory
 from .steps import Objective, Step, StepKind
 from .subplans import sub_plan
@@ -142,11 +142,7 @@ class _ParetoDP:
             )
             for name in cheapest
         }
-        first, last, split = (values[:, None] for values in (group.cell, group.last, group.split))
-        cost, peak = sub_plan(
-            group.kind, first, last, split, costs=self.costs, memory=self.memory,
-            critical_path=self.critical_path, **operands,
-        )  # fmt: skip
+        cost, peak = self._rule(group, operands)
         corners = [
             _part(group.kind, group.cell, cost[:, column].copy(), peak[:, column].copy(), group.split, entries)
             for column, entries in ((0, cheapest), (1, smallest))
@@ -157,9 +153,18 @@ class _ParetoDP:
         """Each row's lower corner alone (see :meth:`_bounds`)."""
         fronts = self.fronts
         cheapest, smallest = group.entries("first"), group.entries("last")
-        operands = {name: (fronts.cost[cheapest[name]], fronts.peak[smallest[name]]) for name in cheapest}
+        operands = {
+            name: (fronts.cost[cheapest[name]][:, None], fronts.peak[smallest[name]][:, None]) for name in cheapest
+        }
+        cost, peak = self._rule(group, operands)
+        return cost[:, 0], peak[:, 0]
+
+    def _rule(self, group: Group, operands: dict) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`chainorder.core.subplans.sub_plan` over the group's rows (axis 0), the step's own
+        terms computed once per row and broadcast over the operands' second axis."""
+        first, last, split = (values[:, None] for values in (group.cell, group.last, group.split))
         return sub_plan(
-            group.kind, group.cell, group.last, group.split, costs=self.costs, memory=self.memory,
+            group.kind, first, last, split, costs=self.costs, memory=self.memory,
             critical_path=self.critical_path, **operands,
         )  # fmt: skip
 
@@ -180,11 +185,7 @@ class _ParetoDP:
         if getattr(group, narrow) is not None:
             single = getattr(group, narrow)[0][:, None]
             operands[narrow] = (fronts.cost[single], fronts.peak[single])
-        first, last, split = (values[:, None] for values in (group.cell, group.last, group.split))
-        cost, peak = sub_plan(
-            group.kind, first, last, split, costs=self.costs, memory=self.memory,
-            critical_path=self.critical_path, **operands,
-        )  # fmt: skip
+        cost, peak = self._rule(group, operands)
         rows, _ = np.nonzero(valid)
         operand = getattr(group, narrow)
         entries = {wide: entries[valid], narrow: None if operand is None else operand[0][rows]}
@@ -220,12 +221,12 @@ class _ParetoDP:
 
     def _fill(self, length: int) -> None:
         parts = self._single_layers() if length == 1 else self._multi_layer(length)
-        cell = np.concatenate([part[0] for part in parts])
-        cost, peak = (np.concatenate([part[1][name] for part in parts]) for name in ("cost", "peak"))
+        cell, columns = concatenated(parts)
+        cost, peak = columns["cost"], columns["peak"]
         keep = prune(cell, cost, peak, self.budget)
         if self.known is not None:
             keep = keep[~self.known.dominates(cell[keep], length, cost[keep], peak[keep])]
-        kept = {name: np.concatenate([part[1][name] for part in parts])[keep] for name in COLUMNS}
+        kept = {name: values[keep] for name, values in columns.items()}
         self.fronts.add_length(length, cell[keep], kept, self.q - length + 1)
 
     def run(self) -> Fronts:
