@@ -187,6 +187,14 @@ class Known:
     def __init__(self, completion: np.ndarray, cost: np.ndarray, peak: np.ndarray) -> None:
         self.completion, self.cost, self.peak = completion, cost, peak
 
+    def too_dear(self, cell: np.ndarray, length: int, cost: np.ndarray) -> np.ndarray:
+        """Whether every completion of sub-plans costing ``cost`` costs more than the least-peak known
+        plan, which then dominates them all (no plan peaks less). The part of :meth:`dominates` that
+        needs no peak."""
+        if not len(self.cost):
+            return np.zeros(len(cell), dtype=bool)
+        return cost + self.completion[cell, length] > self.cost[-1]
+
     def dominates(self, cell: np.ndarray, length: int, cost: np.ndarray, peak: np.ndarray) -> np.ndarray:
         """Whether a known plan beats every completion of sub-plans ``(cost, peak)`` of the sub-chains
         of ``length`` starting at ``cell``: no dearer than the least such completion, no larger, and

@@ -41,7 +41,7 @@ from .dp import cost_table
 from .labels import Fronts, Group, Known, concatenated, covered, front_of, prune
 from .memory import MemoryModel, order_for_memory, peak_memory
 from .steps import Objective, Step, StepKind
-from .subplans import sub_plan
+from .subplans import sub_plan, sub_plan_cost
 from .table import CostTable
 from .ties import break_ties
 from .tree import post_order
@@ -198,6 +198,8 @@ class _ParetoDP:
         of its candidates is dominated or equals a corner), so only the other rows are expanded,
         and of the corners only the front's go on."""
         groups = self._groups(length)
+        if self.known is not None:
+            groups = [group.take(self._affordable(group, length)) for group in groups]
         bounds = [self._bounds(group) for group in groups]
         parts = [part for corners, _ in bounds for part in corners]
         if not self.expand:
@@ -210,6 +212,16 @@ class _ParetoDP:
                 group = group.take(self._promising(group, length, front, self._lower_corner(group)))
             parts.append(self._expand(group))
         return parts
+
+    def _affordable(self, group: Group, length: int) -> np.ndarray:
+        """The rows whose cheapest candidate completes into plans no dearer than the least-peak known
+        plan (every other plan peaks at least as high as that one: :meth:`Known.too_dear`)."""
+        cheapest = {name: self.fronts.cost[entries] for name, entries in group.entries("first").items()}
+        cost = sub_plan_cost(
+            group.kind, group.cell, group.last, group.split, costs=self.costs, critical_path=self.critical_path,
+            **cheapest,
+        )  # fmt: skip
+        return np.flatnonzero(~self.known.too_dear(group.cell, length, cost))
 
     def _promising(self, group: Group, length: int, front: tuple, lower: tuple) -> np.ndarray:
         """The rows whose lower corner neither the cell's corners' front nor a known plan covers."""
