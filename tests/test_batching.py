@@ -186,6 +186,21 @@ def test_the_batched_bcoo_holds_the_blocks_in_jax_layout():
     np.testing.assert_allclose(result.data, jax.vmap(jax.jacobian(row))(X), atol=1e-12)
 
 
+def test_the_batched_bcoo_called_eagerly_is_prepared_once():
+    traced = []
+
+    def f(X):
+        traced.append(1)
+        return jax.vmap(row)(X)
+
+    sparse_jacobian = chainorder.jacobian(f, sparse=True)
+    sparse_jacobian(X)
+    before = len(traced)
+    result = sparse_jacobian(2 * X)
+    assert len(traced) == before
+    np.testing.assert_allclose(result.data, jax.vmap(jax.jacobian(row))(2 * X), atol=1e-12)
+
+
 def test_sparse_blocks_inside_examples_are_compressed_instead():
     """Elementwise per example: the examples' Jacobians are diagonal, so the pattern wins."""
     f = lambda X: jnp.sin(X) * 2.0  # noqa: E731

@@ -122,6 +122,24 @@ def test_sparse_jacobian_by_compression_equals_jax_jacobian(name):
         np.testing.assert_allclose(np.asarray(J.todense()).reshape(dense.shape), dense, rtol=0, atol=1e-12)
 
 
+def test_sparse_jacobian_called_eagerly_is_prepared_once():
+    """Called without jax.jit, the pattern, colors and the jitted values are found once per shape:
+    later calls neither trace ``f`` again nor return the first call's values."""
+    traced = []
+
+    def f(u):
+        traced.append(1)
+        return jnp.sin(u[1:]) * u[:-1] + u[1:] ** 2
+
+    sparse_jacobian = chainorder.jacobian(f, sparse=True)
+    sparse_jacobian(_random(300))
+    before = len(traced)
+    for _ in range(2):
+        x = _random(300)
+        np.testing.assert_allclose(sparse_jacobian(x).todense(), jax.jacobian(f)(x), rtol=0, atol=1e-12)
+    assert len(traced) - before == 2  # jax.jacobian's own traces only
+
+
 def test_colors_reach_the_lower_bound_on_structured_jacobians():
     from chainorder.backend.compressed import colors_and_density, compression
 

@@ -21,7 +21,7 @@ from jax.experimental import sparse as jax_sparse
 
 from .batching import Separable, separate
 
-__all__ = ["PerExample", "per_example", "block_diagonal", "batched_bcoo"]
+__all__ = ["PerExample", "per_example", "block_diagonal", "batched_bcoo", "batched_bcoo_function"]
 
 
 class PerExample:
@@ -90,14 +90,35 @@ def batched_bcoo(blocks: Any, found: Separable) -> jax_sparse.BCOO:
     input's other dimensions. With the batch axis first (``jax.vmap``'s), ``data`` is the blocks
     themselves, not a copy; ``indices`` holds ``B`` x (the entries of one example's output).
     """
+    return _bcoo(_batched_data(blocks, found), jnp.asarray(_batched_indices(found)), found)
+
+
+def batched_bcoo_function(split: PerExample) -> Callable[[Any], jax_sparse.BCOO]:
+    """``x -> batched_bcoo(split.blocks(x), split.found)`` prepared once: the blocks jitted (one
+    dispatch when called eagerly), the indices on the device."""
+    found = split.found
+    indices = jnp.asarray(_batched_indices(found))
+    data = jax.jit(lambda x: _batched_data(split.blocks(x), found))
+    return lambda x: _bcoo(data(x), indices, found)
+
+
+def _bcoo(data: Any, indices: Any, found: Separable) -> jax_sparse.BCOO:
+    shape = found.out_shape + found.in_shape
+    return jax_sparse.BCOO((data, indices), shape=shape, indices_sorted=True, unique_indices=True)
+
+
+def _batched_data(blocks: Any, found: Separable) -> Any:
+    axis = found.out_axis
+    before, after = found.out_shape[:axis], found.out_shape[axis + 1 :]
+    data = jnp.moveaxis(blocks, 0, axis) if axis else blocks
+    return data.reshape(before + (found.batch, math.prod(after)) + found.in_shape[1:])
+
+
+def _batched_indices(found: Separable) -> np.ndarray:
     axis, batch = found.out_axis, found.batch
     before, after = found.out_shape[:axis], found.out_shape[axis + 1 :]
     entries = math.prod(after)
-    data = jnp.moveaxis(blocks, 0, axis) if axis else blocks
-    data = data.reshape(before + (batch, entries) + found.in_shape[1:])
     indices = np.empty((batch, entries, len(after) + 1), np.int32)
     indices[:, :, :-1] = np.indices(after).reshape(len(after), entries).T
     indices[:, :, -1] = np.arange(batch)[:, None]
-    indices = jnp.asarray(indices.reshape((1,) * len(before) + indices.shape))
-    shape = found.out_shape + found.in_shape
-    return jax_sparse.BCOO((data, indices), shape=shape, indices_sorted=True, unique_indices=True)
+    return indices.reshape((1,) * len(before) + indices.shape)

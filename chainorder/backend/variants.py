@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .blocks import jacobian_into
-from .compressed import compression, sparse_jacobian
+from .compressed import compression, sparse_jacobian_function
 from .patterns import PatternTooDense, pattern_coordinates
-from .perexample import PerExample, batched_bcoo, per_example
+from .perexample import PerExample, batched_bcoo, batched_bcoo_function, per_example
 from .sharding import mesh_of, sharded_jacobian
 
 __all__ = [
@@ -114,6 +114,7 @@ def sparse_function(fun: Callable, argnums: Any, unsupported: tuple, make_jacobi
     compression (:mod:`chainorder.backend.compressed`). Found once per shape."""
     _check_one_argument("sparse", argnums, unsupported)
     found: dict[Hashable, Any] = {}
+    prepared: dict[Hashable, Callable] = {}
 
     @functools.wraps(fun)
     def sparse_jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
@@ -124,9 +125,14 @@ def sparse_function(fun: Callable, argnums: Any, unsupported: tuple, make_jacobi
             how = _sparse_strategy(one, x, make_jacobian)
             if key is not None:
                 found[key] = how
-        if isinstance(how, PerExample):
-            return batched_bcoo(how.blocks(x), how.found)
-        return sparse_jacobian(one, x, how)
+        if key is None:  # other arguments are part of `one` (or `x` is traced): for this call only
+            if isinstance(how, PerExample):
+                return batched_bcoo(how.blocks(x), how.found)
+            return sparse_jacobian_function(one, x, how)(x)
+        if key not in prepared:
+            separable = isinstance(how, PerExample)
+            prepared[key] = batched_bcoo_function(how) if separable else sparse_jacobian_function(one, x, how)
+        return prepared[key](x)
 
     sparse_jacobian_of_fun.compression = found  # type: ignore[attr-defined]
     return sparse_jacobian_of_fun
