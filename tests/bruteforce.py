@@ -17,6 +17,9 @@ def all_plan_costs(
 ) -> set[int]:
     n = [layer.in_dim for layer in chain]
     m = [layer.out_dim for layer in chain]
+    # a sparse layer preaccumulates with one JVP (VJP) per color of its columns (rows)
+    tangent_seeds = [layer.tangent_colors or layer.in_dim for layer in chain]
+    adjoint_seeds = [layer.adjoint_colors or layer.out_dim for layer in chain]
     edges, tangent, adjoint = chain.edges, chain.tangent_costs, chain.adjoint_costs
 
     def fits(first: int, last: int) -> bool:
@@ -26,9 +29,9 @@ def all_plan_costs(
     def costs(first: int, last: int) -> frozenset[int]:
         found: set[int] = set()
         if first == last:
-            found.add(n[first] * tangent[first])
+            found.add(tangent_seeds[first] * tangent[first])
             if fits(first, first):
-                found.add(m[first] * adjoint[first])
+                found.add(adjoint_seeds[first] * adjoint[first])
             return frozenset(found)
         for k in range(first, last):
             left, right = costs(first, k), costs(k + 1, last)
@@ -105,10 +108,10 @@ def step_cost_by_hand(chain: Chain, step) -> int:
     m = [layer.out_dim for layer in chain]
     first, last, split = step.first, step.last, step.split
     kind = str(step.kind)
-    if kind == "tangent_preaccumulation":
-        return n[first] * chain[first].tangent_cost
+    if kind == "tangent_preaccumulation":  # one JVP per color of a sparse layer's columns
+        return (chain[first].tangent_colors or n[first]) * chain[first].tangent_cost
     if kind == "adjoint_preaccumulation":
-        return m[first] * chain[first].adjoint_cost
+        return (chain[first].adjoint_colors or m[first]) * chain[first].adjoint_cost
     if kind == "tangent_step":
         return n[first] * sum(chain.tangent_costs[split + 1 : last + 1])
     if kind == "adjoint_step":

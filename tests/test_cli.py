@@ -49,6 +49,11 @@ def test_chain_file_and_options(tmp_path):
     ]:
         data = json.loads(run("analyze", "--chain", str(path), "--json", *flags).stdout)
         assert data["optimal"] == optimize(chain, **options).cost
+    # a sparse layer: its columns' and rows' colors after the costs
+    path.write_text("400 400 4000 4000 4000 3 3  # a band\n400 400 160000\n")
+    sparse = Chain([Layer(400, 400, edges=4000, tangent_colors=3, adjoint_colors=3), Layer(400, 400)])
+    optimal = json.loads(run("analyze", "--chain", str(path), "--json").stdout)["optimal"]
+    assert optimal == optimize(sparse).cost == 64_012_000
 
 
 def test_plot_writes_a_png(tmp_path):

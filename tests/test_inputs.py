@@ -50,6 +50,7 @@ def test_spaces_around_entries_are_fine():
         (b"7" * 2_000_000, "... (2,000,000 characters)"),
         (b"3 4 12\n5 6 30\n", ":2: layer 1: in_dim 5 does not match layer 0's out_dim 4"),
         (b"3 4 x\n", ":1: 'x' is not an integer"),
+        (b"3 4 12 12 12 4 4\n", ":1: layer: tangent_colors 4 is more than its 3 columns"),
     ],
 )
 def test_chain_files_name_the_file_and_line(tmp_path, content, fragment):

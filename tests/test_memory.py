@@ -6,7 +6,7 @@ from conftest import chains, options
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainorder import Chain, optimize, pareto, peak_memory
+from chainorder import Chain, Layer, optimize, pareto, peak_memory
 from chainorder.core.schedule import critical_path
 
 
@@ -37,10 +37,14 @@ def test_peak_memory_by_hand():
     reverse = optimize(chain, "reverse")
     # adjoint preaccumulation of layer 1: 2 * (2 + 3) + 6 = 16; adjoint step: 2 * (4 + 3) + 12 = 26
     assert reverse.peak_memory == 9 + 26
+    # a sparse layer 0 with 2 column colors: the compressed seeds and tangents 2 * (4 + 3) = 14,
+    # the Jacobian decompressed beside them 3 * 4 = 12
+    sparse = Chain([Layer(4, 3, tangent_colors=2), Layer(3, 2)])
+    assert optimize(sparse, "forward").peak_memory == 9 + max(14 + 12, 20)
 
 
 @settings(max_examples=60, deadline=None)
-@given(chains(max_length=5, max_dim=40), options)
+@given(chains(max_length=5, max_dim=40, colors=True), options)
 def test_front_equals_brute_force(chain, opts):
     points = _points(chain, parallel=opts["parallel"], matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
     front = pareto(chain, **opts)
@@ -51,7 +55,7 @@ def test_front_equals_brute_force(chain, opts):
 
 
 @settings(max_examples=60, deadline=None)
-@given(chains(max_length=5, max_dim=40), options, st.floats(0, 1))
+@given(chains(max_length=5, max_dim=40, colors=True), options, st.floats(0, 1))
 def test_memory_limited_optimum_equals_brute_force(chain, opts, where):
     points = _points(chain, parallel=opts["parallel"], matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
     least = min(peak for _, peak in points)

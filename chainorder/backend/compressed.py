@@ -21,13 +21,14 @@ import numpy as np
 from jax.experimental import sparse as jax_sparse
 
 from ..core.chain import Chain
-from ..core.coloring import Coloring, color_columns, color_rows
+from ..core.coloring import Coloring, LayerPattern, color_columns, color_rows
 from ..core.plan import Plan
 from .patterns import MAX_DEPENDENCIES, PatternTooDense, pattern_coordinates
 
 __all__ = [
     "compression", "sparse_jacobian", "sparse_jacobian_function", "compressed_strategy", "CompressedStrategy",
-    "DETECTION_BUDGET", "COMPRESSION_MARGIN",
+    "DETECTION_BUDGET", "COMPRESSION_MARGIN", "layer_pattern", "sparse_layer_pattern", "compressed_preaccumulation",
+    "one_hot_seeds", "nonzero_positions",
 ]  # fmt: skip
 
 #: Dependencies the dense path's detection tracks per value before it calls the pattern dense
@@ -90,15 +91,8 @@ def sparse_jacobian_function(
     shape = np.shape(x)
     vector = jax.ShapeDtypeStruct((math.prod(shape),), jnp.result_type(x))
     dtype = jax.eval_shape(functools.partial(_flat, fun, shape), vector).dtype
-    seeds = np.zeros((coloring.count, n if coloring.mode == "columns" else m), dtype=np.float64)
-    seeds[coloring.colors, np.arange(len(coloring.colors))] = 1.0
-    # colors first, as vmap gives them; each nonzero read at one flat index (a transpose and a 2-D
-    # gather took 40.7 us against 29.5 us on a 40x40 residual, of which the JVPs are 21.9 us)
-    if coloring.mode == "columns":
-        where = coloring.colors[columns] * m + rows
-    else:
-        where = coloring.colors[rows] * n + columns
-    where = where.astype(np.int32 if coloring.count * max(m, n) < 2**31 else np.int64)
+    seeds = one_hot_seeds(coloring)
+    where = nonzero_positions(coloring, rows, columns, (m, n))
 
     @jax.jit
     def values(x: Any) -> Any:
@@ -118,6 +112,69 @@ def sparse_jacobian_function(
         return jax_sparse.BCOO((values(x), indices), shape=(m, n))
 
     return jacobian
+
+
+def one_hot_seeds(coloring: Coloring) -> np.ndarray:
+    """``(colors, columns)`` (or ``(colors, rows)``): each seed the sum of one color's unit vectors."""
+    seeds = np.zeros((coloring.count, len(coloring.colors)), dtype=np.float64)
+    seeds[coloring.colors, np.arange(len(coloring.colors))] = 1.0
+    return seeds
+
+
+def nonzero_positions(coloring: Coloring, rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Where each nonzero ``(rows[k], columns[k])`` lies in the flattened compressed Jacobian, colors
+    first (``(colors, m)`` for JVPs, ``(colors, n)`` for VJPs, as ``vmap`` over the seeds gives it).
+    One flat index each: a transpose and a 2-D gather took 40.7 us against 29.5 us on a 40x40
+    residual, of which the JVPs are 21.9 us."""
+    m, n = shape
+    if coloring.mode == "columns":
+        where = coloring.colors[columns] * m + rows
+    else:
+        where = coloring.colors[rows] * n + columns
+    return where.astype(np.int32 if coloring.count * max(m, n) < 2**31 else np.int64)
+
+
+def layer_pattern(function: Callable[[Any], Any], in_dim: int, dtype: Any) -> LayerPattern | None:
+    """The pattern of a flat layer function's Jacobian with its colorings, or None where it is more
+    than half dense (found within that many dependencies, or not at all)."""
+    vector = jax.ShapeDtypeStruct((in_dim,), dtype)
+    out_dim = math.prod(jax.eval_shape(function, vector).shape)
+    budget = max(1, out_dim * in_dim // 2)
+    try:
+        rows, columns, shape = pattern_coordinates(function, vector, budget=min(budget, MAX_DEPENDENCIES))
+    except PatternTooDense:
+        return None
+    return LayerPattern(rows, columns, shape) if 2 * len(rows) < out_dim * in_dim else None
+
+
+#: Layers of fewer Jacobian entries are priced dense: compressing them saves next to nothing.
+SMALLEST_SPARSE_LAYER = 64
+
+
+def sparse_layer_pattern(function: Callable[[Any], Any], in_dim: int, dtype: Any) -> LayerPattern | None:
+    """:func:`layer_pattern` where it may pay (:data:`SMALLEST_SPARSE_LAYER`), None elsewhere and
+    wherever finding it fails: the layer is then priced dense, never an error."""
+    try:
+        out_dim = math.prod(jax.eval_shape(function, jax.ShapeDtypeStruct((in_dim,), dtype)).shape)
+        if in_dim * out_dim < SMALLEST_SPARSE_LAYER:
+            return None
+        return layer_pattern(function, in_dim, dtype)
+    except Exception:  # noqa: BLE001 - an analysis that fails prices the layer dense
+        return None
+
+
+def compressed_preaccumulation(
+    propagate: Callable[[Any], Any], pattern: LayerPattern, direction: str, dtype: Any
+) -> Any:
+    """One layer's dense Jacobian from one JVP (``direction="tangent"``) or VJP per color:
+    ``propagate`` maps the ``(colors, n)`` (or ``(colors, m)``) seeds to the compressed Jacobian,
+    colors first; each nonzero is read back and scattered into zeros."""
+    coloring = pattern.coloring(direction)
+    m, n = pattern.shape
+    compressed = propagate(jnp.asarray(one_hot_seeds(coloring), dtype))
+    values = jnp.ravel(compressed)[nonzero_positions(coloring, pattern.rows, pattern.columns, (m, n))]
+    flat = (pattern.rows * n + pattern.columns).astype(np.int32 if m * n < 2**31 else np.int64)
+    return jnp.zeros(m * n, dtype).at[flat].set(values, unique_indices=True).reshape(m, n)
 
 
 def _flat(fun: Callable[[Any], Any], shape: tuple[int, ...], vector: Any) -> Any:

@@ -31,8 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.chain import Chain
+from ..core.coloring import LayerPattern
 from ..core.plan import Plan
 from ..core.steps import Step, StepKind
+from .compressed import compressed_preaccumulation, layer_pattern
 
 __all__ = [
     "EXECUTORS",
@@ -150,9 +152,14 @@ class Run:
     """The primal values of one execution, and the layer functions to linearize."""
 
     def __init__(
-        self, functions: list[Callable[[Any], Any]], x: Any, values: Mapping[int, Any] | None = None
+        self,
+        functions: list[Callable[[Any], Any]],
+        x: Any,
+        values: Mapping[int, Any] | None = None,
+        chain: Chain | None = None,
     ) -> None:
         self.functions = functions
+        self.chain = chain  # for the colors of layers preaccumulated by compression
         if values is not None:  # computed before: a scheduled step gets the ones it reads, by layer
             self.values = values
             return
@@ -182,12 +189,41 @@ class Run:
     def identity(self, size: int, at: int) -> Any:
         return jnp.eye(size, dtype=self.values[at].dtype)
 
+    def pattern(self, layer: int, direction: str) -> LayerPattern | None:
+        """The pattern to preaccumulate ``layer`` with by compression in ``direction``, or None
+        (a dense layer): the layer's own, or found again from its function (its colors checked)."""
+        if self.chain is None:
+            return None
+        spec = self.chain[layer]
+        colors = spec.tangent_colors if direction == "tangent" else spec.adjoint_colors
+        if colors is None:
+            return None
+        pattern = spec.pattern
+        if pattern is None:
+            pattern = layer_pattern(self.functions[layer], spec.in_dim, self.values[layer].dtype)
+        found = None if pattern is None else (pattern.tangent_colors, pattern.adjoint_colors)[direction != "tangent"]
+        if found is None or found > colors:
+            what = "is more than half dense" if found is None else f"needs {found}"
+            raise ValueError(
+                f"layer {layer}: {direction}_colors is {colors}, but its Jacobian's pattern {what}: "
+                "plans priced with those colors cannot run"
+            )
+        return pattern
+
 
 def _tangent_preaccumulation(run: Run, step: Step) -> Any:
+    pattern = run.pattern(step.first, "tangent")
+    if pattern is not None:
+        push = lambda seeds: run.push(step.first, step.first, seeds.T).T  # noqa: E731
+        return compressed_preaccumulation(push, pattern, "tangent", run.values[step.first].dtype)
     return run.push(step.first, step.first, run.identity(run.values[step.first].shape[0], step.first))
 
 
 def _adjoint_preaccumulation(run: Run, step: Step) -> Any:
+    pattern = run.pattern(step.first, "adjoint")
+    if pattern is not None:
+        pull = lambda seeds: run.pull(step.first, step.first, seeds)  # noqa: E731
+        return compressed_preaccumulation(pull, pattern, "adjoint", run.values[step.first + 1].dtype)
     return run.pull(step.first, step.first, run.identity(run.values[step.first + 1].shape[0], step.first + 1))
 
 
@@ -238,7 +274,7 @@ def run_steps(plan: Plan, functions: list[Callable[[Any], Any]], x: Any) -> Any:
     >>> run_steps(plan, [lambda v: jnp.ones((2, 3)) @ v], jnp.ones(3)).shape
     (2, 3)
     """
-    run = Run(functions, x)
+    run = Run(functions, x, chain=plan.chain)
     jacobians: dict[tuple[int, int], Any] = {}
     for step in plan.steps:
         operands = [jacobians.pop(operand) for operand in step.operands]

@@ -30,6 +30,7 @@ anything else (elementwise arithmetic, ...)    output size (one per element)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.chain import Chain, Layer
+from .compressed import sparse_layer_pattern
 
 __all__ = ["count_fmas", "layer_costs", "price_out", "chain_from_functions"]
 
@@ -280,10 +282,13 @@ def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> 
     x = _check_functions(functions, x0)
     costs: list[tuple[int, int | None, int]] = []
     shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    patterns = []
     for index, function in enumerate(functions):
         output = _layer_output(index, function, x)
         costs.append(layer_costs(function, x))
         shapes.append((tuple(x.shape), tuple(output.shape)))
+        flat = functools.partial(_flat_call, function, tuple(x.shape))
+        patterns.append(sparse_layer_pattern(flat, math.prod(x.shape), x.dtype))
         x = output
     priced, _ = price_out([math.prod(shape[0]) for shape in shapes], [math.prod(shape[1]) for shape in shapes], costs)
     return Chain(
@@ -297,6 +302,13 @@ def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> 
             name=getattr(function, "__name__", None),
             in_shape=in_shape,
             out_shape=out_shape,
+            pattern=pattern,
         )
-        for function, (tangent, adjoint, edges), (in_shape, out_shape) in zip(functions, priced, shapes)
+        for function, (tangent, adjoint, edges), (in_shape, out_shape), pattern in zip(
+            functions, priced, shapes, patterns
+        )
     )
+
+
+def _flat_call(function: Callable[[Any], Any], shape: tuple[int, ...], vector: Any) -> Any:
+    return jnp.ravel(function(jnp.reshape(vector, shape)))

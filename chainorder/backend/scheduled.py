@@ -88,7 +88,7 @@ def _step_function(plan: Plan, index: int, flats: list[Callable], shape: tuple[i
         needed = _needed(step)
 
         def run(given, *operands):
-            return EXECUTORS[step.kind](Run(flats, None, dict(zip(needed, given))), step, *operands)
+            return EXECUTORS[step.kind](Run(flats, None, dict(zip(needed, given)), plan.chain), step, *operands)
 
         table[key] = jax.jit(run)
     return table[key]

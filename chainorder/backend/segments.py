@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.chain import Chain, Layer
+from ..core.coloring import LayerPattern
+from .compressed import sparse_layer_pattern
 from .cuts import Opaque, Program, build_program
 from .opcount import layer_costs, price_out
 
@@ -99,6 +101,8 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
 
         segments = [layer_info(k) for k in range(len(program.cuts) - 1)]
         costs = _segment_costs(program, others, segments)  # counted abstractly
+        # one segment: its compression is the drop-in's whole-function strategy
+        patterns = _segment_patterns(program, others, segments) if len(segments) > 1 else [None]
     except Opaque as reason:
         program = None
         notes.append(f"not split: {reason}; the whole function is one segment")
@@ -111,13 +115,14 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
         names = [eqn.primitive.name for eqn in closed.jaxpr.eqns]
         segments = [Segment(0, in_dim, out_dim, names, "the whole function")]
         costs = _whole_function_costs(flat_function, avals)
+        patterns = [None]
     layers = []
     dims = [segment.in_dim for segment in segments], [segment.out_dim for segment in segments]
     costs, refused = price_out(*dims, costs)
     for direction, mode, instead in (("adjoint", "reverse", "push tangents"), ("tangent", "forward", "pull adjoints")):
         for index in refused[direction]:
             notes.append(f"segment {index} cannot run in {mode} mode (JAX refuses it); plans {instead} through it")
-    for segment, (tangent, adjoint, edges) in zip(segments, costs):
+    for segment, (tangent, adjoint, edges), pattern in zip(segments, costs, patterns):
         segment.tangent_cost, segment.adjoint_cost, segment.edges = tangent, adjoint, edges
         layers.append(
             Layer(
@@ -127,6 +132,7 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
                 tangent_cost=tangent,
                 adjoint_cost=adjoint,
                 name=f"segment {segment.index}",
+                pattern=pattern,
             )
         )
     return Traced(Chain(layers), segments, program, flat_function, notes)
@@ -144,6 +150,27 @@ def _segment_costs(program: Program, others: Sequence[Any], segments: list[Segme
                 function = program.segment_function(k, env)
                 priced[key] = layer_costs(function, jax.ShapeDtypeStruct((segment.in_dim,), _state_dtype(program, k)))
             found.append(priced[key])
+        return 0
+
+    jax.eval_shape(probe, *[jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in others])
+    return found
+
+
+def _segment_patterns(program: Program, others: Sequence[Any], segments: list[Segment]) -> list[LayerPattern | None]:
+    """Each segment's Jacobian pattern and colors where it is under half dense (None elsewhere, and
+    wherever finding it fails: a segment is then priced dense), found with the other arguments
+    abstract; segments of the same structure share theirs."""
+    found: list[LayerPattern | None] = []
+
+    def probe(*values):
+        env = program.constant_env(values)
+        patterns: dict[Any, LayerPattern | None] = {}
+        for k, segment in enumerate(segments):
+            key = program.fingerprint(k)
+            if key not in patterns:
+                function = program.segment_function(k, env)
+                patterns[key] = sparse_layer_pattern(function, segment.in_dim, _state_dtype(program, k))
+            found.append(patterns[key])
         return 0
 
     jax.eval_shape(probe, *[jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in others])

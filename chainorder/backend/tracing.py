@@ -11,6 +11,7 @@ input trees).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ..core.chain import Chain, Layer
+from ..core.chain import Chain
 from ..core.optimize import optimize, optimize_measured_first
 from ..core.plan import Plan
 from .devices import resolve_budget
@@ -129,20 +130,7 @@ def trace(f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] = 0) -
     """
     traced, vector, rest = _traced_for(f, args, argnums)
     functions = traced.functions(rest)
-    return Chain(
-        [
-            Layer(
-                layer.in_dim,
-                layer.out_dim,
-                edges=layer.edges,
-                tangent_cost=layer.tangent_cost,
-                adjoint_cost=layer.adjoint_cost,
-                fn=function,
-                name=layer.name,
-            )
-            for layer, function in zip(traced.chain, functions)
-        ]
-    )
+    return Chain([dataclasses.replace(layer, fn=function) for layer, function in zip(traced.chain, functions)])
 
 
 def _traced_for(f: Callable[..., Any], args: tuple, argnums: int | Sequence[int]):

@@ -12,11 +12,17 @@ FMAs (fused multiply-adds; see :mod:`chainorder.core.costs`):
 ``adjoint_cost``
     the cost of one VJP through the layer (default: ``edges``).
 
+A layer whose Jacobian is sparse may also carry ``tangent_colors`` and
+``adjoint_colors``: how many JVPs (VJPs) preaccumulate it by compression, one per
+color of its columns (rows), instead of ``in_dim`` (``out_dim``); see
+:mod:`chainorder.core.coloring`.
+
 This module imports neither jax nor matplotlib.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -57,6 +63,18 @@ class Layer:
         The function itself (used by :mod:`chainorder.backend.execute`).
     name : str, optional
         A label shown in plan tables.
+    in_shape, out_shape : tuple of int, optional
+        The unflattened shapes of the function's input and output.
+    tangent_colors, adjoint_colors : int, optional
+        For a sparse layer: the JVPs (colors of its columns) and VJPs (colors of its rows)
+        that preaccumulate its Jacobian by compression. None (or ``in_dim``/``out_dim``): dense.
+    nonzeros : int, optional
+        The nonzeros of its Jacobian, where known (shown as its density).
+    pattern : chainorder.core.coloring.LayerPattern, optional
+        Its Jacobian's pattern and colorings, found from ``fn`` (by
+        :func:`chainorder.trace` and :meth:`Chain.from_functions`); gives the colors and
+        nonzeros not given, and is what the executor decompresses with (it finds the
+        pattern again where a layer has colors but none).
 
     Examples
     --------
@@ -64,6 +82,8 @@ class Layer:
     Layer(in_dim=168, out_dim=56, edges=63834, tangent_cost=63834, adjoint_cost=63834)
     >>> Layer(4, 3).edges
     12
+    >>> Layer(100, 100, tangent_colors=3, adjoint_colors=3).tangent_seeds   # a band: 3 JVPs, not 100
+    3
     """
 
     in_dim: int
@@ -75,6 +95,10 @@ class Layer:
     name: str | None = field(default=None, compare=False)
     in_shape: tuple[int, ...] | None = field(default=None, compare=False)
     out_shape: tuple[int, ...] | None = field(default=None, compare=False)
+    tangent_colors: int | None = None
+    adjoint_colors: int | None = None
+    nonzeros: int | None = field(default=None, compare=False)
+    pattern: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         label = f"layer {self.name!r}" if self.name else "layer"
@@ -102,19 +126,64 @@ class Layer:
                     f"but the dimension is {dim}"
                 )
             set_(self, attr, shape)
+        self._check_structure(label)
+
+    def _check_structure(self, label: str) -> None:
+        """Colors (from the pattern where one is given) within ``1..in_dim`` / ``1..out_dim``; as
+        many colors as columns (rows) is no compression and is stored as None."""
+        set_ = object.__setattr__
+        if self.pattern is not None:
+            for attr in ("tangent_colors", "adjoint_colors", "nonzeros"):
+                if getattr(self, attr) is None:
+                    set_(self, attr, getattr(self.pattern, attr))
+        for attr, dim, what in (("tangent_colors", self.in_dim, "columns"), ("adjoint_colors", self.out_dim, "rows")):
+            value = getattr(self, attr)
+            if value is None:
+                continue
+            value = _check_int(value, f"{label}: {attr}", minimum=1)
+            if value > dim:
+                raise ValueError(f"{label}: {attr} {value} is more than its {dim} {what}")
+            set_(self, attr, None if value == dim else value)
+        if not self.compressed:
+            set_(self, "pattern", None)  # nothing to decompress
+        if self.nonzeros is not None:
+            nonzeros = _check_int(self.nonzeros, f"{label}: nonzeros", minimum=0)
+            entries = self.in_dim * self.out_dim
+            if nonzeros > entries:
+                raise ValueError(f"{label}: nonzeros {nonzeros:,} is more than its {entries:,} entries")
+            set_(self, "nonzeros", nonzeros)
+
+    @property
+    def tangent_seeds(self) -> int:
+        """JVPs that preaccumulate its Jacobian: its columns' colors, or ``in_dim`` (dense)."""
+        return self.tangent_colors or self.in_dim
+
+    @property
+    def adjoint_seeds(self) -> int:
+        """VJPs that preaccumulate its Jacobian: its rows' colors, or ``out_dim`` (dense)."""
+        return self.adjoint_colors or self.out_dim
+
+    @property
+    def compressed(self) -> bool:
+        """Whether coloring preaccumulates it with fewer JVPs or VJPs than its dimensions."""
+        return self.tangent_colors is not None or self.adjoint_colors is not None
 
     def __repr__(self) -> str:
         text = (
             f"Layer(in_dim={self.in_dim}, out_dim={self.out_dim}, edges={self.edges}, "
             f"tangent_cost={self.tangent_cost}, adjoint_cost={self.adjoint_cost}"
         )
+        if self.compressed:
+            text += f", tangent_colors={self.tangent_colors}, adjoint_colors={self.adjoint_colors}"
         if self.name:
             text += f", name={self.name!r}"
         return text + ")"
 
-    def cost_tuple(self) -> tuple[int, int, int, int, int]:
-        """``(in_dim, out_dim, edges, tangent_cost, adjoint_cost)``."""
-        return (self.in_dim, self.out_dim, self.edges, self.tangent_cost, self.adjoint_cost)  # type: ignore[return-value]
+    def cost_tuple(self) -> tuple[int, ...]:
+        """``(in_dim, out_dim, edges, tangent_cost, adjoint_cost)``, then ``(tangent_seeds,
+        adjoint_seeds)`` where coloring compresses it: everything its steps' costs depend on."""
+        dense = (self.in_dim, self.out_dim, self.edges, self.tangent_cost, self.adjoint_cost)
+        return dense + ((self.tangent_seeds, self.adjoint_seeds) if self.compressed else ())  # type: ignore[return-value]
 
 
 class Chain(Sequence[Layer]):
@@ -246,8 +315,22 @@ class Chain(Sequence[Layer]):
     def out_dim(self) -> int:
         return self._layers[-1].out_dim
 
+    def uncompressed(self) -> Chain:
+        """The chain with every layer's colors dropped: what ``jax.jacfwd``/``jax.jacrev`` cost on it.
+
+        >>> Chain([Layer(4, 4, tangent_colors=1)]).uncompressed()[0].tangent_colors is None
+        True
+        """
+        if not any(layer.compressed for layer in self._layers):
+            return self
+        return Chain(
+            dataclasses.replace(layer, tangent_colors=None, adjoint_colors=None, nonzeros=None, pattern=None)
+            for layer in self._layers
+        )
+
     def fingerprint(self) -> list[list[int]]:
-        """The layers' ``[in_dim, out_dim, edges, tangent_cost, adjoint_cost]``, for JSON."""
+        """The layers' ``[in_dim, out_dim, edges, tangent_cost, adjoint_cost]`` (and their colors'
+        counts where compressed: :meth:`Layer.cost_tuple`), for JSON."""
         return [list(layer.cost_tuple()) for layer in self._layers]
 
     @property
@@ -256,8 +339,8 @@ class Chain(Sequence[Layer]):
 
         Nodes ``0..q`` are the variables between layers (attribute ``size``);
         edge ``(i, i+1)`` is layer ``i`` with attributes ``layer`` (the index),
-        ``in_dim``, ``out_dim``, ``edges``, ``tangent_cost``, ``adjoint_cost``
-        and ``name``.
+        ``in_dim``, ``out_dim``, ``edges``, ``tangent_cost``, ``adjoint_cost``,
+        ``tangent_colors``, ``adjoint_colors`` (None: dense) and ``name``.
         """
         if self._graph is None:
             import networkx as nx
@@ -275,6 +358,8 @@ class Chain(Sequence[Layer]):
                     edges=layer.edges,
                     tangent_cost=layer.tangent_cost,
                     adjoint_cost=layer.adjoint_cost,
+                    tangent_colors=layer.tangent_colors,
+                    adjoint_colors=layer.adjoint_colors,
                     name=layer.name,
                 )
             self._graph = graph
@@ -298,6 +383,8 @@ class Chain(Sequence[Layer]):
                     edges=data.get("edges"),
                     tangent_cost=data.get("tangent_cost"),
                     adjoint_cost=data.get("adjoint_cost"),
+                    tangent_colors=data.get("tangent_colors"),
+                    adjoint_colors=data.get("adjoint_colors"),
                     name=data.get("name"),
                 )
             )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-__all__ = ["color_columns", "color_rows", "Coloring", "MAX_SHARING_PAIRS", "STRATEGIES"]
+__all__ = ["color_columns", "color_rows", "Coloring", "LayerPattern", "MAX_SHARING_PAIRS", "STRATEGIES"]
 
 
 class Coloring:
@@ -129,3 +129,53 @@ def color_rows(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int], st
     """
     coloring = color_columns(columns, rows, (shape[1], shape[0]), strategy)
     return Coloring("rows", coloring.colors, coloring.lower_bound)
+
+
+class LayerPattern:
+    """The nonzeros of one layer's Jacobian and both its colorings: what a compressed
+    preaccumulation of the layer pushes (one JVP per color of its columns) or pulls (one VJP per
+    color of its rows), and where it reads each nonzero back. A :class:`chainorder.core.chain.Layer`
+    built with one takes its colors and nonzeros from it.
+
+    Parameters
+    ----------
+    rows, columns : numpy.ndarray
+        The nonzeros' coordinates.
+    shape : (int, int)
+        ``(out_dim, in_dim)``.
+
+    Examples
+    --------
+    >>> rows, columns = np.nonzero(np.eye(5, dtype=bool) | np.eye(5, k=1, dtype=bool))
+    >>> pattern = LayerPattern(rows, columns, (5, 5))
+    >>> pattern.nonzeros, pattern.tangent_colors, pattern.adjoint_colors
+    (9, 2, 2)
+    """
+
+    def __init__(self, rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> None:
+        self.rows, self.columns, self.shape = np.asarray(rows), np.asarray(columns), shape
+        self.by_columns = color_columns(self.rows, self.columns, shape)
+        self.by_rows = color_rows(self.rows, self.columns, shape)
+
+    @property
+    def nonzeros(self) -> int:
+        return len(self.rows)
+
+    @property
+    def tangent_colors(self) -> int:
+        return max(self.by_columns.count, 1)
+
+    @property
+    def adjoint_colors(self) -> int:
+        return max(self.by_rows.count, 1)
+
+    def coloring(self, direction: str) -> Coloring:
+        """The coloring a ``"tangent"`` (columns) or ``"adjoint"`` (rows) preaccumulation uses."""
+        return self.by_columns if direction == "tangent" else self.by_rows
+
+    def __repr__(self) -> str:
+        m, n = self.shape
+        return (
+            f"<LayerPattern {m}x{n}: {self.nonzeros:,} nonzeros, {self.tangent_colors} column colors, "
+            f"{self.adjoint_colors} row colors>"
+        )

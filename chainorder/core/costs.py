@@ -21,6 +21,11 @@ of ``J[j..k+1]`` back through i..k                      needs ``E_i + ... + E_k 
 product ``J[j..k+1] @ J[k..i]``         ``J[j..i]``     ``m_j * m_k * n_i``
 ======================================  ==============  ==============================
 
+A layer whose Jacobian is sparse preaccumulates with one JVP (VJP) per color of its
+columns (rows), ``c_i`` (``tangent_colors``) instead of ``n_i`` (and ``m_i``): its
+preaccumulation costs ``c_i * t_i``. Steps keep their seeds: the columns of
+``J[k..i]`` they push are dense.
+
 Two formulas cover the table: a tangent or adjoint kind costs its seeds (``n_i``
 columns or ``m_j`` rows) times the JVP or VJP cost of the layers it goes through
 (:func:`propagation_cost`); a product costs :func:`product_cost`. ``M`` is the
@@ -102,6 +107,8 @@ class CostModel:
         self.edges_prefix = array([0, *accumulate(chain.edges)])
         self.tangent_costs = array(chain.tangent_costs)
         self.adjoint_costs = array(chain.adjoint_costs)
+        self.tangent_colors = array(layer.tangent_seeds for layer in chain)
+        self.adjoint_colors = array(layer.adjoint_seeds for layer in chain)
         self.tangent_prefix = array([0, *accumulate(chain.tangent_costs)])
         self.adjoint_prefix = array([0, *accumulate(chain.adjoint_costs)])
 
@@ -130,6 +137,14 @@ class CostModel:
         """Columns (tangent: ``n_first``) or rows (adjoint: ``m_last``) a propagation carries."""
         return self.in_dims[first] if direction == TANGENT else self.out_dims[last]
 
+    def step_seeds(self, kind: StepKind | str, first, last):
+        """JVPs (VJPs) a step runs: a preaccumulation's colors (``n_i`` / ``m_i`` for a dense
+        layer), a tangent (adjoint) step's :meth:`seeds`."""
+        kind = StepKind(kind)
+        if kind.is_preaccumulation:
+            return (self.tangent_colors if kind.direction == TANGENT else self.adjoint_colors)[first]
+        return self.seeds(kind.direction, first, last)
+
     def result_size(self, first, last):
         """Entries of ``J[last..first]``: ``m_last * n_first``."""
         return self.out_dims[last] * self.in_dims[first]
@@ -140,8 +155,7 @@ class CostModel:
         through = kind.through(first, last, split)
         if through is None:
             return product_cost(self.out_dims[last], self.out_dims[split], self.in_dims[first])
-        direction = kind.direction
-        return propagation_cost(self.seeds(direction, first, last), self.through_cost(direction, *through))
+        return propagation_cost(self.step_seeds(kind, first, last), self.through_cost(kind.direction, *through))
 
     def tape(self, kind: StepKind | str, first, last, split=None):
         """Tape a step records (adjoint kinds; 0 for tangent kinds and products)."""

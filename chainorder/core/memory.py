@@ -7,10 +7,14 @@ What a step holds while it runs (its *workspace*; notation of
 step                                        workspace (elements)
 ==========================================  ===================================================
 tangent preaccumulation of layer i          ``n_i * w_i``: the identity seed and the
-                                            ``n_i`` tangents through the layer
+                                            ``n_i`` tangents through the layer; with
+                                            ``c_i < n_i`` colors, ``c_i * w_i + m_i n_i``:
+                                            the compressed seeds and tangents, and the
+                                            Jacobian they are decompressed into
 tangent step through layers k+1..j          ``n_i * max_l w_l`` over those layers: the
                                             ``n_i`` tangents entering and leaving one layer
 adjoint preaccumulation of layer i          ``m_i * w_i + E_i``: seed, cotangents, tape
+                                            (colors: as for tangents, plus ``E_i``)
 adjoint step through layers i..k            ``m_j * max_l w_l + E_i + ... + E_k``:
                                             cotangents plus the tape of the layers pulled through
 product ``J[j..k+1] @ J[k..i]``             ``m_j m_k + m_k n_i + m_j n_i``: operands and result
@@ -138,8 +142,12 @@ class MemoryModel:
         if through is None:
             return product_workspace(m[last], m[split], n[first])
         tape = self.costs.tape(kind, first, last, split)
-        seeds = self.costs.seeds(kind.direction, first, last)
-        return propagation_workspace(seeds, self.widest(*through), tape)
+        seeds = self.costs.step_seeds(kind, first, last)
+        workspace = propagation_workspace(seeds, self.widest(*through), tape)
+        if kind.is_preaccumulation:  # compressed: the Jacobian decompressed beside it
+            compressed = seeds < self.costs.seeds(kind.direction, first, last)
+            workspace = workspace + compressed * self.result_size(first, last)
+        return workspace
 
     def sub_plan_peak(self, kind: StepKind, first, last, split, *, later=None, earlier=None):
         """Peak of sub-plans ending with ``kind`` given their operands' sub-plan peaks (``later``:

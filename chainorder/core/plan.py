@@ -242,10 +242,8 @@ class Plan:
     def predicted_speedup(self) -> float:
         """The better pure mode's predicted time over this plan's."""
         machine = self.machine
-        pure = min(
-            sum(step_times(self.chain, steps, machine))
-            for steps in (forward_steps(self.chain), reverse_steps(self.chain))
-        )
+        dense = self.chain.uncompressed()  # jax.jacfwd / jax.jacrev
+        pure = min(sum(step_times(dense, steps, machine)) for steps in (forward_steps(dense), reverse_steps(dense)))
         time = self.predicted_time
         if not math.isfinite(time) or time == 0:
             return math.nan
@@ -253,13 +251,15 @@ class Plan:
 
     @property
     def mode(self) -> str:
-        """``"forward"``, ``"reverse"`` or ``"mixed"``: what the steps amount to."""
+        """``"forward"``, ``"reverse"`` or ``"mixed"``: what the steps amount to (a compressed
+        preaccumulation of the first or last layer makes tangent-only or adjoint-only steps mixed:
+        they are not ``jax.jacfwd``/``jax.jacrev``)."""
         directions = {step.kind.direction for step in self.steps}
         last = len(self.chain) - 1
         if directions == {"tangent"} and all(step.first == 0 for step in self.steps):
-            return "forward"
+            return "forward" if self.chain[0].tangent_colors is None else "mixed"
         if directions == {"adjoint"} and all(step.last == last for step in self.steps):
-            return "reverse"
+            return "reverse" if self.chain[last].adjoint_colors is None else "mixed"
         return "mixed"
 
     @property

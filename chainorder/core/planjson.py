@@ -19,7 +19,7 @@ from .steps import Objective, Step
 __all__ = ["JSON_VERSION", "LAYER_FIELDS", "plan_arguments"]
 
 JSON_VERSION = 1
-LAYER_FIELDS = ("in_dim", "out_dim", "edges", "tangent_cost", "adjoint_cost")
+LAYER_FIELDS = ("in_dim", "out_dim", "edges", "tangent_cost", "adjoint_cost", "tangent_seeds", "adjoint_seeds")
 _JSON_STEP_KEYS = {"kind", "first", "last", "split", "cost"}
 
 
@@ -46,6 +46,7 @@ def _check_same_chain(layers: Any, chain: Chain) -> None:
     for index, (theirs, ours) in enumerate(zip(layers, expected)):
         if theirs != ours:
             values = theirs if isinstance(theirs, list) else [theirs] * len(LAYER_FIELDS)
+            values, ours = (list(entry) + [None] * (len(LAYER_FIELDS) - len(entry)) for entry in (values, ours))
             diffs = ", ".join(f"{name} {a} vs {b}" for name, a, b in zip(LAYER_FIELDS, values, ours) if a != b)
             raise ValueError(f"plan JSON belongs to another chain: layer {index} differs ({diffs})")
 

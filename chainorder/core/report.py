@@ -72,7 +72,7 @@ def _misfit(plan: Plan, steps: list[Step] | None) -> str:
     """Why a pure mode is not allowed under the plan's limits ('' when it is)."""
     if steps is None:
         return f"; over the tape limit {plan.tape_limit:,}"
-    if plan.memory_limit is not None and peak_memory(plan.chain, steps) > plan.memory_limit:
+    if plan.memory_limit is not None and peak_memory(plan.chain.uncompressed(), steps) > plan.memory_limit:
         return f"; over the memory limit {plan.memory_limit:,}"
     return ""
 
@@ -81,10 +81,11 @@ def _summary(plan: Plan, width: int) -> list[str]:
     chain = plan.chain
     dims = " -> ".join(str(d) for d in chain.dims)
     better = "forward" if plan.forward_cost <= plan.reverse_cost else "reverse"
+    dense = chain.uncompressed()  # jax.jacfwd / jax.jacrev
     misfit = {
-        "forward": _misfit(plan, forward_steps(chain)),
+        "forward": _misfit(plan, forward_steps(dense)),
         "reverse": _misfit(
-            plan, reverse_steps(chain, plan.tape_limit) if reverse_fits(chain, plan.tape_limit) else None
+            plan, reverse_steps(dense, plan.tape_limit) if reverse_fits(dense, plan.tape_limit) else None
         ),
     }
     lines = [
@@ -97,6 +98,7 @@ def _summary(plan: Plan, width: int) -> list[str]:
         f"  Speedup:         {ratio_text(min(plan.forward_cost, plan.reverse_cost), plan.cost)}x over {better} mode"
         + (f" (which is not allowed here{misfit[better]})" if misfit[better] else ""),
         f"  Peak memory:     {plan.peak_memory:>{width},} elements",
+        *_structure_lines(chain),
     ]
     if plan.objective in (Objective.CRITICAL_PATH, Objective.MAKESPAN):
         lines.append(f"  Total work:      {plan.work:>{width},} FMAs (all threads)")
@@ -107,6 +109,32 @@ def _summary(plan: Plan, width: int) -> list[str]:
         lines.append(f"  Device peaks:    {peaks} elements (thread 0, 1, ...)")
     lines.append(_time_line(plan))
     return lines
+
+
+def _structure_lines(chain, shown: int = 3) -> list[str]:
+    """One line per layer that coloring compresses (the first ``shown``): its density, and its
+    colors against its columns (JVPs) and rows (VJPs)."""
+    compressed = [(index, layer) for index, layer in enumerate(chain) if layer.compressed]
+    lines = []
+    for index, layer in compressed[:shown]:
+        density = "" if layer.nonzeros is None else f"density {layer.nonzeros / (layer.in_dim * layer.out_dim):.2%}, "
+        lines.append(
+            f"  Sparse layer:    {index}: {density}{layer.tangent_seeds:,} colors of {layer.in_dim:,} columns "
+            f"(JVPs), {layer.adjoint_seeds:,} of {layer.out_dim:,} rows (VJPs)"
+        )
+    if len(compressed) > shown:
+        lines.append(f"                   and {len(compressed) - shown} more sparse layers")
+    return lines
+
+
+def _operation(step: Step, chain) -> str:
+    """A step's kind, with its colors where it preaccumulates a layer by compression."""
+    if step.kind.is_preaccumulation:
+        layer = chain[step.first]
+        colors = layer.tangent_colors if step.kind.direction == "tangent" else layer.adjoint_colors
+        if colors is not None:
+            return f"{step.kind.direction} preacc., {colors:,} colors"
+    return step.kind.label
 
 
 def _time_line(plan: Plan) -> str:
@@ -124,7 +152,7 @@ def plan_table(plan: Plan) -> str:
     lines = _summary(plan, width)
     cost_width = max(width, 4)
     header = (
-        f"  {'step':>4}  {'operation':<24} {'layers':>9} {'through':>9} {'result':>13} "
+        f"  {'step':>4}  {'operation':<26} {'layers':>9} {'through':>9} {'result':>13} "
         f"{'cost':>{cost_width}} {'share':>6} {'pred. ms':>9}"
     )
     if plan.threads is not None:
@@ -138,7 +166,7 @@ def plan_table(plan: Plan) -> str:
         through_text = "-" if through is None else f"{through[0]}..{through[1]}"
         shape = f"{chain[step.last].out_dim}x{chain[step.first].in_dim}"
         line = (
-            f"  {number:>4}  {step.kind.label:<24} {f'{step.first}..{step.last}':>9} "
+            f"  {number:>4}  {_operation(step, chain):<26} {f'{step.first}..{step.last}':>9} "
             f"{through_text:>9} {shape:>13} {step.cost:>{cost_width},} "
             f"{float(100 * Fraction(step.cost, total)):>5.1f}% {seconds * 1e3:>9.4f}"
         )

@@ -83,7 +83,7 @@ class TimeModel:
             arithmetic = fmas / profile.gemm_rate(smallest)
             fixed = profile.step_overhead
         else:
-            seeds = costs.seeds(kind.direction, first, last)
+            seeds = costs.step_seeds(kind, first, last)
             arithmetic = profile.mode_factor(kind.direction, seeds) * fmas / profile.gemm_rate(seeds)
             per_layer = profile.tangent_overhead if kind.direction == "tangent" else profile.adjoint_overhead
             fixed = profile.step_overhead + per_layer * (through[1] - through[0] + 1)

@@ -215,7 +215,8 @@ def _build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="print the optimal plan for a chain")
     analyze.add_argument("--dims", help="layer widths, e.g. 784,256,32,256,784 (dense layers)")
     analyze.add_argument(
-        "--chain", help="file with one layer a line: in_dim out_dim edges [tangent_cost adjoint_cost]"
+        "--chain", help="file with one layer a line: in_dim out_dim edges "
+        "[tangent_cost adjoint_cost [tangent_colors adjoint_colors]]"
     )
     analyze.add_argument("--strategy", default="optimal", choices=["optimal", "forward", "reverse"])
     analyze.add_argument("--tape-limit", type=_count, default=None, help="largest tape an adjoint may hold")

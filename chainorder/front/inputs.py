@@ -69,25 +69,28 @@ def _read_text(path: str | Path, what: str) -> str:
         raise InputError(f"{what} {str(path)!r} is not UTF-8 text (byte {error.start:,})") from None
 
 
+_LINE = "in_dim out_dim edges [tangent_cost adjoint_cost [tangent_colors adjoint_colors]]"
+
+
 def _layer_line(path: str | Path, number: int, line: str) -> Layer:
     words = line.split()
-    if len(words) not in (3, 5):
-        raise InputError(
-            f"{path}:{number}: expected 'in_dim out_dim edges [tangent_cost adjoint_cost]', got {_shown(line)}"
-        )
+    if len(words) not in (3, 5, 7):
+        raise InputError(f"{path}:{number}: expected '{_LINE}', got {_shown(line)}")
     for word in words:
         if not _SIGNED.fullmatch(word):
             raise InputError(f"{path}:{number}: {_shown(word)} is not an integer")
     values = [int(word) for word in words]
     try:
-        return Layer(values[0], values[1], **dict(zip(("edges", "tangent_cost", "adjoint_cost"), values[2:])))
+        names = ("edges", "tangent_cost", "adjoint_cost", "tangent_colors", "adjoint_colors")
+        return Layer(values[0], values[1], **dict(zip(names, values[2:])))
     except (TypeError, ValueError) as error:
         raise InputError(f"{path}:{number}: {error}") from None
 
 
 def read_chain_file(path: str | Path) -> Chain:
-    """Read a chain: one layer a line, ``in_dim out_dim edges [tangent_cost adjoint_cost]``;
-    ``#`` starts a comment.
+    """Read a chain: one layer a line, ``in_dim out_dim edges [tangent_cost adjoint_cost
+    [tangent_colors adjoint_colors]]`` (colors: the JVPs and VJPs that preaccumulate a sparse
+    layer); ``#`` starts a comment.
 
     Parameters
     ----------
