@@ -128,3 +128,21 @@ def test_traced_segments_get_their_patterns():
     chain = chainorder.trace(f, x)
     assert any(isinstance(layer.pattern, LayerPattern) and layer.compressed for layer in chain)
     np.testing.assert_allclose(chainorder.jacobian(f)(x), jax.jacobian(f)(x), rtol=1e-6, atol=1e-6)
+
+
+def test_the_drop_in_keeps_the_plan_priced_dense_where_colors_save_little():
+    # traced into thin elementwise layers: preaccumulating the first by its colors saves one layer's
+    # JVPs of many, under COMPRESSION_MARGIN, and would replace jax.jacfwd by a mixed plan
+    def f(u):
+        v = jnp.tanh(u[2:] - 2 * u[1:-1] + u[:-2]) * jnp.sin(u[1:-1])
+        return jnp.cumsum(jnp.exp(-(v**2)))
+
+    x = jnp.asarray(RNG.standard_normal(64))
+    chain = chainorder.trace(f, x)
+    with_colors, dense = optimize(chain), optimize(chain.uncompressed())
+    assert any(layer.compressed for layer in chain) and with_colors.cost < dense.cost <= 1.25 * with_colors.cost
+    jacobian = chainorder.jacobian(f)
+    np.testing.assert_allclose(jacobian(x), jax.jacobian(f)(x), rtol=1e-10, atol=1e-12)
+    (plan,) = jacobian.plans.values()
+    assert plan == dense and plan.mode == "forward"
+    assert chainorder.analyze(f, x).plan == dense
