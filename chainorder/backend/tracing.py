@@ -176,15 +176,20 @@ class Analysis:
         if self.structure is not None and self.structure != self.strategy:
             lines.append(f"  the Jacobian's pattern: {self.structure}")
         lines.extend(f"  note: {note}" for note in self.notes)
-        header = f"  {'seg':>3} {'in':>7} {'out':>7} {'tangent':>12} {'adjoint':>12} {'edges':>9}  operations / source"
+        header = (
+            f"  {'seg':>3} {'in':>7} {'out':>7} {'tangent':>12} {'adjoint':>12} {'edges':>9} {'colors':>11}"
+            "  operations / source"
+        )
         lines.append(header)
-        for segment in self.segments:
+        for segment, layer in zip(self.segments, self.chain):
+            # a sparse segment's JVPs/VJPs preaccumulating it by compression; "-" for a dense one
+            colors = f"{layer.tangent_seeds}/{layer.adjoint_seeds}" if layer.compressed else "-"
             lines.append(
                 f"  {segment.index:>3} {segment.in_dim:>7} {segment.out_dim:>7} {segment.tangent_cost:>12,} "
-                f"{segment.adjoint_cost:>12,} {segment.edges:>9,}  {segment.describe()}"
+                f"{segment.adjoint_cost:>12,} {segment.edges:>9,} {colors:>11}  {segment.describe()}"
             )
             if segment.source:
-                lines.append(f"  {'':>54}at {segment.source}")
+                lines.append(f"  {'':>66}at {segment.source}")
         return "\n".join(lines) + "\n\n" + str(self.plan)
 
 
