@@ -138,43 +138,37 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
     return Traced(Chain(layers), segments, program, flat_function, notes)
 
 
-def _segment_costs(program: Program, others: Sequence[Any], segments: list[Segment]) -> list[tuple[int, int, int]]:
-    found: list[tuple[int, int, int]] = []
+def _per_segment(program: Program, others: Sequence[Any], segments: list[Segment], measure: Callable) -> list:
+    """``measure(function, input)`` of every segment (its function and an abstract input), with the
+    other arguments abstract; segments of the same structure share theirs."""
+    found: list = []
 
     def probe(*values):
         env = program.constant_env(values)
-        priced: dict[Any, tuple[int, int, int]] = {}  # segments of the same structure cost the same
+        known: dict[Any, Any] = {}
         for k, segment in enumerate(segments):
             key = program.fingerprint(k)
-            if key not in priced:
-                function = program.segment_function(k, env)
-                priced[key] = layer_costs(function, jax.ShapeDtypeStruct((segment.in_dim,), _state_dtype(program, k)))
-            found.append(priced[key])
+            if key not in known:
+                vector = jax.ShapeDtypeStruct((segment.in_dim,), _state_dtype(program, k))
+                known[key] = measure(program.segment_function(k, env), vector)
+            found.append(known[key])
         return 0
 
     jax.eval_shape(probe, *[jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in others])
     return found
+
+
+def _segment_costs(program: Program, others: Sequence[Any], segments: list[Segment]) -> list[tuple[int, int, int]]:
+    return _per_segment(program, others, segments, layer_costs)
 
 
 def _segment_patterns(program: Program, others: Sequence[Any], segments: list[Segment]) -> list[LayerPattern | None]:
     """Each segment's Jacobian pattern and colors where it is under half dense (None elsewhere, and
-    wherever finding it fails: a segment is then priced dense), found with the other arguments
-    abstract; segments of the same structure share theirs."""
-    found: list[LayerPattern | None] = []
+    wherever finding it fails: a segment is then priced dense)."""
+    def pattern(function: Callable, vector: jax.ShapeDtypeStruct) -> LayerPattern | None:
+        return sparse_layer_pattern(function, vector.shape[0], vector.dtype)
 
-    def probe(*values):
-        env = program.constant_env(values)
-        patterns: dict[Any, LayerPattern | None] = {}
-        for k, segment in enumerate(segments):
-            key = program.fingerprint(k)
-            if key not in patterns:
-                function = program.segment_function(k, env)
-                patterns[key] = sparse_layer_pattern(function, segment.in_dim, _state_dtype(program, k))
-            found.append(patterns[key])
-        return 0
-
-    jax.eval_shape(probe, *[jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in others])
-    return found
+    return _per_segment(program, others, segments, pattern)
 
 
 def _whole_function_costs(flat_function: Callable[..., Any], avals: list) -> list:

@@ -119,7 +119,7 @@ def _structure_lines(chain, shown: int = 3) -> list[str]:
     for index, layer in compressed[:shown]:
         density = "" if layer.nonzeros is None else f"density {layer.nonzeros / (layer.in_dim * layer.out_dim):.2%}, "
         lines.append(
-            f"  Sparse layer:    {index}: {density}{layer.tangent_seeds:,} colors of {layer.in_dim:,} columns "
+            f"  Sparse layer:    {index}: {density}{_colors(layer.tangent_seeds)} of {layer.in_dim:,} columns "
             f"(JVPs), {layer.adjoint_seeds:,} of {layer.out_dim:,} rows (VJPs)"
         )
     if len(compressed) > shown:
@@ -133,8 +133,12 @@ def _operation(step: Step, chain) -> str:
         layer = chain[step.first]
         colors = layer.tangent_colors if step.kind.direction == "tangent" else layer.adjoint_colors
         if colors is not None:
-            return f"{step.kind.direction} preacc., {colors:,} colors"
+            return f"{step.kind.direction} preacc., {_colors(colors)}"
     return step.kind.label
+
+
+def _colors(count: int) -> str:
+    return f"{count:,} color" + ("" if count == 1 else "s")
 
 
 def _time_line(plan: Plan) -> str:
