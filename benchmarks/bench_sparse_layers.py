@@ -8,9 +8,9 @@ cheap JVPs). The whole Jacobian is half dense, so whole-function compression doe
 ``Chain.from_functions`` finds ``A``'s pattern; the DP preaccumulates ``A`` with one JVP per color
 and pushes its ``n`` columns through ``B``, where dense pricing pushes ``n`` tangents through both.
 Medians of interleaved rounds, float32, jitted: jax.jacfwd and jax.jacrev of ``B o A``, the
-optimal plan with the colors, and the optimal plan of the same chain priced dense. Then the same
-for ``chainorder.jacobian(B o A)`` on a function the tracer cuts into many thin layers, where the
-colors save under 1.25x and the drop-in keeps the plan priced dense (``jax.jacfwd``).
+optimal plan with the colors, and the optimal plan of the same chain priced dense. Then
+``chainorder.jacobian(B o A)`` on the composed function: the tracer cuts ``A`` into thin
+segments, one per elementwise step, and joins the sparse ones into one layer.
 """
 
 from __future__ import annotations

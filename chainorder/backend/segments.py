@@ -4,9 +4,11 @@
 each stretch into a :class:`~chainorder.Layer` whose ``fn`` maps the flattened state before
 to the flattened state after, with dims the state sizes and costs from
 :func:`chainorder.backend.opcount.layer_costs` (segments of the same structure are priced
-once). If the program cannot be cut (it has side effects, or no valid cut), or the analysis
-fails, the whole function becomes one opaque segment: still correct, just not split, and the
-report says why.
+once). Each segment's Jacobian pattern is found too (:func:`chainorder.backend.compressed.sparse_layer_pattern`),
+and consecutive sparse segments become one layer while that stays sparse (:func:`sparse_runs`),
+so that a plan can preaccumulate the run by its colors. If the program cannot be cut (it has side
+effects, or no valid cut), or the analysis fails, the whole function becomes one opaque segment:
+still correct, just not split, and the report says why.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as scipy_sparse
 
 from ..core.chain import Chain, Layer
 from ..core.coloring import LayerPattern
@@ -27,7 +30,7 @@ from .compressed import sparse_layer_pattern
 from .cuts import Opaque, Program, build_program
 from .opcount import layer_costs, price_out
 
-__all__ = ["Segment", "Traced", "prepare"]
+__all__ = ["Segment", "Traced", "prepare", "sparse_runs", "MAX_RUN_NONZEROS"]
 
 @dataclass
 class Segment:
@@ -41,6 +44,7 @@ class Segment:
     tangent_cost: int = 0
     adjoint_cost: int = 0
     edges: int = 0
+    colors: tuple[int, int] | None = None  # a sparse segment's column and row colors
 
     def describe(self) -> str:
         counts: dict[str, int] = {}
@@ -68,16 +72,26 @@ class Traced:
     program: Program | None
     flat_function: Callable[..., Any]  # (v, *others) -> flat output
     notes: list[str]
+    runs: list[tuple[int, int]] | None = None  # each layer's segments first..last; None: one each
 
     def functions(self, others: Sequence[Any]) -> list[Callable[[Any], Any]]:
         if self.program is None:
             return [functools.partial(_call_with, self.flat_function, others)]
         env = self.program.constant_env(others)
-        return [self.program.segment_function(k, env) for k in range(len(self.segments))]
+        functions = [self.program.segment_function(k, env) for k in range(len(self.segments))]
+        if self.runs is None:
+            return functions
+        return [functools.partial(_composed, functions[first : last + 1]) for first, last in self.runs]
 
 
 def _call_with(function: Callable[..., Any], others: Sequence[Any], vector: Any) -> Any:
     return function(vector, *others)
+
+
+def _composed(functions: Sequence[Callable[[Any], Any]], vector: Any) -> Any:
+    for function in functions:
+        vector = function(vector)
+    return vector
 
 
 def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any]) -> Traced:
@@ -124,18 +138,74 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
             notes.append(f"segment {index} cannot run in {mode} mode (JAX refuses it); plans {instead} through it")
     for segment, (tangent, adjoint, edges), pattern in zip(segments, costs, patterns):
         segment.tangent_cost, segment.adjoint_cost, segment.edges = tangent, adjoint, edges
+        if pattern is not None:
+            segment.colors = (pattern.tangent_colors, pattern.adjoint_colors)
+    refusing = set(refused["tangent"]) | set(refused["adjoint"])
+    runs = sparse_runs(segments, patterns, refusing)
+    if len(runs) == 1 < len(segments):  # the whole function: its compression is the drop-in's own strategy
+        runs = [(index, index, pattern) for index, pattern in enumerate(patterns)]
+    for first, last, pattern in runs:
+        if last > first:
+            notes.append(f"segments {first}..{last} form one sparse layer ({pattern.tangent_colors} column colors)")
         layers.append(
             Layer(
-                segment.in_dim,
-                segment.out_dim,
-                edges=edges,
-                tangent_cost=tangent,
-                adjoint_cost=adjoint,
-                name=f"segment {segment.index}",
+                segments[first].in_dim,
+                segments[last].out_dim,
+                edges=sum(segment.edges for segment in segments[first : last + 1]),
+                tangent_cost=sum(segment.tangent_cost for segment in segments[first : last + 1]),
+                adjoint_cost=sum(segment.adjoint_cost for segment in segments[first : last + 1]),
+                name=f"segment {first}" if first == last else f"segments {first}..{last}",
                 pattern=pattern,
             )
         )
-    return Traced(Chain(layers), segments, program, flat_function, notes)
+    merged = None if all(first == last for first, last, _ in runs) else [(first, last) for first, last, _ in runs]
+    return Traced(Chain(layers), segments, program, flat_function, notes, merged)
+
+
+#: The most nonzeros a composed pattern of consecutive sparse segments may hold.
+MAX_RUN_NONZEROS = 1 << 22
+
+
+def sparse_runs(
+    segments: list[Segment], patterns: list[LayerPattern | None], refusing: set[int]
+) -> list[tuple[int, int, LayerPattern | None]]:
+    """The layers as runs ``(first, last, pattern)`` of segments. Consecutive sparse segments form one
+    layer while their composed Jacobian stays under half dense (and :data:`MAX_RUN_NONZEROS`) and no
+    state inside the run is narrower than both its ends: a plan could then preaccumulate the run by
+    its colors, where one layer of a thin stencil step at a time saves next to nothing; a narrow
+    state inside is a split a plan may want, so it stays a layer boundary. Segments JAX refuses in a
+    direction stay alone."""
+    runs: list[tuple[int, int, LayerPattern | None]] = []
+    index = 0
+    while index < len(segments):
+        last, composed = index, _matrix(patterns[index]) if index not in refusing else None
+        while composed is not None and last + 1 < len(segments) and last + 1 not in refusing:
+            following = _matrix(patterns[last + 1])
+            if following is None:
+                break
+            candidate = (following @ composed).tocsr()
+            candidate.data[:] = 1  # which entries, not how many paths (their counts would overflow)
+            ends = min(segments[index].in_dim, segments[last + 1].out_dim)
+            inside = min(segment.out_dim for segment in segments[index : last + 1])
+            entries = candidate.shape[0] * candidate.shape[1]
+            if inside < ends or 2 * candidate.nnz >= entries or candidate.nnz > MAX_RUN_NONZEROS:
+                break
+            last, composed = last + 1, candidate
+        if last == index:
+            runs.append((index, index, patterns[index]))
+        else:
+            rows, columns = composed.nonzero()
+            runs.append((index, last, LayerPattern(rows, columns, composed.shape)))
+        index = last + 1
+    return runs
+
+
+def _matrix(pattern: LayerPattern | None):
+    """A pattern as a scipy CSR matrix of ones (int64, so that products count paths), or None."""
+    if pattern is None:
+        return None
+    ones = np.ones(pattern.nonzeros, dtype=np.int64)
+    return scipy_sparse.csr_matrix((ones, (pattern.rows, pattern.columns)), shape=pattern.shape)
 
 
 def _per_segment(program: Program, others: Sequence[Any], segments: list[Segment], measure: Callable) -> list:

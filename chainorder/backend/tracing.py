@@ -170,7 +170,8 @@ class Analysis:
     structure: str | None = None
 
     def __str__(self) -> str:
-        lines = [f"  {len(self.segments)} segments (layers) found in the function"]
+        found = f"  {len(self.segments)} segments found in the function"
+        lines = [found + ("" if len(self.chain) == len(self.segments) else f", {len(self.chain)} layers")]
         if self.strategy != "plan":
             lines.append(f"  chainorder.jacobian computes it by {self.strategy}")
         if self.structure is not None and self.structure != self.strategy:
@@ -181,9 +182,9 @@ class Analysis:
             "  operations / source"
         )
         lines.append(header)
-        for segment, layer in zip(self.segments, self.chain):
+        for segment in self.segments:
             # a sparse segment's JVPs/VJPs preaccumulating it by compression; "-" for a dense one
-            colors = f"{layer.tangent_seeds}/{layer.adjoint_seeds}" if layer.compressed else "-"
+            colors = "-" if segment.colors is None else "/".join(str(count) for count in segment.colors)
             lines.append(
                 f"  {segment.index:>3} {segment.in_dim:>7} {segment.out_dim:>7} {segment.tangent_cost:>12,} "
                 f"{segment.adjoint_cost:>12,} {segment.edges:>9,} {colors:>11}  {segment.describe()}"
