@@ -130,7 +130,6 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
         segments = [Segment(0, in_dim, out_dim, names, "the whole function")]
         costs = _whole_function_costs(flat_function, avals)
         patterns = [None]
-    layers = []
     dims = [segment.in_dim for segment in segments], [segment.out_dim for segment in segments]
     costs, refused = price_out(*dims, costs)
     for direction, mode, instead in (("adjoint", "reverse", "push tangents"), ("tangent", "forward", "pull adjoints")):
@@ -140,26 +139,31 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
         segment.tangent_cost, segment.adjoint_cost, segment.edges = tangent, adjoint, edges
         if pattern is not None:
             segment.colors = (pattern.tangent_colors, pattern.adjoint_colors)
-    refusing = set(refused["tangent"]) | set(refused["adjoint"])
-    runs = sparse_runs(segments, patterns, refusing)
+    runs = sparse_runs(segments, patterns, set(refused["tangent"]) | set(refused["adjoint"]))
     if len(runs) == 1 < len(segments):  # the whole function: its compression is the drop-in's own strategy
         runs = [(index, index, pattern) for index, pattern in enumerate(patterns)]
-    for first, last, pattern in runs:
-        if last > first:
-            notes.append(f"segments {first}..{last} form one sparse layer ({pattern.tangent_colors} column colors)")
-        layers.append(
-            Layer(
-                segments[first].in_dim,
-                segments[last].out_dim,
-                edges=sum(segment.edges for segment in segments[first : last + 1]),
-                tangent_cost=sum(segment.tangent_cost for segment in segments[first : last + 1]),
-                adjoint_cost=sum(segment.adjoint_cost for segment in segments[first : last + 1]),
-                name=f"segment {first}" if first == last else f"segments {first}..{last}",
-                pattern=pattern,
-            )
-        )
+    notes.extend(
+        f"segments {first}..{last} form one sparse layer ({pattern.tangent_colors} column colors)"
+        for first, last, pattern in runs
+        if last > first
+    )
+    layers = [_run_layer(segments[first : last + 1], pattern) for first, last, pattern in runs]
     merged = None if all(first == last for first, last, _ in runs) else [(first, last) for first, last, _ in runs]
     return Traced(Chain(layers), segments, program, flat_function, notes, merged)
+
+
+def _run_layer(run: list[Segment], pattern: LayerPattern | None) -> Layer:
+    """The layer of consecutive segments: their JVP and VJP costs and tapes add up."""
+    first, last = run[0], run[-1]
+    return Layer(
+        first.in_dim,
+        last.out_dim,
+        edges=sum(segment.edges for segment in run),
+        tangent_cost=sum(segment.tangent_cost for segment in run),
+        adjoint_cost=sum(segment.adjoint_cost for segment in run),
+        name=f"segment {first.index}" if first is last else f"segments {first.index}..{last.index}",
+        pattern=pattern,
+    )
 
 
 #: The most nonzeros a composed pattern of consecutive sparse segments may hold.
@@ -201,7 +205,7 @@ def sparse_runs(
 
 
 def _matrix(pattern: LayerPattern | None):
-    """A pattern as a scipy CSR matrix of ones (int64, so that products count paths), or None."""
+    """A pattern as a scipy CSR matrix of ones, or None."""
     if pattern is None:
         return None
     ones = np.ones(pattern.nonzeros, dtype=np.int64)
