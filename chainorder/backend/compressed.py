@@ -134,11 +134,16 @@ def nonzero_positions(coloring: Coloring, rows: np.ndarray, columns: np.ndarray,
     return where.astype(np.int32 if coloring.count * max(m, n) < 2**31 else np.int64)
 
 
-def layer_pattern(function: Callable[[Any], Any], in_dim: int, dtype: Any) -> LayerPattern | None:
+def layer_pattern(
+    function: Callable[[Any], Any], in_dim: int, dtype: Any, smallest: int = 0
+) -> LayerPattern | None:
     """The pattern of a flat layer function's Jacobian with its colorings, or None where it is more
-    than half dense (found within that many dependencies, or not at all)."""
+    than half dense (found within that many dependencies, or not at all) or has fewer than
+    ``smallest`` entries."""
     vector = jax.ShapeDtypeStruct((in_dim,), dtype)
     out_dim = math.prod(jax.eval_shape(function, vector).shape)
+    if in_dim * out_dim < smallest:
+        return None
     budget = max(1, out_dim * in_dim // 2)
     try:
         rows, columns, shape = pattern_coordinates(function, vector, budget=min(budget, MAX_DEPENDENCIES))
@@ -155,10 +160,7 @@ def sparse_layer_pattern(function: Callable[[Any], Any], in_dim: int, dtype: Any
     """:func:`layer_pattern` where it may pay (:data:`SMALLEST_SPARSE_LAYER`), None elsewhere and
     wherever finding it fails: the layer is then priced dense, never an error."""
     try:
-        out_dim = math.prod(jax.eval_shape(function, jax.ShapeDtypeStruct((in_dim,), dtype)).shape)
-        if in_dim * out_dim < SMALLEST_SPARSE_LAYER:
-            return None
-        return layer_pattern(function, in_dim, dtype)
+        return layer_pattern(function, in_dim, dtype, SMALLEST_SPARSE_LAYER)
     except Exception:  # noqa: BLE001 - an analysis that fails prices the layer dense
         return None
 

@@ -201,7 +201,7 @@ class Run:
         pattern = spec.pattern
         if pattern is None:
             pattern = layer_pattern(self.functions[layer], spec.in_dim, self.values[layer].dtype)
-        found = None if pattern is None else (pattern.tangent_colors, pattern.adjoint_colors)[direction != "tangent"]
+        found = None if pattern is None else max(pattern.coloring(direction).count, 1)
         if found is None or found > colors:
             what = "is more than half dense" if found is None else f"needs {found}"
             raise ValueError(
