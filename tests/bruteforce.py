@@ -21,6 +21,11 @@ def all_plan_costs(
     tangent_seeds = [layer.tangent_colors or layer.in_dim for layer in chain]
     adjoint_seeds = [layer.adjoint_colors or layer.out_dim for layer in chain]
     edges, tangent, adjoint = chain.edges, chain.tangent_costs, chain.adjoint_costs
+    # an explicit layer writes its Jacobian at one FMA per entry where that is cheaper than its JVPs
+    tangent_preaccumulation = [
+        min(s * t, i * o) if layer.explicit else s * t
+        for layer, s, t, i, o in zip(chain, tangent_seeds, tangent, n, m)
+    ]
 
     def fits(first: int, last: int) -> bool:
         return tape_limit is None or sum(edges[first : last + 1]) <= tape_limit
@@ -29,7 +34,7 @@ def all_plan_costs(
     def costs(first: int, last: int) -> frozenset[int]:
         found: set[int] = set()
         if first == last:
-            found.add(tangent_seeds[first] * tangent[first])
+            found.add(tangent_preaccumulation[first])
             if fits(first, first):
                 found.add(adjoint_seeds[first] * adjoint[first])
             return frozenset(found)
@@ -109,7 +114,8 @@ def step_cost_by_hand(chain: Chain, step) -> int:
     first, last, split = step.first, step.last, step.split
     kind = str(step.kind)
     if kind == "tangent_preaccumulation":  # one JVP per color of a sparse layer's columns
-        return (chain[first].tangent_colors or n[first]) * chain[first].tangent_cost
+        by_jvps = (chain[first].tangent_colors or n[first]) * chain[first].tangent_cost
+        return min(by_jvps, m[first] * n[first]) if chain[first].explicit else by_jvps
     if kind == "adjoint_preaccumulation":
         return (chain[first].adjoint_colors or m[first]) * chain[first].adjoint_cost
     if kind == "tangent_step":

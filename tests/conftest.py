@@ -25,7 +25,7 @@ if os.environ.get("CI"):
 @st.composite
 def chains(draw, max_length=6, max_dim=60, max_cost=5000, colors=False):
     """Random chains; with ``colors``, some layers sparse (columns and rows colored into fewer
-    JVPs and VJPs than their dimensions)."""
+    JVPs and VJPs than their dimensions) and some explicit (Jacobian written at ``m * n``)."""
     length = draw(st.integers(1, max_length))
     dims = draw(st.lists(st.integers(1, max_dim), min_size=length + 1, max_size=length + 1))
     layers = []
@@ -36,10 +36,11 @@ def chains(draw, max_length=6, max_dim=60, max_cost=5000, colors=False):
         sparse = colors and draw(st.booleans())
         tangent_colors = draw(st.integers(1, dims[i])) if sparse else None
         adjoint_colors = draw(st.integers(1, dims[i + 1])) if sparse else None
+        explicit = colors and draw(st.booleans())
         layers.append(
             Layer(
                 dims[i], dims[i + 1], edges=edges, tangent_cost=tangent, adjoint_cost=adjoint,
-                tangent_colors=tangent_colors, adjoint_colors=adjoint_colors,
+                tangent_colors=tangent_colors, adjoint_colors=adjoint_colors, explicit=explicit,
             )  # fmt: skip
         )
     return Chain(layers)

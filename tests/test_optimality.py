@@ -22,8 +22,9 @@ def test_dp_equals_brute_force(chain, opts):
 @settings(max_examples=100, deadline=None)
 @given(chains(max_length=5, colors=True))
 def test_pure_modes_are_plans_the_dp_could_pick(chain):
-    """On sparse layers too: the pure modes' baselines stay jax.jacfwd/jax.jacrev (dense)."""
-    if chain[0].compressed or chain[-1].compressed:  # tangent-only (adjoint-only) plans, not jacfwd/jacrev
+    """On sparse and explicit layers too: the pure modes' baselines stay jax.jacfwd/jax.jacrev (dense)."""
+    # tangent-only (adjoint-only) plans are then not jacfwd/jacrev
+    if chain[0].compressed or chain[0].explicit or chain[-1].compressed:
         dense = chain.uncompressed()
         assert optimize(chain, "forward").forward_cost == optimize(dense, "forward").cost
         assert optimize(chain, "reverse").reverse_cost == optimize(dense, "reverse").cost

@@ -49,7 +49,10 @@ def test_mlps(dims):
     assert chain.dims == tuple(dims)  # one layer per dense layer
     _tree_close(chainorder.jacobian(f)(x), jax.jacobian(f)(x))
     report = chainorder.analyze(f, x)
-    assert report.plan.cost == chainorder.optimize(chain).cost
+    assert all(layer.explicit for layer in chain)  # each is affine, then elementwise (or nothing)
+    # the drop-in takes the explicit forms where they make the plan 1.25x cheaper than without
+    structured, dense = chainorder.optimize(chain), chainorder.optimize(chain.uncompressed())
+    assert report.plan.cost == (structured if structured.cost * 1.25 < dense.cost else dense).cost
 
 
 def test_autoencoder_plan_is_mixed_and_printed():

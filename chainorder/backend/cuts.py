@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .opcount import FREE_PRIMITIVES
+from .primitives import bind_equation
 
 __all__ = ["Opaque", "Program", "build_program"]
 
@@ -126,16 +127,7 @@ class Program:
 
 def _evaluate(op: _Op, env: dict[int, Any]) -> None:
     values = [item[1] if isinstance(item, tuple) else env[item] for item in op.inputs]
-    equation = op.equation
-    params = equation.primitive.get_bind_params(equation.params)
-    subfuns: Sequence[Any] = ()
-    if isinstance(params, tuple):  # older JAX: (subfuns, params)
-        subfuns, params = params
-    with equation.ctx.manager:
-        outputs = equation.primitive.bind(*subfuns, *values, **params)
-    if not equation.primitive.multiple_results:
-        outputs = [outputs]
-    for var, value in zip(op.outputs, outputs):
+    for var, value in zip(op.outputs, bind_equation(op.equation, values)):
         env[var] = value
 
 

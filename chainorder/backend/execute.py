@@ -6,7 +6,9 @@ plan's order,
 
 * tangent preaccumulation / tangent step: ``jax.linearize`` of the layers it goes
   through at their input, and ``vmap`` of that JVP over the columns of the seed
-  (the identity, or the Jacobian accumulated so far);
+  (the identity, or the Jacobian accumulated so far); an explicit layer's
+  preaccumulation writes ``diag(s'(Wx + b)) W`` (:mod:`.explicit`), a sparse
+  layer's pushes its colors;
 * adjoint preaccumulation / adjoint step: ``jax.vjp`` of the layers it goes
   through (its tape lives for this step only), ``vmap`` of the VJP over the rows;
 * product: a matmul.
@@ -35,6 +37,7 @@ from ..core.coloring import LayerPattern
 from ..core.plan import Plan
 from ..core.steps import Step, StepKind
 from .compressed import compressed_preaccumulation, layer_pattern
+from .explicit import dense, explicit_jacobian
 
 __all__ = [
     "EXECUTORS",
@@ -178,13 +181,13 @@ class Run:
     def push(self, first: int, last: int, seed: Any) -> Any:
         """JVPs through layers first..last of every column of ``seed``."""
         _, linear = jax.linearize(self.segment(first, last), self.values[first])
-        return jax.vmap(linear, in_axes=1, out_axes=1)(seed.astype(self.values[first].dtype))
+        return jax.vmap(linear, in_axes=1, out_axes=1)(dense(seed).astype(self.values[first].dtype))
 
     def pull(self, first: int, last: int, seed: Any) -> Any:
         """VJPs back through layers first..last of every row of ``seed``; the tape
         lives for this step only."""
         _, pullback = jax.vjp(self.segment(first, last), self.values[first])
-        return jax.vmap(lambda row: pullback(row)[0])(seed.astype(self.values[last + 1].dtype))
+        return jax.vmap(lambda row: pullback(row)[0])(dense(seed).astype(self.values[last + 1].dtype))
 
     def identity(self, size: int, at: int) -> Any:
         return jnp.eye(size, dtype=self.values[at].dtype)
@@ -211,7 +214,23 @@ class Run:
         return pattern
 
 
+    def explicit(self, layer: int) -> Any:
+        """``layer``'s Jacobian written directly (an explicit layer), factored
+        (:class:`~chainorder.backend.explicit.ExplicitJacobian`: products scale their other operand,
+        tangent and adjoint steps write it out), or None where the plan's chain does not
+        preaccumulate it so."""
+        if self.chain is None or not self.chain[layer].preaccumulates_explicitly:
+            return None
+        try:
+            return explicit_jacobian(self.functions[layer], self.values[layer])
+        except ValueError as error:
+            raise ValueError(f"layer {layer}: explicit is True, but {error}: plans priced so cannot run") from None
+
+
 def _tangent_preaccumulation(run: Run, step: Step) -> Any:
+    explicit = run.explicit(step.first)
+    if explicit is not None:
+        return explicit
     pattern = run.pattern(step.first, "tangent")
     if pattern is not None:
         push = lambda seeds: run.push(step.first, step.first, seeds.T).T  # noqa: E731
@@ -236,7 +255,7 @@ def _adjoint_step(run: Run, step: Step, later: Any) -> Any:
 
 
 def _product(run: Run, step: Step, later: Any, earlier: Any) -> Any:
-    return later @ earlier
+    return later @ earlier  # either may be an ExplicitJacobian, which scales the other
 
 
 #: How each kind of step runs: ``executor(run, step, *operands)``, operands in
@@ -279,7 +298,7 @@ def run_steps(plan: Plan, functions: list[Callable[[Any], Any]], x: Any) -> Any:
     for step in plan.steps:
         operands = [jacobians.pop(operand) for operand in step.operands]
         jacobians[step.span] = EXECUTORS[step.kind](run, step, *operands)
-    return jacobians[(0, len(plan.chain) - 1)]
+    return dense(jacobians[(0, len(plan.chain) - 1)])
 
 
 # jitted Jacobian functions by plan identity (equal plans may hold different layer functions)

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..core.chain import Chain, Layer
 from .compressed import sparse_layer_pattern
+from .explicit import has_explicit_form
 
 __all__ = ["count_fmas", "layer_costs", "price_out", "chain_from_functions"]
 
@@ -282,13 +283,14 @@ def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> 
     x = _check_functions(functions, x0)
     costs: list[tuple[int, int | None, int]] = []
     shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-    patterns = []
+    patterns, explicit = [], []
     for index, function in enumerate(functions):
         output = _layer_output(index, function, x)
         costs.append(layer_costs(function, x))
         shapes.append((tuple(x.shape), tuple(output.shape)))
         flat = functools.partial(_flat_call, function, tuple(x.shape))
         patterns.append(sparse_layer_pattern(flat, math.prod(x.shape), x.dtype))
+        explicit.append(has_explicit_form(flat, jax.ShapeDtypeStruct((math.prod(x.shape),), x.dtype)))
         x = output
     priced, _ = price_out([math.prod(shape[0]) for shape in shapes], [math.prod(shape[1]) for shape in shapes], costs)
     return Chain(
@@ -303,9 +305,10 @@ def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> 
             in_shape=in_shape,
             out_shape=out_shape,
             pattern=pattern,
+            explicit=form,
         )
-        for function, (tangent, adjoint, edges), (in_shape, out_shape), pattern in zip(
-            functions, priced, shapes, patterns
+        for function, (tangent, adjoint, edges), (in_shape, out_shape), pattern, form in zip(
+            functions, priced, shapes, patterns, explicit
         )
     )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["ELEMENTWISE", "COMPARISONS", "REDUCTIONS", "CUMULATIVE", "CALLS", "inner_jaxpr"]
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["ELEMENTWISE", "COMPARISONS", "REDUCTIONS", "CUMULATIVE", "CALLS", "inner_jaxpr", "bind_equation"]
 
 #: Elementwise primitives (operands of one shape, or rank 0): output entry i reads entry i of each.
 ELEMENTWISE = frozenset({
@@ -10,7 +13,7 @@ ELEMENTWISE = frozenset({
     "copy", "copy_p", "cos", "cosh", "digamma", "div", "erf", "erf_inv", "erfc", "exp", "exp2", "expm1", "integer_pow",
     "lgamma", "log", "log1p", "logistic", "max", "min", "mul", "neg", "nextafter", "pow", "reduce_precision", "rem",
     "round", "rsqrt", "sign", "sin", "sinh", "sqrt", "square", "sub", "tan", "tanh", "floor", "ceil", "real", "imag",
-    "conj", "stop_gradient", "select_n",
+    "conj", "stop_gradient", "select_n", "add_any",
 })  # fmt: skip
 #: Elementwise primitives with boolean results (no derivative; they steer ``select_n``).
 COMPARISONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not", "xor", "is_finite"})
@@ -30,3 +33,14 @@ def inner_jaxpr(params: dict):
     if inner is None:
         return None
     return (inner.jaxpr, list(inner.consts)) if hasattr(inner, "consts") else (inner, [])
+
+
+def bind_equation(equation: Any, values: Sequence[Any]) -> list:
+    """Evaluate one jaxpr equation on ``values`` (arrays or tracers); its results as a list."""
+    params = equation.primitive.get_bind_params(equation.params)
+    subfuns: Sequence[Any] = ()
+    if isinstance(params, tuple):  # older JAX: (subfuns, params)
+        subfuns, params = params
+    with equation.ctx.manager:
+        outputs = equation.primitive.bind(*subfuns, *values, **params)
+    return list(outputs) if equation.primitive.multiple_results else [outputs]

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from ..core.plan import Plan
 from .execute import EXECUTORS, Run, check_input, flat_layers
+from .explicit import dense
 
 __all__ = ["scheduled_jacobian", "schedule_devices"]
 
@@ -138,5 +139,5 @@ def scheduled_jacobian(plan: Plan, x: Any, devices: Sequence[Any] | Any) -> jax.
         function = _step_function(plan, index, flats, tuple(x.shape), x.dtype)
         jacobians[step.span] = function(given, *operands)
         made_on[step.span] = slot.device
-    jacobian = jacobians[(0, len(plan.chain) - 1)]
+    jacobian = dense(jacobians[(0, len(plan.chain) - 1)])
     return jnp.reshape(jacobian, shapes[-1] + shapes[0]).astype(x.dtype)

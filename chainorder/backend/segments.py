@@ -6,9 +6,10 @@ to the flattened state after, with dims the state sizes and costs from
 :func:`chainorder.backend.opcount.layer_costs` (segments of the same structure are priced
 once). Each segment's Jacobian pattern is found too (:func:`chainorder.backend.compressed.sparse_layer_pattern`),
 and consecutive sparse segments become one layer while that stays sparse (:func:`sparse_runs`),
-so that a plan can preaccumulate the run by its colors. If the program cannot be cut (it has side
-effects, or no valid cut), or the analysis fails, the whole function becomes one opaque segment:
-still correct, just not split, and the report says why.
+so that a plan can preaccumulate the run by its colors; a segment that is an affine map followed by
+an elementwise one is marked explicit (:func:`chainorder.backend.explicit.has_explicit_form`). If the
+program cannot be cut (it has side effects, or no valid cut), or the analysis fails, the whole function
+becomes one opaque segment: still correct, just not split, and the report says why.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..core.chain import Chain, Layer
 from ..core.coloring import LayerPattern
 from .compressed import sparse_layer_pattern
 from .cuts import Opaque, Program, build_program
+from .explicit import has_explicit_form
 from .opcount import layer_costs, price_out
 
 __all__ = ["Segment", "Traced", "prepare", "sparse_runs", "MAX_RUN_NONZEROS"]
@@ -45,6 +47,7 @@ class Segment:
     adjoint_cost: int = 0
     edges: int = 0
     colors: tuple[int, int] | None = None  # a sparse segment's column and row colors
+    explicit: bool = False  # an affine map followed by an elementwise one (chainorder.backend.explicit)
 
     def describe(self) -> str:
         counts: dict[str, int] = {}
@@ -117,6 +120,8 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
         costs = _segment_costs(program, others, segments)  # counted abstractly
         # one segment: its compression is the drop-in's whole-function strategy
         patterns = _segment_patterns(program, others, segments) if len(segments) > 1 else [None]
+        for segment, explicit in zip(segments, _per_segment(program, others, segments, has_explicit_form)):
+            segment.explicit = explicit
     except Opaque as reason:
         program = None
         notes.append(f"not split: {reason}; the whole function is one segment")
@@ -163,6 +168,7 @@ def _run_layer(run: list[Segment], pattern: LayerPattern | None) -> Layer:
         adjoint_cost=sum(segment.adjoint_cost for segment in run),
         name=f"segment {first.index}" if first is last else f"segments {first.index}..{last.index}",
         pattern=pattern,
+        explicit=first is last and first.explicit,
     )
 
 

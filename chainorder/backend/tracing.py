@@ -178,16 +178,19 @@ class Analysis:
             lines.append(f"  the Jacobian's pattern: {self.structure}")
         lines.extend(f"  note: {note}" for note in self.notes)
         header = (
-            f"  {'seg':>3} {'in':>7} {'out':>7} {'tangent':>12} {'adjoint':>12} {'edges':>9} {'colors':>11}"
+            f"  {'seg':>3} {'in':>7} {'out':>7} {'tangent':>12} {'adjoint':>12} {'edges':>9} {'structure':>11}"
             "  operations / source"
         )
         lines.append(header)
         for segment in self.segments:
-            # a sparse segment's JVPs/VJPs preaccumulating it by compression; "-" for a dense one
-            colors = "-" if segment.colors is None else "/".join(str(count) for count in segment.colors)
+            # a sparse segment's JVPs/VJPs preaccumulating it by compression, "explicit" for an affine map
+            # followed by an elementwise one; "-" for another dense one
+            structure = "explicit" if segment.explicit else "-"
+            if segment.colors is not None:
+                structure = "/".join(str(count) for count in segment.colors)
             lines.append(
                 f"  {segment.index:>3} {segment.in_dim:>7} {segment.out_dim:>7} {segment.tangent_cost:>12,} "
-                f"{segment.adjoint_cost:>12,} {segment.edges:>9,} {colors:>11}  {segment.describe()}"
+                f"{segment.adjoint_cost:>12,} {segment.edges:>9,} {structure:>11}  {segment.describe()}"
             )
             if segment.source:
                 lines.append(f"  {'':>66}at {segment.source}")
@@ -202,13 +205,13 @@ def _chosen_plan(chain: Chain, plan: Plan | None, options: dict[str, Any], dtype
         options = resolve_budget(options, dtype)
         if options.get("objective") is None and options.get("parallel") is None:
             given = {name: value for name, value in options.items() if name not in ("objective", "parallel")}
-            return _where_colors_pay(chain, lambda chain: optimize_measured_first(chain, **given))
-        return _where_colors_pay(chain, lambda chain: optimize(chain, **options))
+            return _where_structure_pays(chain, lambda chain: optimize_measured_first(chain, **given))
+        return _where_structure_pays(chain, lambda chain: optimize(chain, **options))
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
     if options:
         raise TypeError(f"give either plan= or optimize options, not both (got {', '.join(sorted(options))})")
-    if plan.chain != chain:
+    if plan.chain != chain and plan.chain != chain.uncompressed():  # the latter: priced without its structure
         raise ValueError(
             f"the plan was made for a chain with dims {list(plan.chain.dims)}, but the function traced at these "
             f"arguments is the chain {list(chain.dims)} (edges {list(chain.edges)})"
@@ -216,15 +219,15 @@ def _chosen_plan(chain: Chain, plan: Plan | None, options: dict[str, Any], dtype
     return plan
 
 
-def _where_colors_pay(chain: Chain, make_plan: Callable[[Chain], Plan]) -> Plan:
-    """The plan of ``chain`` with its sparse layers' colors where that is
+def _where_structure_pays(chain: Chain, make_plan: Callable[[Chain], Plan]) -> Plan:
+    """The plan of ``chain`` with its sparse layers' colors and explicit layers' forms where that is
     :data:`~chainorder.backend.compressed.COMPRESSION_MARGIN` times cheaper (FMAs, or predicted
     time for that objective) than the plan of the chain priced dense, which is taken otherwise:
     a compressed preaccumulation scatters into the layer's Jacobian, which FMAs do not count, and a
-    tangent-only plan whose first layer is compressed no longer runs as ``jax.jacfwd`` (a traced
-    stencil chain: 0.6% fewer FMAs, 11% slower than ``jax.jacfwd``)."""
+    tangent-only plan whose first layer is compressed or explicit no longer runs as ``jax.jacfwd``
+    (a traced stencil chain: 0.6% fewer FMAs, 11% slower than ``jax.jacfwd``)."""
     plan = make_plan(chain)
-    if not any(layer.compressed for layer in chain):
+    if not any(layer.compressed or layer.explicit for layer in chain):
         return plan
     try:
         dense = make_plan(chain.uncompressed())

@@ -29,8 +29,10 @@ def narrowed(chain: Chain, orientation: str, size: int) -> Chain:
     >>> narrowed(Chain.from_dims([300, 4, 300]), "columns", 50).dims
     (50, 4, 300)
     """
-    layers = list(chain)  # for pricing only: the functions, shapes and the narrowed layer's colors are dropped
-    dropped = dict(fn=None, in_shape=None, out_shape=None, tangent_colors=None, adjoint_colors=None, pattern=None)
+    layers = list(chain)  # for pricing only: the functions, shapes, the narrowed layer's colors and explicit form go
+    dropped = dict(
+        fn=None, in_shape=None, out_shape=None, tangent_colors=None, adjoint_colors=None, pattern=None, explicit=False
+    )
     if orientation == "columns":
         layers[0] = dataclasses.replace(layers[0], in_dim=size, nonzeros=None, **dropped)
     else:

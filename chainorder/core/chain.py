@@ -15,7 +15,9 @@ FMAs (fused multiply-adds; see :mod:`chainorder.core.costs`):
 A layer whose Jacobian is sparse may also carry ``tangent_colors`` and
 ``adjoint_colors``: how many JVPs (VJPs) preaccumulate it by compression, one per
 color of its columns (rows), instead of ``in_dim`` (``out_dim``); see
-:mod:`chainorder.core.coloring`.
+:mod:`chainorder.core.coloring`. A layer that is an affine map followed by an
+elementwise one may be ``explicit``: its Jacobian ``diag(s'(Wx + b)) W`` is then
+written directly, one multiply per entry, instead of by ``in_dim`` JVPs.
 
 This module imports neither jax nor matplotlib.
 """
@@ -28,6 +30,8 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .engine import backend
 
@@ -75,6 +79,13 @@ class Layer:
         :func:`chainorder.trace` and :meth:`Chain.from_functions`); gives the colors and
         nonzeros not given, and is what the executor decompresses with (it finds the
         pattern again where a layer has colors but none).
+    explicit : bool, optional
+        Whether its Jacobian can be written directly: the layer is an affine map followed by
+        an elementwise one (``s(Wx + b)``), whose Jacobian ``diag(s'(Wx + b)) W`` costs
+        :attr:`explicit_cost`, one multiply per entry (found from ``fn`` by
+        :func:`chainorder.trace` and :meth:`Chain.from_functions`). Its tangent
+        preaccumulation then writes it so where that is cheaper than its JVPs
+        (:attr:`preaccumulates_explicitly`).
 
     Examples
     --------
@@ -84,6 +95,8 @@ class Layer:
     12
     >>> Layer(100, 100, tangent_colors=3, adjoint_colors=3).tangent_seeds   # a band: 3 JVPs, not 100
     3
+    >>> Layer(100, 50, edges=5050, explicit=True).preaccumulates_explicitly   # 5,000 FMAs, not 100 JVPs
+    True
     """
 
     in_dim: int
@@ -99,6 +112,7 @@ class Layer:
     adjoint_colors: int | None = None
     nonzeros: int | None = field(default=None, compare=False)
     pattern: Any = field(default=None, compare=False, repr=False)
+    explicit: bool = False
 
     def __post_init__(self) -> None:
         label = f"layer {self.name!r}" if self.name else "layer"
@@ -111,6 +125,9 @@ class Layer:
             value = getattr(self, attr)
             value = self.edges if value is None else value
             set_(self, attr, _check_int(value, f"{label}: {attr}", minimum=0))
+        if not isinstance(self.explicit, (bool, np.bool_)):
+            raise TypeError(f"{label}: explicit must be True or False, got {self.explicit!r}")
+        set_(self, "explicit", bool(self.explicit))
         if self.fn is not None and not callable(self.fn):
             raise TypeError(f"{label}: fn must be callable, got {type(self.fn).__name__}")
         for attr, dim in (("in_shape", self.in_dim), ("out_shape", self.out_dim)):
@@ -168,6 +185,19 @@ class Layer:
         """Whether coloring preaccumulates it with fewer JVPs or VJPs than its dimensions."""
         return self.tangent_colors is not None or self.adjoint_colors is not None
 
+    @property
+    def explicit_cost(self) -> int | None:
+        """FMAs of writing its Jacobian directly, one multiply per entry (``in_dim * out_dim``), where
+        it is ``explicit``; None elsewhere."""
+        return self.in_dim * self.out_dim if self.explicit else None
+
+    @property
+    def preaccumulates_explicitly(self) -> bool:
+        """Whether its tangent preaccumulation writes the Jacobian directly: it is ``explicit``, and
+        that costs less than its JVPs (``tangent_seeds * tangent_cost``). The one rule the cost,
+        memory and time models and the executor read."""
+        return self.explicit and self.in_dim * self.out_dim < self.tangent_seeds * self.tangent_cost
+
     def __repr__(self) -> str:
         text = (
             f"Layer(in_dim={self.in_dim}, out_dim={self.out_dim}, edges={self.edges}, "
@@ -175,15 +205,21 @@ class Layer:
         )
         if self.compressed:
             text += f", tangent_colors={self.tangent_colors}, adjoint_colors={self.adjoint_colors}"
+        if self.explicit:
+            text += ", explicit=True"
         if self.name:
             text += f", name={self.name!r}"
         return text + ")"
 
     def cost_tuple(self) -> tuple[int, ...]:
         """``(in_dim, out_dim, edges, tangent_cost, adjoint_cost)``, then ``(tangent_seeds,
-        adjoint_seeds)`` where coloring compresses it: everything its steps' costs depend on."""
+        adjoint_seeds)`` where coloring compresses it or it is explicit, then its explicit cost where it
+        is: everything its steps' costs depend on."""
         dense = (self.in_dim, self.out_dim, self.edges, self.tangent_cost, self.adjoint_cost)
-        return dense + ((self.tangent_seeds, self.adjoint_seeds) if self.compressed else ())  # type: ignore[return-value]
+        if not (self.compressed or self.explicit):
+            return dense  # type: ignore[return-value]
+        seeds = (self.tangent_seeds, self.adjoint_seeds)
+        return dense + seeds + ((self.explicit_cost,) if self.explicit else ())  # type: ignore[return-value]
 
 
 class Chain(Sequence[Layer]):
@@ -316,15 +352,18 @@ class Chain(Sequence[Layer]):
         return self._layers[-1].out_dim
 
     def uncompressed(self) -> Chain:
-        """The chain with every layer's colors dropped: what ``jax.jacfwd``/``jax.jacrev`` cost on it.
+        """The chain with every layer's colors and explicit forms dropped: what
+        ``jax.jacfwd``/``jax.jacrev`` cost on it.
 
         >>> Chain([Layer(4, 4, tangent_colors=1)]).uncompressed()[0].tangent_colors is None
         True
         """
-        if not any(layer.compressed for layer in self._layers):
+        if not any(layer.compressed or layer.explicit for layer in self._layers):
             return self
         return Chain(
-            dataclasses.replace(layer, tangent_colors=None, adjoint_colors=None, nonzeros=None, pattern=None)
+            dataclasses.replace(
+                layer, tangent_colors=None, adjoint_colors=None, nonzeros=None, pattern=None, explicit=False
+            )
             for layer in self._layers
         )
 
@@ -340,7 +379,7 @@ class Chain(Sequence[Layer]):
         Nodes ``0..q`` are the variables between layers (attribute ``size``);
         edge ``(i, i+1)`` is layer ``i`` with attributes ``layer`` (the index),
         ``in_dim``, ``out_dim``, ``edges``, ``tangent_cost``, ``adjoint_cost``,
-        ``tangent_colors``, ``adjoint_colors`` (None: dense) and ``name``.
+        ``tangent_colors``, ``adjoint_colors`` (None: dense), ``explicit`` and ``name``.
         """
         if self._graph is None:
             import networkx as nx
@@ -360,6 +399,7 @@ class Chain(Sequence[Layer]):
                     adjoint_cost=layer.adjoint_cost,
                     tangent_colors=layer.tangent_colors,
                     adjoint_colors=layer.adjoint_colors,
+                    explicit=layer.explicit,
                     name=layer.name,
                 )
             self._graph = graph
@@ -385,6 +425,7 @@ class Chain(Sequence[Layer]):
                     adjoint_cost=data.get("adjoint_cost"),
                     tangent_colors=data.get("tangent_colors"),
                     adjoint_colors=data.get("adjoint_colors"),
+                    explicit=data.get("explicit", False),
                     name=data.get("name"),
                 )
             )

@@ -24,7 +24,10 @@ product ``J[j..k+1] @ J[k..i]``         ``J[j..i]``     ``m_j * m_k * n_i``
 A layer whose Jacobian is sparse preaccumulates with one JVP (VJP) per color of its
 columns (rows), ``c_i`` (``tangent_colors``) instead of ``n_i`` (and ``m_i``): its
 preaccumulation costs ``c_i * t_i``. Steps keep their seeds: the columns of
-``J[k..i]`` they push are dense.
+``J[k..i]`` they push are dense. An *explicit* layer (an affine map followed by an
+elementwise one, ``s(Wx + b)``) writes its Jacobian ``diag(s'(Wx + b)) W`` directly
+in its tangent preaccumulation, ``m_i * n_i`` FMAs, where that is less than its JVPs
+(:attr:`chainorder.Layer.preaccumulates_explicitly`).
 
 Two formulas cover the table: a tangent or adjoint kind costs its seeds (``n_i``
 columns or ``m_j`` rows) times the JVP or VJP cost of the layers it goes through
@@ -51,7 +54,7 @@ import numpy as np
 
 from .chain import Chain
 from .numbers import Numbers, numbers_for, value_bound
-from .steps import TANGENT, StepKind
+from .steps import ADJOINT, TANGENT, StepKind
 
 __all__ = ["CostModel", "forward_cost", "reverse_cost", "propagation_cost", "product_cost"]
 
@@ -109,6 +112,16 @@ class CostModel:
         self.adjoint_costs = array(chain.adjoint_costs)
         self.tangent_colors = array(layer.tangent_seeds for layer in chain)
         self.adjoint_colors = array(layer.adjoint_seeds for layer in chain)
+        self.explicit = np.array([layer.preaccumulates_explicitly for layer in chain], dtype=bool)
+        self.preaccumulation_costs = {  # each layer's, by direction, from exact Python integers
+            TANGENT: array(
+                layer.explicit_cost
+                if layer.preaccumulates_explicitly
+                else propagation_cost(layer.tangent_seeds, layer.tangent_cost)
+                for layer in chain
+            ),
+            ADJOINT: array(propagation_cost(layer.adjoint_seeds, layer.adjoint_cost) for layer in chain),
+        }
         self.tangent_prefix = array([0, *accumulate(chain.tangent_costs)])
         self.adjoint_prefix = array([0, *accumulate(chain.adjoint_costs)])
 
@@ -145,6 +158,14 @@ class CostModel:
             return (self.tangent_colors if kind.direction == TANGENT else self.adjoint_colors)[first]
         return self.seeds(kind.direction, first, last)
 
+    def explicit_step(self, kind: StepKind | str, first):
+        """Whether a step writes its layer's Jacobian directly (an explicit layer's tangent
+        preaccumulation; see :attr:`chainorder.Layer.preaccumulates_explicitly`): a bool, or a
+        bool array for index arrays."""
+        if StepKind(kind) is not StepKind.TANGENT_PREACCUMULATION:
+            return np.zeros(np.shape(first), dtype=bool) if np.ndim(first) else False
+        return self.explicit[first]
+
     def result_size(self, first, last):
         """Entries of ``J[last..first]``: ``m_last * n_first``."""
         return self.out_dims[last] * self.in_dims[first]
@@ -152,6 +173,8 @@ class CostModel:
     def cost(self, kind: StepKind | str, first, last, split=None):
         """FMAs of one step (or, with index arrays, of many steps of one kind)."""
         kind = StepKind(kind)
+        if kind.is_preaccumulation:
+            return self.preaccumulation_costs[kind.direction][first]
         through = kind.through(first, last, split)
         if through is None:
             return product_cost(self.out_dims[last], self.out_dims[split], self.in_dims[first])

@@ -10,7 +10,9 @@ tangent preaccumulation of layer i          ``n_i * w_i``: the identity seed and
                                             ``n_i`` tangents through the layer; with
                                             ``c_i < n_i`` colors, ``c_i * w_i + m_i n_i``:
                                             the compressed seeds and tangents, and the
-                                            Jacobian they are decompressed into
+                                            Jacobian they are decompressed into; an
+                                            explicit layer ``m_i n_i + m_i``: its Jacobian
+                                            and the elementwise derivative scaling ``W``
 tangent step through layers k+1..j          ``n_i * max_l w_l`` over those layers: the
                                             ``n_i`` tangents entering and leaving one layer
 adjoint preaccumulation of layer i          ``m_i * w_i + E_i``: seed, cotangents, tape
@@ -61,6 +63,7 @@ __all__ = [
     "operand_peaks",
     "propagation_workspace",
     "product_workspace",
+    "explicit_workspace",
 ]
 
 
@@ -77,6 +80,12 @@ def propagation_workspace(seeds, widest, tape):
     """Elements a tangent/adjoint kind holds: ``seeds`` vectors entering and leaving
     the widest layer it goes through, plus the tape it records (0 for tangents)."""
     return seeds * widest + tape
+
+
+def explicit_workspace(rows, columns):
+    """Elements an explicit preaccumulation holds: the Jacobian it writes and the ``rows``
+    derivatives of the elementwise map that scale the affine map's rows."""
+    return rows * columns + rows
 
 
 def product_workspace(rows, inner, columns):
@@ -147,6 +156,11 @@ class MemoryModel:
         if kind.is_preaccumulation:  # compressed: the Jacobian decompressed beside it
             compressed = seeds < self.costs.seeds(kind.direction, first, last)
             workspace = workspace + compressed * self.result_size(first, last)
+            explicit = self.costs.explicit_step(kind, first)
+            if np.ndim(explicit):
+                workspace = np.where(explicit, explicit_workspace(m[last], n[first]), workspace)
+            elif explicit:
+                workspace = explicit_workspace(m[last], n[first])
         return workspace
 
     def sub_plan_peak(self, kind: StepKind, first, last, split, *, later=None, earlier=None):

@@ -251,13 +251,14 @@ class Plan:
 
     @property
     def mode(self) -> str:
-        """``"forward"``, ``"reverse"`` or ``"mixed"``: what the steps amount to (a compressed
-        preaccumulation of the first or last layer makes tangent-only or adjoint-only steps mixed:
-        they are not ``jax.jacfwd``/``jax.jacrev``)."""
+        """``"forward"``, ``"reverse"`` or ``"mixed"``: what the steps amount to (a compressed or
+        explicit preaccumulation of the first or last layer makes tangent-only or adjoint-only steps
+        mixed: they are not ``jax.jacfwd``/``jax.jacrev``)."""
         directions = {step.kind.direction for step in self.steps}
         last = len(self.chain) - 1
         if directions == {"tangent"} and all(step.first == 0 for step in self.steps):
-            return "forward" if self.chain[0].tangent_colors is None else "mixed"
+            first = self.chain[0]
+            return "forward" if first.tangent_colors is None and not first.preaccumulates_explicitly else "mixed"
         if directions == {"adjoint"} and all(step.last == last for step in self.steps):
             return "reverse" if self.chain[last].adjoint_colors is None else "mixed"
         return "mixed"
@@ -343,7 +344,9 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str | bytes, chain: Chain) -> Plan:
-        """Read a plan written by :meth:`to_json` for ``chain``.
+        """Read a plan written by :meth:`to_json` for ``chain`` (or for ``chain.uncompressed()``, the
+        chain priced without its sparse layers' colors and explicit forms: the plan is then that
+        chain's, as ``chainorder.jacobian`` runs it where they save too little).
 
         Raises
         ------
@@ -405,7 +408,7 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def _from_json(text: str | bytes, chain: Chain, profile: MachineProfile | None = None) -> Plan:
-    arguments, stated = plan_arguments(text, chain)
+    chain, arguments, stated = plan_arguments(text, chain)
     try:
         plan = Plan(chain, profile=profile, **arguments)
     except TypeError as error:

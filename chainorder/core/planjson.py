@@ -19,7 +19,9 @@ from .steps import Objective, Step
 __all__ = ["JSON_VERSION", "LAYER_FIELDS", "plan_arguments"]
 
 JSON_VERSION = 1
-LAYER_FIELDS = ("in_dim", "out_dim", "edges", "tangent_cost", "adjoint_cost", "tangent_seeds", "adjoint_seeds")
+LAYER_FIELDS = (
+    "in_dim", "out_dim", "edges", "tangent_cost", "adjoint_cost", "tangent_seeds", "adjoint_seeds", "explicit_cost"
+)  # fmt: skip
 _JSON_STEP_KEYS = {"kind", "first", "last", "split", "cost"}
 
 
@@ -36,6 +38,16 @@ def _json_object(text: str | bytes) -> dict[str, Any]:
     if missing:
         raise ValueError(f"plan JSON lacks {', '.join(missing)}")
     return data
+
+
+def _plan_chain(layers: Any, chain: Chain) -> Chain:
+    """The chain the plan was made for: ``chain``, or ``chain.uncompressed()`` for a plan priced
+    without its sparse layers' colors and explicit forms (what ``chainorder.jacobian`` runs where
+    they save too little); else a ValueError naming the first layer that differs."""
+    if chain.uncompressed() is not chain and layers == chain.uncompressed().fingerprint():
+        return chain.uncompressed()
+    _check_same_chain(layers, chain)
+    return chain
 
 
 def _check_same_chain(layers: Any, chain: Chain) -> None:
@@ -77,9 +89,10 @@ def _json_schedule(data: dict[str, Any]) -> tuple[Slot, ...] | None:
     return tuple(Slot(*item) for item in items)
 
 
-def plan_arguments(text: str | bytes, chain: Chain) -> tuple[dict[str, Any], Any]:
-    """The keyword arguments of ``Plan(chain, **arguments)`` that the JSON text describes,
-    and the cost it states (None if it states none).
+def plan_arguments(text: str | bytes, chain: Chain) -> tuple[Chain, dict[str, Any], Any]:
+    """The chain the JSON text's plan was made for (``chain``, or ``chain.uncompressed()`` for a plan
+    priced without its structure), the keyword arguments of ``Plan(that_chain, **arguments)`` it
+    describes, and the cost it states (None if it states none).
 
     Raises
     ------
@@ -87,7 +100,7 @@ def plan_arguments(text: str | bytes, chain: Chain) -> tuple[dict[str, Any], Any
         If the text is not such a plan or belongs to another chain.
     """
     data = _json_object(text)
-    _check_same_chain(data["layers"], chain)
+    chain = _plan_chain(data["layers"], chain)
     objective = data.get("objective")
     if objective is None:  # written before objectives had names
         objective = Objective.CRITICAL_PATH if data.get("parallel") else Objective.FMA
@@ -102,4 +115,4 @@ def plan_arguments(text: str | bytes, chain: Chain) -> tuple[dict[str, Any], Any
         schedule=_json_schedule(data),
         proven=data.get("proven", False),
     )
-    return arguments, data.get("optimal")
+    return chain, arguments, data.get("optimal")

@@ -113,7 +113,8 @@ def _summary(plan: Plan, width: int) -> list[str]:
 
 def _structure_lines(chain, shown: int = 3) -> list[str]:
     """One line per layer that coloring compresses (the first ``shown``): its density, and its
-    colors against its columns (JVPs) and rows (VJPs)."""
+    colors against its columns (JVPs) and rows (VJPs); then the layers whose Jacobian is written
+    explicitly."""
     compressed = [(index, layer) for index, layer in enumerate(chain) if layer.compressed]
     lines = []
     for index, layer in compressed[:shown]:
@@ -124,13 +125,20 @@ def _structure_lines(chain, shown: int = 3) -> list[str]:
         )
     if len(compressed) > shown:
         lines.append(f"                   and {len(compressed) - shown} more sparse layers")
+    explicit = [str(index) for index, layer in enumerate(chain) if layer.preaccumulates_explicitly]
+    if explicit:
+        listed = ", ".join(explicit[:8]) + (f" and {len(explicit) - 8} more" if len(explicit) > 8 else "")
+        lines.append(f"  Explicit layers: {listed} (affine, then elementwise: diag(s'(Wx+b)) W written directly)")
     return lines
 
 
 def _operation(step: Step, chain) -> str:
-    """A step's kind, with its colors where it preaccumulates a layer by compression."""
+    """A step's kind, with its colors where it preaccumulates a layer by compression, or "explicit"
+    where it writes the layer's Jacobian directly."""
     if step.kind.is_preaccumulation:
         layer = chain[step.first]
+        if step.kind.direction == "tangent" and layer.preaccumulates_explicitly:
+            return "tangent preacc., explicit"
         colors = layer.tangent_colors if step.kind.direction == "tangent" else layer.adjoint_colors
         if colors is not None:
             return f"{step.kind.direction} preacc., {_colors(colors)}"

@@ -12,6 +12,9 @@ tangent/adjoint kinds  ``factor(seeds) * FMAs / gemm_rate(seeds)``   its operand
                                                                      layer it goes through
 product                ``FMAs / gemm_rate(min(rows, inner, cols))``  both operands + the result;
                                                                      ``step_overhead``
+explicit tangent       none: scaling ``W``'s rows streams at the     ``W`` read, the result written;
+preaccumulation        bandwidth                                     ``step_overhead`` plus one
+                                                                     tangent overhead
 =====================  ============================================  =================================
 
 plus ``itemsize * bytes / bandwidth``. The FMAs
@@ -88,7 +91,12 @@ class TimeModel:
             per_layer = profile.tangent_overhead if kind.direction == "tangent" else profile.adjoint_overhead
             fixed = profile.step_overhead + per_layer * (through[1] - through[0] + 1)
         moved = self._size(first, last) + sum(self._size(*span) for span in kind.operands(first, last, split))
-        return arithmetic + profile.itemsize * moved / profile.bandwidth + fixed
+        seconds = arithmetic + profile.itemsize * moved / profile.bandwidth + fixed
+        explicit = costs.explicit_step(kind, first)
+        if np.any(explicit):  # W read and the Jacobian written: 2 m n elements, no GEMM
+            written = 2 * profile.itemsize * self._size(first, last) / profile.bandwidth
+            seconds = np.where(explicit, written + profile.step_overhead + profile.tangent_overhead, seconds)
+        return seconds
 
     def rates(self) -> SimpleNamespace:
         """The per-layer coefficients of :meth:`cost` in separable form, for the time DP
