@@ -44,6 +44,10 @@ EXPLICIT = {
     "3-d weight": lambda x: jnp.sin(jnp.einsum("aib,i->ab", W3, x)).reshape(-1),
     "linear": lambda x: W @ x,
     "custom diagonal rule": lambda x: _diagonal_rule(W @ x),
+    "residual block": lambda x: x + jnp.tanh(W[:4] @ x + B[:4]),
+    "gate": lambda x: x * jax.nn.sigmoid(x @ W[:4]) - 0.5 * x,
+    "residual, x read first": lambda x: jnp.sin(x) * 2.0 + jnp.tanh(W[:4] @ x),
+    "product times x": lambda x: (W[:4] @ x) * x,
 }
 NOT_EXPLICIT = {
     "residual": lambda x: x + jnp.tanh(W.T @ (W @ x)),
@@ -51,9 +55,10 @@ NOT_EXPLICIT = {
     "softmax": lambda x: jax.nn.softmax(W @ x),
     "sum": lambda x: jnp.sum(W @ x) * jnp.ones(5),
     "square of two products": lambda x: (W @ x) * (W @ x),
-    "product times x": lambda x: (W[:4] @ x) * x,
     "custom rule that mixes": lambda x: _mixing_rule(W @ x),
     "elementwise only": lambda x: jnp.sin(x),
+    "x reshaped into the product": lambda x: jnp.tanh(W @ (2.0 * x)),
+    "residual, x moved": lambda x: jnp.roll(x, 1) + jnp.tanh(W[:4] @ x),
 }
 
 
@@ -101,6 +106,22 @@ def test_every_plan_with_an_explicit_preaccumulation_equals_jax_jacobian():
         np.testing.assert_allclose(Plan(chain, steps).jacobian(x), expected, rtol=0, atol=1e-12)
     for strategy in ("optimal", "forward", "reverse"):
         np.testing.assert_allclose(optimize(chain, strategy).jacobian(x), expected, rtol=0, atol=1e-12)
+
+
+def test_every_plan_of_residual_blocks_equals_jax_jacobian():
+    weights = [jnp.asarray(RNG.standard_normal((5, 5))) for _ in range(3)]
+    functions = [lambda x, w=w: x + jnp.tanh(w @ x + 0.2) for w in weights]
+    x = jnp.asarray(RNG.standard_normal(5))
+    chain = Chain.from_functions(functions, x)
+    assert all(layer.preaccumulates_explicitly for layer in chain)
+    expected = np.asarray(jax.jacobian(chain)(x))
+    plans = list(all_plans(chain))
+    for steps in plans[::4]:  # factored Jacobians with a diagonal, in products and as seeds
+        np.testing.assert_allclose(Plan(chain, steps).jacobian(x), expected, rtol=0, atol=1e-12)
+    residual = explicit_jacobian(functions[0], x)
+    assert residual.diagonal is not None
+    np.testing.assert_allclose(residual @ jnp.eye(5), residual.dense(), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(jnp.eye(5) @ residual, residual.dense(), rtol=0, atol=1e-15)
 
 
 def test_products_of_explicit_jacobians_stay_factored_and_equal_jax_jacobian():
@@ -186,3 +207,13 @@ def test_the_drop_in_writes_dense_layers_explicitly_where_that_pays():
     report = chainorder.analyze(deep, x)
     assert report.plan.mode == "forward" and report.plan.cost == report.plan.forward_cost
     np.testing.assert_allclose(chainorder.jacobian(deep)(x), jax.jacobian(deep)(x), rtol=0, atol=1e-12)
+
+    def resnet(x):  # residual blocks: each traced as one explicit layer with a diagonal
+        for weight, bias in params:
+            x = x + jnp.tanh(weight @ x + bias)
+        return x
+
+    report = chainorder.analyze(resnet, x)
+    assert [layer.preaccumulates_explicitly for layer in report.chain] == [True, True]
+    assert report.plan.cost * 1.9 < report.plan.forward_cost
+    np.testing.assert_allclose(jax.jit(chainorder.jacobian(resnet))(x), jax.jacobian(resnet)(x), rtol=0, atol=1e-12)

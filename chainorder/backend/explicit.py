@@ -3,7 +3,9 @@
 A layer ``x -> s(W x + b)`` (``W`` a matrix or any ``dot_general`` with ``x``'s only
 axis contracted, ``s`` elementwise, ``b`` and everything else not depending on ``x``)
 has the Jacobian ``diag(s'(W x + b)) W``: one multiply per entry, ``m * n`` FMAs,
-where preaccumulating it by JVPs costs ``n`` of them, ``n * (m * n + ...)``.
+where preaccumulating it by JVPs costs ``n`` of them, ``n * (m * n + ...)``. Where the
+elementwise part reads ``x`` too (a residual block ``x + s(W x + b)``, a gate
+``x * s(W x)``), the Jacobian gains a diagonal: ``diag(d_u) W + diag(d_x)``.
 :func:`has_explicit_form` finds the form on the layer's jaxpr (for
 :attr:`chainorder.Layer.explicit`); :func:`explicit_jacobian` writes the Jacobian.
 
@@ -21,6 +23,7 @@ over the memory model's peak.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +45,7 @@ class _Form:
     dot: int  # index of the dot_general equation that reads x
     side: int  # x's operand position in it (0: lhs, 1: rhs)
     contracted: int  # the axis of the other operand (the weight) contracted with x
+    residual: bool = False  # whether elementwise operations read x too (x + s(Wx + b), x * s(Wx))
 
 
 def _is_literal(atom: Any) -> bool:
@@ -93,30 +97,34 @@ def _elementwise_body(jaxpr: Any, reads: list[bool]) -> bool:
 
 
 def _form(jaxpr: Any) -> _Form | None:
-    """Where the layer's one ``dot_general`` reads ``x``, if the jaxpr is ``s(dot(x, W))`` with ``s``
-    elementwise and nothing else reading ``x``; None otherwise."""
+    """Where the layer's one ``dot_general`` reads ``x``, if the jaxpr is ``s(dot(x, W), x)`` with ``s``
+    elementwise (``x`` read elementwise, if at all, besides the dot); None otherwise."""
     if len(jaxpr.invars) != 1 or len(jaxpr.outvars) != 1:
         return None
     x = jaxpr.invars[0]
     if len(x.aval.shape) != 1:
         return None
-    dependent, found = {x}, None
+    dependent, found, residual = {x}, None, False
     for index, equation in enumerate(jaxpr.eqns):
         reads = [atom for atom in equation.invars if not _is_literal(atom) and atom in dependent]
         if not reads:
             continue
-        if x in reads:
-            form = _vector_dot(equation, x)
-            if found is not None or form is None or len(reads) != 1:  # W must not depend on x
+        form = _vector_dot(equation, x) if x in reads else None
+        if form is not None:
+            if found is not None or len(reads) != 1:  # one dot, and W must not depend on x
                 return None
             found = _Form(index, form.side, form.contracted)
-        elif not _diagonal(equation, dependent):
+        elif _diagonal(equation, dependent):
+            residual = residual or x in reads
+        else:
             return None
         dependent.update(equation.outvars)
     output = jaxpr.outvars[0]
     if found is None or _is_literal(output) or output not in dependent or output is x:
         return None
-    return found
+    if residual and math.prod(output.aval.shape) != x.aval.shape[0]:  # its diagonal must be square
+        return None
+    return _Form(found.dot, found.side, found.contracted, residual)
 
 
 def has_explicit_form(function: Callable[[Any], Any], vector: Any) -> bool:
@@ -129,6 +137,8 @@ def has_explicit_form(function: Callable[[Any], Any], vector: Any) -> bool:
     >>> import jax, jax.numpy as jnp
     >>> W = jnp.ones((3, 4))
     >>> has_explicit_form(lambda x: jnp.tanh(W @ x + 1.0), jax.ShapeDtypeStruct((4,), jnp.float32))
+    True
+    >>> has_explicit_form(lambda x: x + jnp.tanh(W.T @ W @ x), jax.ShapeDtypeStruct((4,), jnp.float32))  # residual
     True
     >>> has_explicit_form(lambda x: x + jnp.tanh(W.T @ (W @ x)), jax.ShapeDtypeStruct((4,), jnp.float32))
     False
@@ -149,25 +159,31 @@ def _run(equation: Any, env: dict) -> None:
         env[var] = value
 
 
-def _diagonal_jvp(elementwise: Callable[[Any], Any], product: Any) -> bool:
-    """Whether the JVP of the elementwise part, as JAX evaluates it (custom rules included), maps
-    tangent entry ``i`` to entry ``i``: then its Jacobian is the diagonal its JVP of ones gives."""
-    shape = jax.ShapeDtypeStruct(product.shape, product.dtype)
-    closed = jax.make_jaxpr(lambda value, tangent: jax.jvp(elementwise, (value,), (tangent,))[1])(shape, shape)
-    return _elementwise_body(closed.jaxpr, [False, True])
+def _diagonal_jvp(elementwise: Callable[[Any, Any], Any], product: Any, vector: Any) -> bool:
+    """Whether the JVP of the elementwise part ``s(u, x)``, as JAX evaluates it (custom rules
+    included), maps tangent entry ``i`` (of ``u`` and of ``x``) to entry ``i``: then its Jacobians
+    are the diagonals its JVPs of ones give."""
+    shapes = [jax.ShapeDtypeStruct(value.shape, value.dtype) for value in (product, vector)]
+
+    def tangent_map(value, point, tangent, point_tangent):
+        return jax.jvp(elementwise, (value, point), (tangent, point_tangent))[1]
+
+    closed = jax.make_jaxpr(tangent_map)(*shapes, *shapes)
+    return _elementwise_body(closed.jaxpr, [False, False, True, True])
 
 
 @jax.tree_util.register_pytree_node_class
 class ExplicitJacobian:
-    """The Jacobian ``diag(derivative) @ matrix``, not written out: ``@`` with it scales the other
-    operand (``A @ J = (A * derivative) @ matrix``, ``J @ B = derivative * (matrix @ B)``), and
-    :meth:`dense` writes it. A pytree (jit, device_put)."""
+    """The Jacobian ``diag(derivative) @ matrix (+ diag(diagonal))``, not written out: ``@`` with it
+    scales the other operand (``A @ J = (A * derivative) @ matrix + A * diagonal``,
+    ``J @ B = derivative * (matrix @ B) + diagonal * B``), and :meth:`dense` writes it. The
+    diagonal is a residual layer's (``x + s(Wx + b)``), None elsewhere. A pytree (jit, device_put)."""
 
-    def __init__(self, derivative: Any, matrix: Any) -> None:
-        self.derivative, self.matrix = derivative, matrix
+    def __init__(self, derivative: Any, matrix: Any, diagonal: Any = None) -> None:
+        self.derivative, self.matrix, self.diagonal = derivative, matrix, diagonal
 
     def tree_flatten(self):
-        return (self.derivative, self.matrix), None
+        return (self.derivative, self.matrix, self.diagonal), None
 
     @classmethod
     def tree_unflatten(cls, _, children):
@@ -178,15 +194,23 @@ class ExplicitJacobian:
         return (self.derivative.shape[0], self.matrix.shape[1])
 
     def dense(self) -> Any:
-        return jnp.reshape(self.derivative, (-1, 1)) * self.matrix
+        written = jnp.reshape(self.derivative, (-1, 1)) * self.matrix
+        if self.diagonal is None:
+            return written
+        entries = jnp.arange(self.diagonal.shape[0])
+        return written.at[entries, entries].add(self.diagonal)
 
     def __matmul__(self, other: Any) -> Any:
-        if isinstance(other, ExplicitJacobian):  # the left factor stays outside
-            return ExplicitJacobian(self.derivative, (self.matrix * other.derivative) @ other.matrix)
-        return jnp.reshape(self.derivative, (-1, 1)) * (self.matrix @ other)
+        if isinstance(other, ExplicitJacobian):
+            if self.diagonal is None and other.diagonal is None:  # the left factor stays outside
+                return ExplicitJacobian(self.derivative, (self.matrix * other.derivative) @ other.matrix)
+            other = other.dense()
+        product = jnp.reshape(self.derivative, (-1, 1)) * (self.matrix @ other)
+        return product if self.diagonal is None else product + jnp.reshape(self.diagonal, (-1, 1)) * other
 
     def __rmatmul__(self, other: Any) -> Any:
-        return (other * self.derivative) @ self.matrix
+        product = (other * self.derivative) @ self.matrix
+        return product if self.diagonal is None else product + other * self.diagonal
 
 
 def dense(jacobian: Any) -> Any:
@@ -218,24 +242,27 @@ def explicit_jacobian(function: Callable[[Any], Any], vector: Any) -> ExplicitJa
     form = _form(jaxpr)
     if form is None:
         raise ValueError("its function is not an affine map followed by an elementwise one")
+    dot = jaxpr.eqns[form.dot]
     env = dict(zip(jaxpr.constvars, closed.consts))
     env[jaxpr.invars[0]] = vector
-    for equation in jaxpr.eqns[: form.dot]:  # nothing before the dot reads x
+    for equation in jaxpr.eqns[: form.dot + 1]:
         _run(equation, env)
-    dot = jaxpr.eqns[form.dot]
-    weight = _read(env, dot.invars[1 - form.side])
-    _run(dot, env)
-    product = env[dot.outvars[0]]
+    weight, product = _read(env, dot.invars[1 - form.side]), env[dot.outvars[0]]
 
-    def elementwise(value):
-        local = dict(env)
-        local[dot.outvars[0]] = value
-        for equation in jaxpr.eqns[form.dot + 1 :]:
-            _run(equation, local)
-        return _read(local, jaxpr.outvars[0])
+    def elementwise(value, point):  # the layer with the dot's result replaced by value, x by point
+        local = dict(zip(jaxpr.constvars, closed.consts))
+        local[jaxpr.invars[0]] = point
+        for index, equation in enumerate(jaxpr.eqns):
+            if index == form.dot:
+                local[dot.outvars[0]] = value
+            else:
+                _run(equation, local)
+        return jnp.reshape(_read(local, jaxpr.outvars[0]), (-1,))
 
-    if not _diagonal_jvp(elementwise, product):
+    if not _diagonal_jvp(elementwise, product, vector):
         raise ValueError("the JVP of its elementwise part (a custom rule) is not elementwise")
-    _, derivative = jax.jvp(elementwise, (product,), (jnp.ones_like(product),))
+    ones, zeros = (jnp.ones_like, jnp.zeros_like)
+    _, derivative = jax.jvp(elementwise, (product, vector), (ones(product), zeros(vector)))
+    diagonal = jax.jvp(elementwise, (product, vector), (zeros(product), ones(vector)))[1] if form.residual else None
     matrix = jnp.reshape(jnp.moveaxis(weight, form.contracted, -1), (-1, vector.shape[0]))
-    return ExplicitJacobian(jnp.reshape(derivative, (-1,)), matrix.astype(derivative.dtype))
+    return ExplicitJacobian(derivative, matrix.astype(derivative.dtype), diagonal)

@@ -81,7 +81,8 @@ class Layer:
         pattern again where a layer has colors but none).
     explicit : bool, optional
         Whether its Jacobian can be written directly: the layer is an affine map followed by
-        an elementwise one (``s(Wx + b)``), whose Jacobian ``diag(s'(Wx + b)) W`` costs
+        an elementwise one (``s(Wx + b)``, or ``s(Wx + b, x)`` as in a residual block),
+        whose Jacobian ``diag(s'(Wx + b)) W`` (plus a diagonal) costs
         :attr:`explicit_cost`, one multiply per entry (found from ``fn`` by
         :func:`chainorder.trace` and :meth:`Chain.from_functions`). Its tangent
         preaccumulation then writes it so where that is cheaper than its JVPs
