@@ -72,7 +72,7 @@ def main() -> None:
         functions, x = layer_functions(dims, name in RESIDUAL)
         f = composed(functions)
         chain = Chain.from_functions(functions, x)
-        plan, by_jvps = optimize(chain), optimize(chain.uncompressed())
+        plan, by_jvps = optimize(chain), optimize(chain.without_structure())
         expected = np.asarray(jax.jacobian(f)(x))
         candidates = {
             "jacfwd": jax.jit(jax.jacfwd(f)),

@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     (stencil, running), x = layers(args.n)
     chain = Chain.from_functions([stencil, running], x)
-    plan, dense = optimize(chain), optimize(chain.uncompressed())
+    plan, dense = optimize(chain), optimize(chain.without_structure())
     composed = lambda u: running(stencil(u))  # noqa: E731
     expected = np.asarray(jax.jacobian(composed)(x))
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, float32, n = {args.n}, ms")

@@ -151,7 +151,7 @@ def test_an_explicit_layer_costs_one_fma_per_entry_and_shows_in_the_plan():
     plan = optimize(chain)
     assert plan.cost == 90_000 + 300 * 90_000 < plan.forward_cost == 300 * 180_000
     assert plan.steps[0].cost == 90_000 and plan.mode == "mixed"
-    assert chain[0].explicit_cost == 90_000 and chain.uncompressed()[0].explicit is False
+    assert chain[0].explicit_cost == 90_000 and chain.without_structure()[0].explicit is False
     text = str(plan)
     assert "Explicit layers: 0 (affine, then elementwise" in text
     assert "tangent preacc., explicit" in text
@@ -172,9 +172,9 @@ def test_plans_with_explicit_layers_round_trip_through_json_and_name_a_changed_l
     plan = optimize(chain)
     assert Plan.from_json(plan.to_json(), chain) == plan
     with pytest.raises(ValueError, match="layer 0 differs .*explicit_cost 1600 vs None"):
-        Plan.from_json(plan.to_json(), chain.uncompressed())
+        Plan.from_json(plan.to_json(), chain.without_structure())
     # a plan priced without the explicit forms (the drop-in's where they save too little) reads back too
-    dense = optimize(chain.uncompressed())
+    dense = optimize(chain.without_structure())
     assert Plan.from_json(dense.to_json(), chain) == dense
     assert Chain.from_graph(chain.graph) == chain
 

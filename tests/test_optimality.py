@@ -25,7 +25,7 @@ def test_pure_modes_are_plans_the_dp_could_pick(chain):
     """On sparse and explicit layers too: the pure modes' baselines stay jax.jacfwd/jax.jacrev (dense)."""
     # tangent-only (adjoint-only) plans are then not jacfwd/jacrev
     if chain[0].compressed or chain[0].explicit or chain[-1].compressed:
-        dense = chain.uncompressed()
+        dense = chain.without_structure()
         assert optimize(chain, "forward").forward_cost == optimize(dense, "forward").cost
         assert optimize(chain, "reverse").reverse_cost == optimize(dense, "reverse").cost
         assert optimize(chain).cost <= min(optimize(dense, "forward").cost, optimize(dense, "reverse").cost)

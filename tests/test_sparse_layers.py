@@ -64,7 +64,7 @@ def test_every_plan_using_a_compressed_preaccumulation_equals_jax_jacobian():
 
 def test_colors_make_plans_cheaper_and_show_in_the_plan():
     chain = _chain()
-    dense = chain.uncompressed()
+    dense = chain.without_structure()
     plan, dense_plan = optimize(chain), optimize(dense)
     assert plan.cost <= dense_plan.cost
     assert (plan.forward_cost, plan.reverse_cost) == (dense_plan.forward_cost, dense_plan.reverse_cost)
@@ -80,7 +80,7 @@ def test_a_wide_sparse_layer_is_preaccumulated_by_its_colors():
     band = Layer(400, 400, edges=4000, tangent_colors=3, adjoint_colors=3)
     chain = Chain([band, Layer(400, 400)])
     plan = optimize(chain)
-    assert plan.cost == 3 * 4000 + 400 * 160_000 < optimize(chain.uncompressed()).cost == 400 * 164_000
+    assert plan.cost == 3 * 4000 + 400 * 160_000 < optimize(chain.without_structure()).cost == 400 * 164_000
     assert plan.steps[0].kind.is_preaccumulation and plan.steps[0].cost == 12_000
 
 
@@ -141,7 +141,7 @@ def test_the_drop_in_keeps_the_plan_priced_dense_where_colors_save_little():
 
     x = jnp.asarray(RNG.standard_normal(64))
     chain = chainorder.trace(f, x)
-    with_colors, dense = optimize(chain), optimize(chain.uncompressed())
+    with_colors, dense = optimize(chain), optimize(chain.without_structure())
     assert any(layer.compressed for layer in chain) and with_colors.cost < dense.cost <= 1.25 * with_colors.cost
     jacobian = chainorder.jacobian(f)
     np.testing.assert_allclose(jacobian(x), jax.jacobian(f)(x), rtol=1e-10, atol=1e-12)

@@ -51,7 +51,7 @@ def test_mlps(dims):
     report = chainorder.analyze(f, x)
     assert all(layer.explicit for layer in chain)  # each is affine, then elementwise (or nothing)
     # the drop-in takes the explicit forms where they make the plan 1.25x cheaper than without
-    structured, dense = chainorder.optimize(chain), chainorder.optimize(chain.uncompressed())
+    structured, dense = chainorder.optimize(chain), chainorder.optimize(chain.without_structure())
     assert report.plan.cost == (structured if structured.cost * 1.25 < dense.cost else dense).cost
 
 

@@ -211,7 +211,7 @@ def _chosen_plan(chain: Chain, plan: Plan | None, options: dict[str, Any], dtype
         raise TypeError(f"plan must be a chainorder.Plan, got {type(plan).__name__}")
     if options:
         raise TypeError(f"give either plan= or optimize options, not both (got {', '.join(sorted(options))})")
-    if plan.chain != chain and plan.chain != chain.uncompressed():  # the latter: priced without its structure
+    if plan.chain != chain and plan.chain != chain.without_structure():  # the latter: priced without its structure
         raise ValueError(
             f"the plan was made for a chain with dims {list(plan.chain.dims)}, but the function traced at these "
             f"arguments is the chain {list(chain.dims)} (edges {list(chain.edges)})"
@@ -230,7 +230,7 @@ def _where_structure_pays(chain: Chain, make_plan: Callable[[Chain], Plan]) -> P
     if not any(layer.compressed or layer.explicit for layer in chain):
         return plan
     try:
-        dense = make_plan(chain.uncompressed())
+        dense = make_plan(chain.without_structure())
     except ValueError:  # no dense plan fits the memory limit
         return plan
     measure = (lambda p: p.predicted_time) if plan.objective is Objective.TIME else (lambda p: p.cost)

@@ -352,11 +352,11 @@ class Chain(Sequence[Layer]):
     def out_dim(self) -> int:
         return self._layers[-1].out_dim
 
-    def uncompressed(self) -> Chain:
+    def without_structure(self) -> Chain:
         """The chain with every layer's colors and explicit forms dropped: what
         ``jax.jacfwd``/``jax.jacrev`` cost on it.
 
-        >>> Chain([Layer(4, 4, tangent_colors=1)]).uncompressed()[0].tangent_colors is None
+        >>> Chain([Layer(4, 4, tangent_colors=1)]).without_structure()[0].tangent_colors is None
         True
         """
         if not any(layer.compressed or layer.explicit for layer in self._layers):

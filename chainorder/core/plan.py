@@ -242,7 +242,7 @@ class Plan:
     def predicted_speedup(self) -> float:
         """The better pure mode's predicted time over this plan's."""
         machine = self.machine
-        dense = self.chain.uncompressed()  # jax.jacfwd / jax.jacrev
+        dense = self.chain.without_structure()  # jax.jacfwd / jax.jacrev
         pure = min(sum(step_times(dense, steps, machine)) for steps in (forward_steps(dense), reverse_steps(dense)))
         time = self.predicted_time
         if not math.isfinite(time) or time == 0:
@@ -344,7 +344,7 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str | bytes, chain: Chain) -> Plan:
-        """Read a plan written by :meth:`to_json` for ``chain`` (or for ``chain.uncompressed()``, the
+        """Read a plan written by :meth:`to_json` for ``chain`` (or for ``chain.without_structure()``, the
         chain priced without its sparse layers' colors and explicit forms: the plan is then that
         chain's, as ``chainorder.jacobian`` runs it where they save too little).
 

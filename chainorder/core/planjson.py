@@ -41,11 +41,12 @@ def _json_object(text: str | bytes) -> dict[str, Any]:
 
 
 def _plan_chain(layers: Any, chain: Chain) -> Chain:
-    """The chain the plan was made for: ``chain``, or ``chain.uncompressed()`` for a plan priced
+    """The chain the plan was made for: ``chain``, or ``chain.without_structure()`` for a plan priced
     without its sparse layers' colors and explicit forms (what ``chainorder.jacobian`` runs where
     they save too little); else a ValueError naming the first layer that differs."""
-    if chain.uncompressed() is not chain and layers == chain.uncompressed().fingerprint():
-        return chain.uncompressed()
+    plain = chain.without_structure()
+    if plain is not chain and layers == plain.fingerprint():
+        return plain
     _check_same_chain(layers, chain)
     return chain
 
@@ -90,7 +91,7 @@ def _json_schedule(data: dict[str, Any]) -> tuple[Slot, ...] | None:
 
 
 def plan_arguments(text: str | bytes, chain: Chain) -> tuple[Chain, dict[str, Any], Any]:
-    """The chain the JSON text's plan was made for (``chain``, or ``chain.uncompressed()`` for a plan
+    """The chain the JSON text's plan was made for (``chain``, or ``chain.without_structure()`` for a plan
     priced without its structure), the keyword arguments of ``Plan(that_chain, **arguments)`` it
     describes, and the cost it states (None if it states none).
 

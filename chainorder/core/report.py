@@ -72,7 +72,7 @@ def _misfit(plan: Plan, steps: list[Step] | None) -> str:
     """Why a pure mode is not allowed under the plan's limits ('' when it is)."""
     if steps is None:
         return f"; over the tape limit {plan.tape_limit:,}"
-    if plan.memory_limit is not None and peak_memory(plan.chain.uncompressed(), steps) > plan.memory_limit:
+    if plan.memory_limit is not None and peak_memory(plan.chain.without_structure(), steps) > plan.memory_limit:
         return f"; over the memory limit {plan.memory_limit:,}"
     return ""
 
@@ -81,7 +81,7 @@ def _summary(plan: Plan, width: int) -> list[str]:
     chain = plan.chain
     dims = " -> ".join(str(d) for d in chain.dims)
     better = "forward" if plan.forward_cost <= plan.reverse_cost else "reverse"
-    dense = chain.uncompressed()  # jax.jacfwd / jax.jacrev
+    dense = chain.without_structure()  # jax.jacfwd / jax.jacrev
     misfit = {
         "forward": _misfit(plan, forward_steps(dense)),
         "reverse": _misfit(
