@@ -213,7 +213,6 @@ class Run:
             )
         return pattern
 
-
     def explicit(self, layer: int) -> Any:
         """``layer``'s Jacobian written directly (an explicit layer), factored
         (:class:`~chainorder.backend.explicit.ExplicitJacobian`: products scale their other operand,

@@ -23,6 +23,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..core.chain import Chain
+from ..core.dp import cost_table
 from ..core.optimize import optimize, optimize_measured_first
 from ..core.plan import Plan
 from ..core.steps import Objective
@@ -225,14 +226,21 @@ def _where_structure_pays(chain: Chain, make_plan: Callable[[Chain], Plan]) -> P
     time for that objective) than the plan of the chain priced dense, which is taken otherwise:
     a compressed preaccumulation scatters into the layer's Jacobian, which FMAs do not count, and a
     tangent-only plan whose first layer is compressed or explicit no longer runs as ``jax.jacfwd``
-    (a traced stencil chain: 0.6% fewer FMAs, 11% slower than ``jax.jacfwd``)."""
-    plan = make_plan(chain)
+    (a traced stencil chain: 0.6% fewer FMAs, 11% slower than ``jax.jacfwd``). Where the dense plan
+    counts FMAs, the chain's least FMAs (the cost DP alone, a bound on any plan of it) decide first
+    whether the structured plan can pay: a deep square MLP's explicit plans tie by the thousand, and
+    breaking those ties cost more than tracing it."""
     if not any(layer.compressed or layer.explicit for layer in chain):
-        return plan
+        return make_plan(chain)
     try:
         dense = make_plan(chain.without_structure())
     except ValueError:  # no dense plan fits the memory limit
-        return plan
+        return make_plan(chain)
+    if dense.objective is Objective.FMA:
+        least = cost_table(chain).cost(0, len(chain) - 1)  # no plan of the chain costs less
+        if least * COMPRESSION_MARGIN >= dense.cost:
+            return dense
+    plan = make_plan(chain)
     measure = (lambda p: p.predicted_time) if plan.objective is Objective.TIME else (lambda p: p.cost)
     return plan if measure(plan) * COMPRESSION_MARGIN < measure(dense) else dense
 
