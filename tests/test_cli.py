@@ -121,6 +121,16 @@ def test_a_saved_plan_is_read_back_and_checked(tmp_path):
     assert "Traceback" not in other.stderr
 
 
+def test_explicit_option_writes_the_layers_jacobians_directly():
+    data = json.loads(run("analyze", "--dims", "256,256,256,256", "--explicit", "--json").stdout)
+    chain = Chain([Layer(256, 256, explicit=True) for _ in range(3)])
+    # layer 0 written (256 * 256), its 256 columns pushed through the other two (256 * 2 * 256 * 256)
+    assert data["optimal"] == optimize(chain).cost == 256 * 256 + 2 * 256**3
+    assert data["forward"] == 3 * 256**3
+    out = run("analyze", "--dims", "256,256,256,256", "--explicit").stdout
+    assert "Explicit layers: 0, 1, 2" in out and "tangent preacc., explicit" in out
+
+
 def test_objective_option():
     data = json.loads(run("analyze", "--dims", "784,256,32,256,784", "--objective", "critical_path", "--json").stdout)
     assert data["optimal"] == optimize(Chain.from_dims([784, 256, 32, 256, 784]), parallel=True).cost

@@ -7,6 +7,7 @@ warnings (such as "no measured machine profile") are one line on stderr too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import warnings
@@ -25,6 +26,8 @@ def _analyze(args: argparse.Namespace) -> None:
     if (args.dims is None) == (args.chain is None):
         raise InputError("give exactly one of --dims or --chain")
     chain = Chain.from_dims(parse_dims(args.dims)) if args.dims is not None else read_chain_file(args.chain)
+    if args.explicit:
+        chain = Chain(dataclasses.replace(layer, explicit=True) for layer in chain)
     if args.plan is not None:
         plan = read_plan_file(args.plan, chain)
     else:
@@ -221,6 +224,11 @@ def _build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--strategy", default="optimal", choices=["optimal", "forward", "reverse"])
     analyze.add_argument("--tape-limit", type=_count, default=None, help="largest tape an adjoint may hold")
     analyze.add_argument("--dense", action="store_true", help="only preaccumulation and dense products")
+    analyze.add_argument(
+        "--explicit",
+        action="store_true",
+        help="every layer is affine, then elementwise (s(Wx+b)): its Jacobian may be written directly, in_dim*out_dim",
+    )
     analyze.add_argument(
         "--objective",
         choices=[objective.value for objective in Objective],
