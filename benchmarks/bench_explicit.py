@@ -49,15 +49,6 @@ def layer_functions(dims: list[int], residual: bool = False):
     return functions, jnp.asarray(rng.standard_normal(dims[0]), jnp.float32)
 
 
-def composed(functions):
-    def function(x):
-        for layer in functions:
-            x = layer(x)
-        return x
-
-    return function
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=50)
@@ -70,8 +61,8 @@ def main() -> None:
     print(header)
     for name, dims in MODELS.items():
         functions, x = layer_functions(dims, name in RESIDUAL)
-        f = composed(functions)
         chain = Chain.from_functions(functions, x)
+        f = chain  # a Chain applies its layers in order: the composed function
         plan, by_jvps = optimize(chain), optimize(chain.without_structure())
         expected = np.asarray(jax.jacobian(f)(x))
         candidates = {
