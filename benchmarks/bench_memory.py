@@ -1,6 +1,6 @@
 """The memory model against XLA, and the speed of the Pareto DP.
 
-Run: python benchmarks/bench_memory.py [--tables-only]
+Run: python benchmarks/bench_memory.py [--tables-only] [--q1000]
 
 1. For the chains of ``CHAINS`` and a chain with sparse layers (elementwise and a
    3-point band, preaccumulated by compression) compare ``plan.peak_memory`` (elements x bytes per element) of
@@ -9,7 +9,7 @@ Run: python benchmarks/bench_memory.py [--tables-only]
    reports for the compiled plan (``memory_analysis()``: argument + output +
    temp bytes), and check that the model ranks the plans as XLA does.
 2. Time ``pareto()`` and a memory-limited ``optimize()`` on random chains of 50
-   to 500 layers (``--tables-only``: skipped).
+   to 500 layers, and 1000 with ``--q1000`` (about 5 minutes more; ``--tables-only``: skipped).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main() -> None:
         return
 
     print(f"{'q':>5} {'pareto() s':>11} {'front size':>11} {'memory-limited optimize() s':>28}")
-    for q in (50, 200, 300, 500):
+    for q in (50, 200, 300, 500) + ((1000,) if "--q1000" in sys.argv else ()):
         rng = random.Random(q)
         chain = Chain.from_dims([rng.randint(1, 1000) for _ in range(q + 1)])
         start = time.perf_counter()

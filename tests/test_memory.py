@@ -52,6 +52,13 @@ def test_front_equals_brute_force(chain, opts):
     # memory up, cost down, nobody dominated, the FMA-optimal and least-memory plans included
     assert front[-1].cost == optimize(chain, **opts).cost == min(cost for cost, _ in points)
     assert front[0].peak_memory == min(peak for _, peak in points)
+    # the DP builds single-layer tangent and adjoint steps; a tangent step never consumes another's
+    # result (joining them costs the same and peaks no higher)
+    for plan in front:
+        producer = {step.span: step for step in plan.steps}
+        for step in plan.steps:
+            if step.kind.value == "tangent_step":
+                assert producer[step.operands[0]].kind.value != "tangent_step", plan.bracketing
 
 
 @settings(max_examples=60, deadline=None)
@@ -64,6 +71,32 @@ def test_memory_limited_optimum_equals_brute_force(chain, opts, where):
     plan = optimize(chain, memory_limit=limit, **opts)
     assert plan.peak_memory <= limit
     assert plan.cost == min(cost for cost, peak in points if peak <= limit)
+
+
+def test_merged_propagations_join_only_where_the_peak_does_not_rise():
+    from chainorder.core.memory import MemoryModel
+    from chainorder.core.pareto import merged_propagations
+    from chainorder.core.steps import Step
+
+    # reverse mode through 8 -> 8 -> 8 -> 2 as single-layer adjoint steps; layer 0's tape is large
+    chain = Chain([Layer(8, 8, edges=1000), Layer(8, 8, edges=10), Layer(8, 2, edges=10)])
+    memory = MemoryModel(chain)
+    steps = [
+        Step("adjoint_preaccumulation", 2, 2, None, memory.costs.cost("adjoint_preaccumulation", 2, 2)),
+        Step("adjoint_step", 1, 2, 1, memory.costs.cost("adjoint_step", 1, 2, 1)),
+        Step("adjoint_step", 0, 2, 0, memory.costs.cost("adjoint_step", 0, 2, 0)),
+    ]
+    merged = merged_propagations(steps, memory)
+    # joining the last two would hold both tapes: 2 * 8 + 1010 > 2 * 8 + 1000, the most either holds
+    assert merged == steps
+    # where layer 2's own preaccumulation holds more than both, joining costs no memory
+    cheap = Chain([Layer(8, 8, edges=1000), Layer(8, 8, edges=10), Layer(8, 2, edges=5000)])
+    memory = MemoryModel(cheap)
+    steps = [Step(s.kind, s.first, s.last, s.split, memory.costs.cost(s.kind, s.first, s.last, s.split)) for s in steps]
+    (preaccumulation, joined) = merged_propagations(steps, memory)
+    assert (joined.first, joined.last, joined.split) == (0, 2, 1)
+    assert joined.cost == steps[1].cost + steps[2].cost
+    assert peak_memory(cheap, [preaccumulation, joined]) == peak_memory(cheap, steps)
 
 
 def test_limit_below_the_least_peak_names_it():
