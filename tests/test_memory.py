@@ -74,8 +74,7 @@ def test_memory_limited_optimum_equals_brute_force(chain, opts, where):
 
 
 def test_merged_propagations_join_only_where_the_peak_does_not_rise():
-    from chainorder.core.memory import MemoryModel
-    from chainorder.core.pareto import merged_propagations
+    from chainorder.core.memory import MemoryModel, merged_propagations
     from chainorder.core.steps import Step
 
     # reverse mode through 8 -> 8 -> 8 -> 2 as single-layer adjoint steps; layer 0's tape is large

@@ -64,6 +64,7 @@ __all__ = [
     "propagation_workspace",
     "product_workspace",
     "explicit_workspace",
+    "merged_propagations",
 ]
 
 
@@ -304,3 +305,35 @@ def order_for_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | N
 
     return [producer[span] for span in post_order((0, len(chain) - 1), children)]
 
+
+def merged_propagations(steps: list[Step], memory: MemoryModel) -> list[Step]:
+    """``steps`` (children first) with each tangent (adjoint) step that consumes another's result
+    joined with it into one step through the layers of both, where the joined step peaks no higher
+    than the two did. It costs what they cost together; a tangent step's peak never rises (its
+    workspace is the seeds across the widest layer), an adjoint step's may (it holds both tapes).
+
+    >>> memory = MemoryModel(Chain.from_dims([4, 3, 2, 2]))
+    >>> steps = [Step("tangent_preaccumulation", 0, 0, None, 12), Step("tangent_step", 0, 1, 0, 24),
+    ...          Step("tangent_step", 0, 2, 1, 16)]
+    >>> [(step.kind.value, step.first, step.last, step.split, step.cost) for step in merged_propagations(steps, memory)]
+    [('tangent_preaccumulation', 0, 0, None, 12), ('tangent_step', 0, 2, 0, 40)]
+    """
+    kept: dict[tuple[int, int], Step] = {}
+    peak: dict[tuple[int, int], int] = {}
+
+    def peak_of(step: Step, operands: dict[str, tuple[int, int]]) -> int:
+        names = {name: peak[span] for name, span in operands.items()}
+        return memory.sub_plan_peak(step.kind, step.first, step.last, step.split, **names)
+
+    for step in steps:
+        operands = dict(zip(step.kind.operand_names, step.operands))
+        inner = kept.get(step.operands[0]) if step.kind in (StepKind.TANGENT_STEP, StepKind.ADJOINT_STEP) else None
+        if inner is not None and inner.kind is step.kind:
+            ((name, span),) = operands.items()
+            joined = Step(step.kind, step.first, step.last, inner.split, inner.cost + step.cost)
+            if peak_of(joined, {name: inner.operands[0]}) <= peak_of(step, operands):
+                del kept[span]
+                step, operands = joined, {name: inner.operands[0]}
+        peak[step.span] = peak_of(step, operands)
+        kept[step.span] = step
+    return list(kept.values())

@@ -27,7 +27,7 @@ that beats that bound and the sub-plan's peak dominates every plan using it.
 The better the known plans, the more this prunes: at 500 layers, the exact run
 took 3.0 s knowing the true front against 9.3 s knowing these. Tangent and adjoint steps are
 built through one layer each (a step through several costs the same and peaks no
-lower) and joined again in the plans returned (:func:`merged_propagations`).
+lower) and joined again in the plans returned (:func:`chainorder.core.memory.merged_propagations`).
 Sub-plans peaking above a cost-optimal plan's peak are dropped as they appear
 (complete plans using them are dominated by it); with a memory limit, so are
 those whose peak is already over the limit.
@@ -44,16 +44,14 @@ from .completion import completion_costs
 from .costs import CostModel
 from .dp import cost_table
 from .labels import Fronts, Group, Known, concatenated, covered, front_of, prune
-from .memory import MemoryModel, order_for_memory, peak_memory
+from .memory import MemoryModel, merged_propagations, order_for_memory, peak_memory
 from .steps import Objective, Step, StepKind
 from .subplans import sub_plan, sub_plan_cost
 from .table import CostTable
 from .ties import break_ties
 from .tree import post_order
 
-__all__ = ["pareto_steps", "merged_propagations"]
-
-_PROPAGATIONS = (StepKind.TANGENT_STEP, StepKind.ADJOINT_STEP)
+__all__ = ["pareto_steps"]
 
 
 def _part(kind: StepKind, cell, cost, peak, split, entries: dict) -> tuple:
@@ -125,7 +123,7 @@ class _ParetoDP:
         what the single-layer steps through them cost together (costs per layer add up, the
         seeds are the same), and peaks no lower (its workspace holds the seeds across the widest
         of those layers, and the tape of all of them), so the fronts are the same with a row per
-        cell instead of one per split. :func:`merged_propagations` joins the steps again."""
+        cell instead of one per split. :func:`~chainorder.core.memory.merged_propagations` joins the steps again."""
         fronts = self.fronts
         cell, split = self._splits(length)
         last = cell + length - 1
@@ -289,40 +287,6 @@ class _ParetoDP:
             split = None if kind.is_preaccumulation else int(split)
             steps.append(Step(kind, first, last, split, int(self.costs.cost(kind, first, last, split))))
         return steps
-
-
-def merged_propagations(steps: list[Step], memory: MemoryModel) -> list[Step]:
-    """``steps`` (children first) with each tangent (adjoint) step that consumes another's result
-    joined with it into one step through the layers of both, where the joined step peaks no higher
-    than the two did. It costs what they cost together; a tangent step's peak never rises (its
-    workspace is the seeds across the widest layer), an adjoint step's may (it holds both tapes).
-
-    >>> from chainorder.core.chain import Chain
-    >>> memory = MemoryModel(Chain.from_dims([4, 3, 2, 2]))
-    >>> steps = [Step("tangent_preaccumulation", 0, 0, None, 12), Step("tangent_step", 0, 1, 0, 24),
-    ...          Step("tangent_step", 0, 2, 1, 16)]
-    >>> [(step.kind.value, step.first, step.last, step.split, step.cost) for step in merged_propagations(steps, memory)]
-    [('tangent_preaccumulation', 0, 0, None, 12), ('tangent_step', 0, 2, 0, 40)]
-    """
-    kept: dict[tuple[int, int], Step] = {}
-    peak: dict[tuple[int, int], int] = {}
-
-    def peak_of(step: Step, operands: dict[str, tuple[int, int]]) -> int:
-        names = {name: peak[span] for name, span in operands.items()}
-        return memory.sub_plan_peak(step.kind, step.first, step.last, step.split, **names)
-
-    for step in steps:
-        operands = dict(zip(step.kind.operand_names, step.operands))
-        inner = kept.get(step.operands[0]) if step.kind in _PROPAGATIONS else None
-        if inner is not None and inner.kind is step.kind:
-            ((name, span),) = operands.items()
-            joined = Step(step.kind, step.first, step.last, inner.split, inner.cost + step.cost)
-            if peak_of(joined, {name: inner.operands[0]}) <= peak_of(step, operands):
-                del kept[span]
-                step, operands = joined, {name: inner.operands[0]}
-        peak[step.span] = peak_of(step, operands)
-        kept[step.span] = step
-    return list(kept.values())
 
 
 def _cost_optimal_peak(table: CostTable, memory: MemoryModel) -> int:
