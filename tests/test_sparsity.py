@@ -150,6 +150,8 @@ def test_colors_reach_the_lower_bound_on_structured_jacobians():
         "tridiagonal": (lambda x: x[2:] - 2 * x[1:-1] + x[:-2], _random(40), 3),
         # largest first gives 7 here; smallest last, tried next, reaches the bound
         "5-point stencil": (EXACT["2D Poisson residual"][0], _random(64, 64), 5),
+        # both give 6 here; smallest last with color interchange, tried third, reaches the bound
+        "5-point stencil 40x40": (EXACT["2D Poisson residual"][0], _random(40, 40), 5),
     }
     for name, (f, x, colors) in cases.items():
         report = colors_and_density(compression(f, x))
@@ -170,6 +172,10 @@ def test_coloring_is_valid_on_random_patterns():
         for color in range(by_rows.count):
             assert pattern[by_rows.colors == color].sum(axis=0).max(initial=0) <= 1
         assert by_columns.count >= by_columns.lower_bound == pattern.sum(axis=1).max()
+        for strategy in ("largest_first", "smallest_last_interchange"):  # a strategy asked for
+            only = color_columns(rows, columns, pattern.shape, strategy)
+            for color in range(only.count):
+                assert pattern[:, only.colors == color].sum(axis=1).max(initial=0) <= 1
 
 
 def _batched_mlp():
