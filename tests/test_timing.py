@@ -18,7 +18,7 @@ from chainorder import Chain, MachineProfile, Objective, optimize
 from chainorder.core.pareto import pareto_steps
 from chainorder.core.profile import DEFAULT_PROFILES, default_profile
 from chainorder.core.timedp import fastest_steps
-from chainorder.core.timing import TimeModel, step_times
+from chainorder.core.timing import TimeModel, plan_time, step_times
 
 
 @st.composite
@@ -99,6 +99,18 @@ def test_step_times_follow_the_documented_formulas():
     assert math.isclose(float(model.cost("adjoint_preaccumulation", 0, 0)), expected, rel_tol=1e-12)
 
 
+def test_the_primal_pass_is_every_layer_once_at_the_matrix_vector_rate():
+    chain = Chain.from_dims([4, 3, 2])  # JVPs of 12 and 6 FMAs
+    profile = MachineProfile("cpu", "x", (1, 4), (1e9, 4e9), 1e10, 1e-7, primal_overhead=2e-6)
+    assert math.isclose(TimeModel(chain, profile).primal_time(), 18 / 1e9 + 2 * 2e-6, rel_tol=1e-12)
+    plan = optimize(chain, profile=profile)
+    assert math.isclose(plan.predicted_time, plan_time(chain, plan.steps, profile), rel_tol=1e-12)
+    # saved before the field existed: no fixed cost per layer, the arithmetic stays
+    data = json.loads(profile.to_json())
+    del data["primal_overhead"]
+    assert MachineProfile.from_json(json.dumps(data)).primal_overhead == 0.0
+
+
 @settings(max_examples=40, deadline=None)
 @given(chain=chains(max_length=5, colors=True), profile=profiles())
 def test_time_objective_is_optimal_for_its_own_cost(chain, profile):
@@ -107,7 +119,8 @@ def test_time_objective_is_optimal_for_its_own_cost(chain, profile):
     assert math.isclose(seconds, min(every), rel_tol=1e-9)
     assert math.isclose(sum(step_times(chain, steps, profile)), seconds, rel_tol=1e-9)
     plan = optimize(chain, objective="time", profile=profile)
-    assert plan.objective is Objective.TIME and math.isclose(plan.predicted_time, min(every), rel_tol=1e-9)
+    primal = TimeModel(chain, profile).primal_time()  # every plan's, so not part of the DP
+    assert plan.objective is Objective.TIME and math.isclose(plan.predicted_time, min(every) + primal, rel_tol=1e-9)
 
 
 @settings(max_examples=25, deadline=None)
@@ -116,7 +129,8 @@ def test_time_objective_under_limits(chain, profile, data):
     tape_limit = data.draw(st.integers(max(chain.edges), sum(chain.edges)))
     every = [sum(step_times(chain, steps, profile)) for steps in all_plans(chain, tape_limit=tape_limit)]
     plan = optimize(chain, objective="time", tape_limit=tape_limit, profile=profile)
-    assert math.isclose(plan.predicted_time, min(every), rel_tol=1e-9)
+    primal = TimeModel(chain, profile).primal_time()
+    assert math.isclose(plan.predicted_time, min(every) + primal, rel_tol=1e-9)
     limit = chainorder.pareto(chain)[0].peak_memory
     limited = optimize(chain, objective="time", memory_limit=limit, profile=profile)
     assert limited.peak_memory <= limit
@@ -124,18 +138,19 @@ def test_time_objective_under_limits(chain, profile, data):
     # and which of them stands for it depends on the run (an unlimited run kept one whose two
     # adjoint steps move more bytes than the one-step plan the limited run kept)
     fitting = [steps for _, _, steps in pareto_steps(chain, memory_limit=limit)]
-    assert limited.predicted_time <= min(sum(step_times(chain, steps, profile)) for steps in fitting) * (1 + 1e-12)
+    assert limited.predicted_time <= min(plan_time(chain, steps, profile) for steps in fitting) * (1 + 1e-12)
 
 
 def test_predicted_times_are_positive_and_additive():
     chain = Chain.from_dims([1024, 512, 16, 512, 1024])
     plan = optimize(chain, profile=default_profile("cpu"))
-    assert all(seconds > 0 for seconds in plan.step_times)
-    assert math.isclose(plan.predicted_time, sum(plan.step_times))
+    assert all(seconds > 0 for seconds in plan.step_times) and plan.primal_time > 0
+    assert math.isclose(plan.predicted_time, plan.primal_time + sum(plan.step_times))
     assert plan.predicted_speedup > 1  # the bottleneck plan is predicted faster than both pure modes
     data = json.loads(plan.to_json())
     assert math.isclose(data["predicted_ms"], 1e3 * plan.predicted_time)
-    assert "pred. ms" in str(plan) and "Predicted time:" in str(plan)
+    assert math.isclose(data["primal_predicted_ms"], 1e3 * plan.primal_time)
+    assert "pred. ms" in str(plan) and "Predicted time:" in str(plan) and "primal pass" in str(plan)
     assert optimize(chain, objective="time", profile=default_profile("cpu")).predicted_time <= plan.predicted_time
 
 

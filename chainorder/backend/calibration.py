@@ -25,6 +25,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -139,9 +140,8 @@ def _step_overhead(repeat: int) -> float:
     return max((long - short) / 64, 0.0)
 
 
-def _mode_times(profile: MachineProfile, width: int, layers: int, repeat: int) -> list[tuple[float, float, float]]:
-    """For jacfwd and jacrev of a dense tanh chain: (measured seconds, the model's arithmetic at
-    factor 1, the model's bytes and step overheads), the per-layer overheads left out."""
+def _tanh_chain(width: int, layers: int) -> tuple[Callable[[Any], Any], Any, Chain]:
+    """A dense ``tanh(W v)`` chain of ``layers`` square layers: the function, an input, its Chain."""
     rng = np.random.default_rng(1)
     weights = [jnp.asarray(rng.standard_normal((width, width)) / np.sqrt(width), jnp.float32) for _ in range(layers)]
 
@@ -150,14 +150,30 @@ def _mode_times(profile: MachineProfile, width: int, layers: int, repeat: int) -
             v = jnp.tanh(weight @ v)
         return v
 
-    x = jnp.linspace(-1.0, 1.0, width, dtype=jnp.float32)
-    chain = Chain.from_dims([width] * (layers + 1))
+    return f, jnp.linspace(-1.0, 1.0, width, dtype=jnp.float32), Chain.from_dims([width] * (layers + 1))
+
+
+def _primal_overhead(profile: MachineProfile, chains, repeat: int) -> float:
+    """Seconds per layer of the primal pass beyond its arithmetic at the matrix-vector rate: the
+    median over the mode chains of (the jitted function's time - that arithmetic) / layers."""
+    per_layer = []
+    for width, layers in chains:
+        f, x, chain = _tanh_chain(width, layers)
+        arithmetic = TimeModel(chain, dataclasses.replace(profile, primal_overhead=0.0)).primal_time()
+        per_layer.append((_median_time(jax.jit(f), x, repeat=repeat) - arithmetic) / layers)
+    return max(statistics.median(per_layer), 0.0)
+
+
+def _mode_times(profile: MachineProfile, width: int, layers: int, repeat: int) -> list[tuple[float, float, float]]:
+    """For jacfwd and jacrev of a dense tanh chain: (measured seconds, the model's arithmetic at
+    factor 1, the model's bytes, step overheads and primal pass), the per-layer overheads left out."""
+    f, x, chain = _tanh_chain(width, layers)
     unit = TimeModel(chain, profile)  # factors 1, per-layer overheads 0
     rows = []
     for make, steps in ((jax.jacfwd, forward_steps(chain)), (jax.jacrev, reverse_steps(chain))):
         measured = _median_time(jax.jit(make(f)), x, repeat=repeat)
         arithmetic = sum(step.cost / float(profile.gemm_rate(width)) for step in steps)  # every step has width seeds
-        rows.append((measured, arithmetic, sum(unit.steps_time(steps)) - arithmetic))
+        rows.append((measured, arithmetic, sum(unit.steps_time(steps)) - arithmetic + unit.primal_time()))
     return rows
 
 
@@ -216,7 +232,7 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
     dims = (1, 4, 16, 64, 256, 1024) if device.platform == "cpu" else (1, 4, 16, 64, 256, 1024, 4096)
     show = progress if progress is not None else os.isatty(2)
     mode_chains = _MODE_CHAINS["cpu" if device.platform == "cpu" else "other"]
-    with tqdm(total=len(dims) + 2 + len(mode_chains), desc="calibrating", disable=not show, leave=False) as bar:
+    with tqdm(total=len(dims) + 3 + len(mode_chains), desc="calibrating", disable=not show, leave=False) as bar:
         rates = _gemm_rates(dims, repeat, bar.update)
         bandwidth = _bandwidth(2048, 1024, repeat) if device.platform == "cpu" else _bandwidth(16384, 8192, repeat)
         bar.update()
@@ -232,6 +248,8 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
             jax_version=jax.__version__,
             calibrated=True,
         )
+        measured = dataclasses.replace(measured, primal_overhead=_primal_overhead(measured, mode_chains, repeat))
+        bar.update()
         (tangent, tangent_overhead), (adjoint, adjoint_overhead) = _mode_rates(
             measured, mode_chains, repeat, bar.update
         )

@@ -20,7 +20,7 @@ from .profile import MachineProfile
 from .pure import forward_steps, reverse_fits, reverse_steps
 from .steps import Objective, Step
 from .timedp import fastest_steps
-from .timing import step_times
+from .timing import plan_time
 
 __all__ = [
     "optimize",
@@ -346,7 +346,7 @@ def _fastest_steps(chain: Chain, options: Options, profile: MachineProfile) -> l
         candidates = [plan for _, _, plan in _front(chain, fma, options.memory_limit)] or [_cheapest_within(chain, fma)]
     if options.matrix_free:
         candidates += _pure_candidates(chain, options)
-    return min(candidates, key=lambda plan: (sum(step_times(chain, plan, profile)), peak_memory(chain, plan, memory)))
+    return min(candidates, key=lambda plan: (plan_time(chain, plan, profile), peak_memory(chain, plan, memory)))
 
 
 def _pure_candidates(chain: Chain, options: Options) -> list[list[Step]]:

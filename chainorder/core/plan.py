@@ -28,7 +28,7 @@ from .pure import forward_steps, reverse_steps
 from .report import bracketing, plan_table
 from .schedule import Slot, check_schedule, critical_path, list_schedule, task_tree
 from .steps import Objective, Step
-from .timing import step_times
+from .timing import TimeModel, plan_time, step_times
 
 __all__ = ["Plan", "JSON_VERSION"]
 
@@ -79,8 +79,9 @@ class Plan:
     peak_memory : int
         Elements alive at the peak of executing the steps in order (see
         :mod:`chainorder.core.memory`).
-    predicted_time, step_times, predicted_speedup
-        Predicted seconds of the plan and of each step, and the better pure
+    predicted_time, primal_time, step_times, predicted_speedup
+        Predicted seconds of the plan, of its primal pass and of each step (the
+        plan's is the primal pass's plus the steps'), and the better pure
         mode's predicted time over the plan's (see :mod:`chainorder.core.timing`).
 
     Raises
@@ -234,16 +235,22 @@ class Plan:
         return tuple(step_times(self.chain, self.steps, self.machine))
 
     @property
+    def primal_time(self) -> float:
+        """Predicted seconds of the primal pass (every layer once), the same for every plan of the chain."""
+        return TimeModel(self.chain, self.machine).primal_time()
+
+    @property
     def predicted_time(self) -> float:
-        """Predicted seconds of the whole plan on :attr:`machine`: the sum of :attr:`step_times`."""
-        return sum(self.step_times)
+        """Predicted seconds of the whole plan on :attr:`machine`: :attr:`primal_time` plus the sum of
+        :attr:`step_times`."""
+        return self.primal_time + sum(self.step_times)
 
     @property
     def predicted_speedup(self) -> float:
         """The better pure mode's predicted time over this plan's."""
         machine = self.machine
         dense = self.chain.without_structure()  # jax.jacfwd / jax.jacrev
-        pure = min(sum(step_times(dense, steps, machine)) for steps in (forward_steps(dense), reverse_steps(dense)))
+        pure = min(plan_time(dense, steps, machine) for steps in (forward_steps(dense), reverse_steps(dense)))
         time = self.predicted_time
         if not math.isfinite(time) or time == 0:
             return math.nan
@@ -335,6 +342,7 @@ class Plan:
             machine = self.machine
             data["predicted_ms"] = _finite_or_none(self.predicted_time * 1e3)
             data["step_predicted_ms"] = [_finite_or_none(seconds * 1e3) for seconds in self.step_times]
+            data["primal_predicted_ms"] = _finite_or_none(self.primal_time * 1e3)
             data["profile"] = {"device_kind": machine.device_kind, "calibrated": machine.calibrated}
         return data
 

@@ -16,6 +16,8 @@ field               meaning
 ``step_overhead``   seconds of fixed cost per step (a kernel launched)
 ``tangent_overhead`` seconds of fixed cost per layer a JVP propagation goes through
 ``adjoint_overhead`` the same for a VJP (small layers are dominated by these)
+``primal_overhead`` seconds of fixed cost per layer of the primal pass every plan
+                    runs once (its arithmetic is priced at the matrix-vector rate)
 ``mode_dims``       seed counts the JVP/VJP factors were measured at (rising)
 ``tangent_factors`` time of a JVP's FMA over a GEMM FMA at the same seed count,
                     per ``mode_dims`` entry (interpolated in ``log seeds``)
@@ -43,8 +45,8 @@ import numpy as np
 __all__ = ["MachineProfile", "DEFAULT_PROFILES", "default_profile", "PROFILE_VERSION"]
 
 PROFILE_VERSION = 1
-_RATES = ("bandwidth", "step_overhead", "tangent_overhead", "adjoint_overhead")
-_MAY_BE_ZERO = ("step_overhead", "tangent_overhead", "adjoint_overhead")
+_RATES = ("bandwidth", "step_overhead", "tangent_overhead", "adjoint_overhead", "primal_overhead")
+_MAY_BE_ZERO = ("step_overhead", "tangent_overhead", "adjoint_overhead", "primal_overhead")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class MachineProfile:
         The JAX version it was measured with.
     calibrated : bool
         Measured (``True``) or an analytic default.
+    primal_overhead : float
+        Non-negative and finite (default 0: profiles saved before it existed).
 
     Raises
     ------
@@ -104,6 +108,7 @@ class MachineProfile:
     itemsize: int = 4
     jax_version: str | None = None
     calibrated: bool = False
+    primal_overhead: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_table("gemm_dims", ("gemm_rates",))
@@ -200,13 +205,16 @@ _DIMS = (1, 4, 16, 64, 256, 1024)
 #: Stated, not measured.
 DEFAULT_PROFILES = {
     "cpu": MachineProfile(
-        "cpu", "cpu", _DIMS, (1.8e10, 3.5e10, 6.5e10, 1.0e11, 1.2e11, 1.6e11), 4.0e10, 1.0e-6, 1.0e-6, 1.0e-6
+        "cpu", "cpu", _DIMS, (1.8e10, 3.5e10, 6.5e10, 1.0e11, 1.2e11, 1.6e11), 4.0e10, 1.0e-6, 1.0e-6, 1.0e-6,
+        primal_overhead=1.0e-6,
     ),
     "gpu": MachineProfile(
-        "gpu", "gpu", _DIMS, (1.0e11, 4.0e11, 1.6e12, 6.0e12, 1.8e13, 2.5e13), 2.0e12, 5.0e-6, 5.0e-6, 5.0e-6
+        "gpu", "gpu", _DIMS, (1.0e11, 4.0e11, 1.6e12, 6.0e12, 1.8e13, 2.5e13), 2.0e12, 5.0e-6, 5.0e-6, 5.0e-6,
+        primal_overhead=5.0e-6,
     ),
     "tpu": MachineProfile(
-        "tpu", "tpu", _DIMS, (1.0e11, 4.0e11, 1.6e12, 6.0e12, 2.5e13, 5.0e13), 1.0e12, 5.0e-6, 5.0e-6, 5.0e-6
+        "tpu", "tpu", _DIMS, (1.0e11, 4.0e11, 1.6e12, 6.0e12, 2.5e13, 5.0e13), 1.0e12, 5.0e-6, 5.0e-6, 5.0e-6,
+        primal_overhead=5.0e-6,
     ),
 }
 

@@ -186,4 +186,6 @@ def plan_table(plan: Plan) -> str:
             slot = plan.schedule[number]
             line += f" {slot.device:>6} {slot.start:>{cost_width},}"
         lines.append(line)
+    primal = f"  {'':>4}  {'primal pass':<26} {f'0..{len(chain) - 1}':>9} {'':>9} {'':>13} {'':>{cost_width}} {'':>6}"
+    lines.append(f"{primal} {plan.primal_time * 1e3:>9.4f}")
     return "\n".join(lines)

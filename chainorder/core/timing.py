@@ -19,8 +19,12 @@ preaccumulation        bandwidth                                     ``step_over
 
 plus ``itemsize * bytes / bandwidth``. The FMAs
 are :class:`~chainorder.core.costs.CostModel`'s, so the formulas of the cost
-model are not written twice; a plan's time is the sum of its steps' (one device
-runs them one after another).
+model are not written twice. A plan's time (:func:`plan_time`) is the sum of its
+steps' (one device runs them one after another) plus the primal pass every plan
+runs once: each layer's JVP FMAs (what one evaluation costs) at the
+matrix-vector rate ``gemm_rate(1)``, plus ``primal_overhead`` per layer. The
+primal pass is the same for every plan of a chain, so it never changes which
+plan is fastest; it changes how much faster one is than another.
 
 This module imports neither jax nor matplotlib.
 """
@@ -38,7 +42,7 @@ from .numbers import Numbers
 from .profile import MachineProfile
 from .steps import Step, StepKind
 
-__all__ = ["TimeModel", "step_times"]
+__all__ = ["TimeModel", "step_times", "plan_time"]
 
 _FLOATS = Numbers(np.float64, np.inf)
 
@@ -122,6 +126,11 @@ class TimeModel:
                 o_a=profile.adjoint_overhead,
             )
 
+    def primal_time(self) -> float:
+        """Seconds of the primal pass: every layer evaluated once (see the module docstring)."""
+        profile = self.profile
+        return float(self.costs.tangent_prefix[-1] / profile.gemm_rate(1) + len(self.chain) * profile.primal_overhead)
+
     def steps_time(self, steps: Sequence[Step]) -> list[float]:
         """Seconds of each step, in order."""
         return [float(self.cost(step.kind, step.first, step.last, step.split)) for step in steps]
@@ -155,3 +164,17 @@ def step_times(chain: Chain, steps: Sequence[Step], profile: MachineProfile) -> 
     (5, True)
     """
     return TimeModel(chain, profile).steps_time(steps)
+
+
+def plan_time(chain: Chain, steps: Sequence[Step], profile: MachineProfile) -> float:
+    """Predicted seconds of a whole plan: its primal pass plus its steps.
+
+    >>> from chainorder import optimize
+    >>> from chainorder.core.profile import default_profile
+    >>> chain = Chain.from_dims([784, 256, 32, 256, 784])
+    >>> steps, profile = optimize(chain).steps, default_profile("cpu")
+    >>> plan_time(chain, steps, profile) > sum(step_times(chain, steps, profile))
+    True
+    """
+    model = TimeModel(chain, profile)
+    return model.primal_time() + sum(model.steps_time(steps))

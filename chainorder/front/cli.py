@@ -173,7 +173,7 @@ def _calibrate(args: argparse.Namespace) -> None:
     print(f"  fixed cost per step           {profile.step_overhead * 1e6:.3g} us")
     print(
         f"  fixed cost per layer          {profile.tangent_overhead * 1e6:.3g} us (JVP) / "
-        f"{profile.adjoint_overhead * 1e6:.3g} us (VJP)"
+        f"{profile.adjoint_overhead * 1e6:.3g} us (VJP) / {profile.primal_overhead * 1e6:.3g} us (primal pass)"
     )
     factors = ", ".join(
         f"{seeds} seeds: {tangent:.3g}/{adjoint:.3g}" if len(profile.mode_dims) > 1 else f"{tangent:.3g}/{adjoint:.3g}"

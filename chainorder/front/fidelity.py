@@ -22,7 +22,7 @@ from ..core.optimize import optimize
 from ..core.plan import Plan
 from ..core.profile import MachineProfile
 from ..core.sample import random_plan
-from ..core.timing import step_times
+from ..core.timing import plan_time
 from .zoo import median_times
 
 __all__ = ["distinct", "fidelity_plans", "measure_plans", "plot_fidelity", "predicted_times", "spearman"]
@@ -164,4 +164,4 @@ def plot_fidelity(
 
 def predicted_times(plans: dict[str, Plan], profile: MachineProfile) -> dict[str, float]:
     """Predicted seconds of each plan on ``profile``'s machine."""
-    return {name: sum(step_times(plan.chain, plan.steps, profile)) for name, plan in plans.items()}
+    return {name: plan_time(plan.chain, plan.steps, profile) for name, plan in plans.items()}
