@@ -163,6 +163,13 @@ def test_colors_reach_the_lower_bound_on_structured_jacobians():
 def test_coloring_is_valid_on_random_patterns():
     from chainorder.core.coloring import color_columns, color_rows
 
+    # a row holding every column: one color each, found without building the graph
+    pattern = np.zeros((30, 25), dtype=bool)
+    pattern[3] = True
+    pattern[np.arange(25), np.arange(25)] = True
+    full = color_columns(*np.nonzero(pattern), pattern.shape)
+    assert full.count == full.lower_bound == 25 and sorted(full.colors) == list(range(25))
+
     for seed in range(20):
         pattern = np.random.default_rng(seed).random((30, 25)) < 0.1
         rows, columns = np.nonzero(pattern)

@@ -100,6 +100,8 @@ def color_columns(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, int)
     patterns = {tuple(part) for part in np.split(columns, starts[1:])} if len(rows) else set()
     lower = max((len(pattern) for pattern in patterns), default=0)
+    if lower == shape[1] and lower:  # a row holds every column: one color each, nothing to search
+        return Coloring("columns", np.arange(shape[1], dtype=np.int64), lower)
     if sum(len(pattern) * (len(pattern) - 1) // 2 for pattern in patterns) > MAX_SHARING_PAIRS:
         # nearly dense rows: no coloring beats one color per column by much; that one is valid
         return Coloring("columns", np.arange(shape[1], dtype=np.int64), lower)
