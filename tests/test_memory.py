@@ -96,6 +96,8 @@ def test_merged_propagations_join_only_where_the_peak_does_not_rise():
     assert (joined.first, joined.last, joined.split) == (0, 2, 1)
     assert joined.cost == steps[1].cost + steps[2].cost
     assert peak_memory(cheap, [preaccumulation, joined]) == peak_memory(cheap, steps)
+    # a tape limit that each layer fits but not both together: not joined
+    assert merged_propagations(steps, memory, tape_limit=1009) == steps
 
 
 def test_limit_below_the_least_peak_names_it():

@@ -306,11 +306,12 @@ def order_for_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | N
     return [producer[span] for span in post_order((0, len(chain) - 1), children)]
 
 
-def merged_propagations(steps: list[Step], memory: MemoryModel) -> list[Step]:
+def merged_propagations(steps: list[Step], memory: MemoryModel, tape_limit: int | None = None) -> list[Step]:
     """``steps`` (children first) with each tangent (adjoint) step that consumes another's result
     joined with it into one step through the layers of both, where the joined step peaks no higher
-    than the two did. It costs what they cost together; a tangent step's peak never rises (its
-    workspace is the seeds across the widest layer), an adjoint step's may (it holds both tapes).
+    than the two did (and its tape fits ``tape_limit``). It costs what they cost together; a tangent
+    step's peak never rises (its workspace is the seeds across the widest layer), an adjoint step's
+    may (it holds both tapes).
 
     >>> memory = MemoryModel(Chain.from_dims([4, 3, 2, 2]))
     >>> steps = [Step("tangent_preaccumulation", 0, 0, None, 12), Step("tangent_step", 0, 1, 0, 24),
@@ -331,7 +332,9 @@ def merged_propagations(steps: list[Step], memory: MemoryModel) -> list[Step]:
         if inner is not None and inner.kind is step.kind:
             ((name, span),) = operands.items()
             joined = Step(step.kind, step.first, step.last, inner.split, inner.cost + step.cost)
-            if peak_of(joined, {name: inner.operands[0]}) <= peak_of(step, operands):
+            tape = memory.costs.tape(joined.kind, joined.first, joined.last, joined.split)
+            fits = tape_limit is None or tape <= tape_limit
+            if fits and peak_of(joined, {name: inner.operands[0]}) <= peak_of(step, operands):
                 del kept[span]
                 step, operands = joined, {name: inner.operands[0]}
         peak[step.span] = peak_of(step, operands)
