@@ -197,7 +197,7 @@ class Layer:
         """Whether its tangent preaccumulation writes the Jacobian directly: it is ``explicit``, and
         that costs less than its JVPs (``tangent_seeds * tangent_cost``). The one rule the cost,
         memory and time models and the executor read."""
-        return self.explicit and self.in_dim * self.out_dim < self.tangent_seeds * self.tangent_cost
+        return self.explicit and self.explicit_cost < self.tangent_seeds * self.tangent_cost
 
     def __repr__(self) -> str:
         text = (

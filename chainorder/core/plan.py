@@ -243,7 +243,7 @@ class Plan:
     def predicted_time(self) -> float:
         """Predicted seconds of the whole plan on :attr:`machine`: :attr:`primal_time` plus the sum of
         :attr:`step_times`."""
-        return self.primal_time + sum(self.step_times)
+        return plan_time(self.chain, self.steps, self.machine)
 
     @property
     def predicted_speedup(self) -> float:
