@@ -1,6 +1,6 @@
 """Fidelity of the time model: predicted against measured time of many plans per chain.
 
-Run: python benchmarks/bench_fidelity.py [--repeat 15] [--samples 8] [--plot fidelity.png]
+Run: python benchmarks/bench_fidelity.py [--repeat 15] [--samples 8] [--plot fidelity.png] [--saved-profile]
 
 Calibrates the machine profile in the same run (chainorder.calibrate(save=False)), then for
 each zoo chain times >= 10 distinct plans (forward, reverse, fma-optimal, time-optimal,
@@ -34,8 +34,11 @@ def main() -> None:
     parser.add_argument("--only", default=None)
     parser.add_argument("--scale", type=int, default=1, help="every width times this (e.g. 8 on a GPU)")
     parser.add_argument("--plot", default=None, help="write the fidelity picture of every chain to this PNG")
+    parser.add_argument(
+        "--saved-profile", action="store_true", help="use the saved profile (chainorder calibrate) instead of calibrating"
+    )
     args = parser.parse_args()
-    profile = chainorder.calibrate(save=False)
+    profile = chainorder.machine_profile() if args.saved_profile else chainorder.calibrate(save=False)
     print(f"jax {jax.__version__} on {profile.device_kind}; profile: {profile}")
     header = (
         f"{'chain':<36} {'plans':>5} {'spearman':>8} {'pred x':>7} {'meas x':>7} {'err':>6} {'FMA x':>7} "
@@ -71,7 +74,9 @@ def main() -> None:
     if args.plot:
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(3, 3, figsize=(13, 13), layout="constrained")
+        columns = min(3, len(points))
+        rows = -(-len(points) // columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 4.4 * rows), layout="constrained", squeeze=False)
         for ax, (name, names, predicted, measured) in zip(axes.flat, points):
             plot_fidelity([predicted[n] for n in names], [measured[n] for n in names], names, ax=ax, title=name)
         fig.savefig(args.plot, dpi=80)

@@ -262,16 +262,23 @@ def test_measured_first_keeps_fmas_unless_time_wins_by_the_margin():
     assert chainorder.analyze(f, jnp.ones(64)).plan.objective is Objective.FMA  # the analytic default: FMAs
 
 
-def test_a_gpu_profile_measured_on_an_h200_loads_and_predicts():
-    """The profile `chainorder calibrate` wrote on an NVIDIA H200 (jax 0.11.2): the same format as
-    the CPU's, and the plans' predicted times follow from it."""
+@pytest.mark.parametrize(
+    "name, primal_overhead",
+    [("NVIDIA-H200-jax0.11.2", 0.0), ("NVIDIA-H100-80GB-HBM3-jax0.11.2", 9.76e-6)],
+)
+def test_gpu_profiles_measured_on_an_h200_and_an_h100_load_and_predict(name, primal_overhead):
+    """The profiles `chainorder calibrate` wrote on an NVIDIA H200 and an H100 (jax 0.11.2): the
+    same format as the CPU's (the H200's from before the primal pass was priced: its field
+    defaults), and the plans' predicted times follow from them."""
     from pathlib import Path
 
-    text = (Path(__file__).parent / "data" / "profile-gpu-NVIDIA-H200-jax0.11.2.json").read_text()
+    text = (Path(__file__).parent / "data" / f"profile-gpu-{name}.json").read_text()
     profile = MachineProfile.from_json(text)
-    assert (profile.platform, profile.device_kind, profile.calibrated) == ("gpu", "NVIDIA H200", True)
+    assert (profile.platform, profile.calibrated) == ("gpu", True)
+    assert profile.device_kind.replace(" ", "-") == name.rsplit("-jax", 1)[0]
+    assert profile.primal_overhead == pytest.approx(primal_overhead, rel=1e-3)
     assert MachineProfile.from_json(profile.to_json()) == profile
     assert profile.gemm_dims[-1] == 4096 and profile.gemm_peak > 1e14  # FMA/s: TF32 matmuls
     chain = Chain.from_dims([8192, 4096, 128, 4096, 8192])
     plan = optimize(chain, objective="time", profile=profile)
-    assert plan.predicted_time > 0 and plan.mode == "mixed"
+    assert plan.predicted_time > plan.primal_time > 0 and plan.mode == "mixed"
