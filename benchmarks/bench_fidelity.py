@@ -1,6 +1,7 @@
 """Fidelity of the time model: predicted against measured time of many plans per chain.
 
-Run: python benchmarks/bench_fidelity.py [--repeat 15] [--samples 8] [--plot fidelity.png] [--saved-profile]
+Run: python benchmarks/bench_fidelity.py [--repeat 15] [--samples 8] [--plot fidelity.png]
+     [--saved-profile] [--per-plan]
 
 Calibrates the machine profile in the same run (chainorder.calibrate(save=False)), then for
 each zoo chain times >= 10 distinct plans (forward, reverse, fma-optimal, time-optimal,
@@ -23,8 +24,22 @@ import jax
 
 import chainorder
 from chainorder import Chain
+from chainorder.core.timing import TimeModel, step_times
 from chainorder.front.fidelity import distinct, fidelity_plans, measure_plans, plot_fidelity, predicted_times, spearman
 from chainorder.front.zoo import dense_chain, zoo_chains
+
+
+def print_plans(plans, names, predicted, measured, profile) -> None:
+    """Each plan's predicted and measured ms, the primal pass's share and its largest step's."""
+    for name in names:
+        plan = plans[name]
+        seconds = step_times(plan.chain, plan.steps, profile)
+        largest = max(range(len(seconds)), key=seconds.__getitem__)
+        print(
+            f"    {name:<14} predicted {1e3 * predicted[name]:8.3f} ms  measured {1e3 * measured[name]:8.3f} ms  "
+            f"primal {1e3 * TimeModel(plan.chain, profile).primal_time():.3f}  "
+            f"largest step {plan.steps[largest].kind.value} {1e3 * seconds[largest]:.3f}"
+        )
 
 
 def main() -> None:
@@ -35,7 +50,10 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=1, help="every width times this (e.g. 8 on a GPU)")
     parser.add_argument("--plot", default=None, help="write the fidelity picture of every chain to this PNG")
     parser.add_argument(
-        "--saved-profile", action="store_true", help="use the saved profile (chainorder calibrate) instead of calibrating"
+        "--saved-profile", action="store_true", help="use the saved profile (chainorder calibrate), not a new one"
+    )
+    parser.add_argument(
+        "--per-plan", action="store_true", help="print each plan's predicted and measured ms too"
     )
     args = parser.parse_args()
     profile = chainorder.machine_profile() if args.saved_profile else chainorder.calibrate(save=False)
@@ -71,12 +89,15 @@ def main() -> None:
             f"{roofline:>8.0%}  {differ}"
         )
         points.append((name, names, predicted, measured))
+        if args.per_plan:
+            print_plans(plans, names, predicted, measured, profile)
     if args.plot:
         import matplotlib.pyplot as plt
 
         columns = min(3, len(points))
         rows = -(-len(points) // columns)
-        fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 4.4 * rows), layout="constrained", squeeze=False)
+        size = (4.4 * columns, 4.4 * rows)
+        fig, axes = plt.subplots(rows, columns, figsize=size, layout="constrained", squeeze=False)
         for ax, (name, names, predicted, measured) in zip(axes.flat, points):
             plot_fidelity([predicted[n] for n in names], [measured[n] for n in names], names, ax=ax, title=name)
         fig.savefig(args.plot, dpi=80)
