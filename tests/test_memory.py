@@ -166,3 +166,34 @@ def test_completion_costs_equal_brute_force(chain, opts):
                 assert bound >= 2**61
             else:
                 assert bound == expected, (first, last)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_covered_by_one_search_equals_the_bisection_and_a_scan(data):
+    """``covered``'s one search on a combined (cell, cost) key (int64) against its binary search
+    (any numbers: the same points as Python integers) and a plain scan of each cell's front."""
+    import numpy as np
+
+    from chainorder.core.labels import covered, prune
+
+    cells = data.draw(st.integers(1, 5))
+    points = data.draw(st.lists(st.tuples(st.integers(0, cells - 1), st.integers(0, 50), st.integers(0, 50))))
+    cell = np.array([p[0] for p in points], dtype=np.int64)
+    cost = np.array([p[1] for p in points], dtype=np.int64)
+    peak = np.array([p[2] for p in points], dtype=np.int64)
+    keep = prune(cell, cost, peak, None) if len(points) else np.zeros(0, dtype=np.int64)
+    size = np.bincount(cell[keep], minlength=cells)
+    front = (np.cumsum(size) - size, size, cost[keep], peak[keep])
+    queries = data.draw(st.lists(st.tuples(st.integers(0, cells - 1), st.integers(0, 60), st.integers(0, 60))))
+    query = [np.array([q[k] for q in queries], dtype=np.int64) for k in range(3)]
+    budget = data.draw(st.one_of(st.none(), st.integers(0, 60)))
+    fast = covered(*query, front, budget)
+    as_integers = (front[0], front[1], front[2].astype(object), front[3].astype(object))
+    exact = covered(query[0], query[1].astype(object), query[2].astype(object), as_integers, budget)
+    scan = [
+        any(c == qc and fc <= qcost and fp <= qpeak for c, fc, fp in zip(cell[keep], cost[keep], peak[keep]))
+        or (budget is not None and qpeak > budget)
+        for qc, qcost, qpeak in queries
+    ]
+    assert list(fast) == list(exact) == scan
