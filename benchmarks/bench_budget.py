@@ -22,6 +22,7 @@ import numpy as np
 
 import chainorder
 from chainorder.backend.blocks import _Blocks, _budget
+from chainorder.front.zoo import xla_bytes
 
 
 def main() -> None:
@@ -59,8 +60,7 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         if function.plans:  # a plan of the whole fitted
             (plan,) = function.plans.values()
-            memory = jax.jit(function).lower(x).compile().memory_analysis()
-            xla = memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+            xla = xla_bytes(function, x)
             how, model = plan.mode, plan.peak_memory * 4
         else:
             options, block_budget = _budget({"memory_limit": budget - jacobian_elements}, jnp.float32)
@@ -68,9 +68,7 @@ def main() -> None:
             arguments = (jnp.zeros(blocks.size), x, jnp.arange(blocks.size))
             if blocks.orientation == "rows":
                 arguments = (x, jnp.arange(blocks.size))
-            memory = jax.jit(blocks.block_jacobian).lower(*arguments).compile().memory_analysis()
-            xla = jacobian_elements * 4 + memory.argument_size_in_bytes + memory.output_size_in_bytes
-            xla += memory.temp_size_in_bytes
+            xla = jacobian_elements * 4 + xla_bytes(blocks.block_jacobian, *arguments)
             (block_plan,) = blocks.block_jacobian.plans.values()
             how = f"{blocks.size}-{blocks.orientation[:-1]} blocks"
             model = (jacobian_elements + block_plan.peak_memory) * 4

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from chainorder import Chain, optimize, pareto
-from chainorder.front.zoo import dense_chain
+from chainorder.front.zoo import dense_chain, xla_bytes
 
 CHAINS = {
     "long narrow 64 x 16 layers": [64] * 17,
@@ -31,11 +31,6 @@ CHAINS = {
     "wide-to-narrow 2048-1024-256-32-4": [2048, 1024, 256, 32, 4],
     "three-plan front 1024-128-8-8-32": [1024, 128, 8, 8, 32],
 }
-
-
-def xla_bytes(function, x) -> int:
-    analysis = jax.jit(function).lower(x).compile().memory_analysis()
-    return analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
 
 
 def order(a: float, b: float, tolerance: float = 0.05) -> int:

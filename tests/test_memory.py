@@ -1,5 +1,8 @@
 """The memory model, memory-limited optimization and the Pareto front, against brute force."""
 
+import itertools
+from dataclasses import replace
+
 import pytest
 from bruteforce import all_plans
 from conftest import chains, options
@@ -7,15 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainorder import Chain, Layer, optimize, pareto, peak_memory
+from chainorder.core.memory import MemoryModel, chunked_to_fit
 from chainorder.core.schedule import critical_path
 
 
-def _points(chain, parallel=False, **options):
-    """(cost, peak) of every plan in every operand order."""
+def _points(chain, parallel=False, chunked=False, **options):
+    """(cost, peak) of every plan in every operand order; ``chunked``: each step's least
+    workspace over its chunks (see test_least_chunked_peak_equals_brute_force_over_chunks)."""
     points = set()
+    model = MemoryModel(chain, chunked=chunked)
     for steps in all_plans(chain, **options):
         cost = critical_path(steps) if parallel else sum(step.cost for step in steps)
-        points.add((cost, peak_memory(chain, steps)))
+        points.add((cost, peak_memory(chain, steps, model)))
     return points
 
 
@@ -64,13 +70,42 @@ def test_front_equals_brute_force(chain, opts):
 @settings(max_examples=60, deadline=None)
 @given(chains(max_length=5, max_dim=40, colors=True), options, st.floats(0, 1))
 def test_memory_limited_optimum_equals_brute_force(chain, opts, where):
-    points = _points(chain, parallel=opts["parallel"], matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
+    """Under a memory limit steps may push their seeds in chunks: the cheapest plan whose least
+    chunked peak fits, with the chunks that make it fit."""
+    points = _points(chain, opts["parallel"], True, matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
     least = min(peak for _, peak in points)
     most = max(peak for _, peak in points)
     limit = int(least + where * (most - least))
     plan = optimize(chain, memory_limit=limit, **opts)
     assert plan.peak_memory <= limit
     assert plan.cost == min(cost for cost, peak in points if peak <= limit)
+    front = pareto(chain, chunked=True, **opts)
+    assert [(p.cost, p.peak_memory) for p in front] == _front(points)
+
+
+@settings(max_examples=40, deadline=None)
+@given(chains(max_length=3, max_dim=6, colors=True))
+def test_least_chunked_peak_equals_brute_force_over_chunks(chain):
+    """The chunked memory model's peak of a plan (each step at its least workspace) is the least
+    peak over every assignment of chunks 1..seeds (or none) to its chunkable steps; and
+    chunked_to_fit meets every limit down to it."""
+    model = MemoryModel(chain)
+    for steps in all_plans(chain):
+        choices = []
+        for step in steps:
+            chunkable = step.kind.value != "product" and model.chunkable(step.kind, step.first, step.last)
+            seeds = int(model.costs.step_seeds(step.kind, step.first, step.last))
+            choices.append([None] + (list(range(1, seeds + 1)) if chunkable else []))
+        least = min(
+            peak_memory(chain, [replace(step, chunk=chunk) for step, chunk in zip(steps, chunks)])
+            for chunks in itertools.product(*choices)
+        )
+        assert peak_memory(chain, steps, MemoryModel(chain, chunked=True)) == least
+        for limit in (least, least + 7, peak_memory(chain, steps)):
+            fitted = chunked_to_fit(chain, steps, limit)
+            assert fitted is not None and peak_memory(chain, fitted) <= limit
+            assert [step.cost for step in fitted] == [step.cost for step in steps]
+        assert chunked_to_fit(chain, steps, least - 1) is None
 
 
 def test_merged_propagations_join_only_where_the_peak_does_not_rise():
@@ -102,7 +137,7 @@ def test_merged_propagations_join_only_where_the_peak_does_not_rise():
 
 def test_limit_below_the_least_peak_names_it():
     chain = Chain.from_dims([50, 10, 60, 5])
-    least = pareto(chain)[0].peak_memory
+    least = pareto(chain, chunked=True)[0].peak_memory
     with pytest.raises(ValueError, match=f"least achievable peak memory is {least:,} elements"):
         optimize(chain, memory_limit=least - 1)
     assert optimize(chain, memory_limit=least).peak_memory == least

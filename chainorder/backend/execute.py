@@ -13,6 +13,9 @@ plan's order,
   through (its tape lives for this step only), ``vmap`` of the VJP over the rows;
 * product: a matmul.
 
+A step with a ``chunk`` pushes (pulls) that many seeds at a time in a loop
+(:mod:`.chunks`).
+
 Under ``jit`` XLA merges the segments' primal evaluations with the primal pass
 where it pays.
 
@@ -36,6 +39,7 @@ from ..core.chain import Chain
 from ..core.coloring import LayerPattern
 from ..core.plan import Plan
 from ..core.steps import Step, StepKind
+from .chunks import identity_columns, in_chunks, seed_slice
 from .compressed import compressed_preaccumulation, layer_pattern
 from .explicit import dense, explicit_jacobian
 
@@ -178,16 +182,43 @@ class Run:
 
         return through
 
-    def push(self, first: int, last: int, seed: Any) -> Any:
-        """JVPs through layers first..last of every column of ``seed``."""
+    def push(self, first: int, last: int, seed: Any = None, chunk: int | None = None) -> Any:
+        """JVPs through layers first..last of every column of ``seed`` (None: the identity),
+        ``chunk`` columns at a time (:mod:`.chunks`; None: all at once)."""
         _, linear = jax.linearize(self.segment(first, last), self.values[first])
-        return jax.vmap(linear, in_axes=1, out_axes=1)(dense(seed).astype(self.values[first].dtype))
+        jvps = jax.vmap(linear, in_axes=1, out_axes=1)
+        dtype, size = self.values[first].dtype, self.values[first].shape[0]
+        seed = None if seed is None else dense(seed).astype(dtype)
+        count = size if seed is None else seed.shape[1]
+        if chunk is None or chunk >= count:
+            return jvps(self.identity(size, first) if seed is None else seed)
 
-    def pull(self, first: int, last: int, seed: Any) -> Any:
-        """VJPs back through layers first..last of every row of ``seed``; the tape
-        lives for this step only."""
+        def block(start, columns):
+            seeds = (
+                identity_columns(size, start, columns, dtype) if seed is None else seed_slice(seed, start, columns, 1)
+            )
+            return jvps(seeds)
+
+        out = self.values[last + 1]
+        return in_chunks(block, count, chunk, (out.shape[0], count), out.dtype, axis=1)
+
+    def pull(self, first: int, last: int, seed: Any = None, chunk: int | None = None) -> Any:
+        """VJPs back through layers first..last of every row of ``seed`` (None: the identity),
+        ``chunk`` rows at a time; the tape lives for this step only."""
         _, pullback = jax.vjp(self.segment(first, last), self.values[first])
-        return jax.vmap(lambda row: pullback(row)[0])(dense(seed).astype(self.values[last + 1].dtype))
+        vjps = jax.vmap(lambda row: pullback(row)[0])
+        dtype, size = self.values[last + 1].dtype, self.values[last + 1].shape[0]
+        seed = None if seed is None else dense(seed).astype(dtype)
+        count = size if seed is None else seed.shape[0]
+        if chunk is None or chunk >= count:
+            return vjps(self.identity(size, last + 1) if seed is None else seed)
+
+        def block(start, rows):
+            seeds = identity_columns(size, start, rows, dtype).T if seed is None else seed_slice(seed, start, rows, 0)
+            return vjps(seeds)
+
+        into = self.values[first]
+        return in_chunks(block, count, chunk, (count, into.shape[0]), into.dtype, axis=0)
 
     def identity(self, size: int, at: int) -> Any:
         return jnp.eye(size, dtype=self.values[at].dtype)
@@ -234,7 +265,7 @@ def _tangent_preaccumulation(run: Run, step: Step) -> Any:
     if pattern is not None:
         push = lambda seeds: run.push(step.first, step.first, seeds.T).T  # noqa: E731
         return compressed_preaccumulation(push, pattern, "tangent", run.values[step.first].dtype)
-    return run.push(step.first, step.first, run.identity(run.values[step.first].shape[0], step.first))
+    return run.push(step.first, step.first, chunk=step.chunk)
 
 
 def _adjoint_preaccumulation(run: Run, step: Step) -> Any:
@@ -242,15 +273,15 @@ def _adjoint_preaccumulation(run: Run, step: Step) -> Any:
     if pattern is not None:
         pull = lambda seeds: run.pull(step.first, step.first, seeds)  # noqa: E731
         return compressed_preaccumulation(pull, pattern, "adjoint", run.values[step.first + 1].dtype)
-    return run.pull(step.first, step.first, run.identity(run.values[step.first + 1].shape[0], step.first + 1))
+    return run.pull(step.first, step.first, chunk=step.chunk)
 
 
 def _tangent_step(run: Run, step: Step, earlier: Any) -> Any:
-    return run.push(*step.layers_applied, earlier)  # type: ignore[misc]
+    return run.push(*step.layers_applied, earlier, step.chunk)  # type: ignore[misc]
 
 
 def _adjoint_step(run: Run, step: Step, later: Any) -> Any:
-    return run.pull(*step.layers_applied, later)  # type: ignore[misc]
+    return run.pull(*step.layers_applied, later, step.chunk)  # type: ignore[misc]
 
 
 def _product(run: Run, step: Step, later: Any, earlier: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from .budget import budget_elements
 from .chain import Chain
 from .costs import CostModel
+from .memory import MemoryModel
 from .steps import Objective, Step, StepKind
 
 __all__ = ["Options", "check_options", "check_steps", "STRATEGIES", "MAX_LAYERS"]
@@ -160,6 +161,8 @@ def check_steps(
             if operand not in alive:
                 raise ValueError(f"{where}: uses J[{operand[1]}..{operand[0]}] before any step produced it")
             alive.remove(operand)
+        if step.chunk is not None and not MemoryModel(chain, model).chunkable(step.kind, step.first, step.last):
+            raise ValueError(f"{where}: a layer written explicitly or by compression has no chunks; chunk must be None")
         expected = model.cost(step.kind, step.first, step.last, step.split)
         if step.cost != expected:
             raise ValueError(f"{where}: states cost {step.cost}, the cost model gives {expected}")

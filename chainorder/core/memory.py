@@ -22,7 +22,11 @@ adjoint step through layers i..k            ``m_j * max_l w_l + E_i + ... + E_k`
 product ``J[j..k+1] @ J[k..i]``             ``m_j m_k + m_k n_i + m_j n_i``: operands and result
 ==========================================  ===================================================
 
-(:func:`propagation_workspace` and :func:`product_workspace`.) While a step runs,
+(:func:`propagation_workspace` and :func:`product_workspace`.) A tangent or adjoint
+step, or a dense preaccumulation, may push its seeds ``chunk`` at a time in a loop
+(``Step.chunk``): it then holds its operand and its whole result, and ``chunk``
+seeds across the widest layer (:func:`chunked_workspace`; preaccumulations make
+each chunk of the identity in the loop); the same FMAs. While a step runs,
 every Jacobian produced earlier and not yet consumed stays alive; the peak is the
 maximum over the steps of (alive Jacobians + workspace), plus the primal values
 ``n_0 + m_0 + ... + m_{q-1}`` that every plan keeps (the executor runs the primal
@@ -46,6 +50,7 @@ expressions. J. ACM 17(4), 715-728.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -64,7 +69,9 @@ __all__ = [
     "propagation_workspace",
     "product_workspace",
     "explicit_workspace",
+    "chunked_workspace",
     "merged_propagations",
+    "chunked_to_fit",
 ]
 
 
@@ -81,6 +88,13 @@ def propagation_workspace(seeds, widest, tape):
     """Elements a tangent/adjoint kind holds: ``seeds`` vectors entering and leaving
     the widest layer it goes through, plus the tape it records (0 for tangents)."""
     return seeds * widest + tape
+
+
+def chunked_workspace(held, chunk, widest, tape):
+    """Elements a tangent/adjoint kind holds when it pushes its seeds ``chunk`` at a time:
+    ``held`` (its operand and its whole result, written chunk by chunk), ``chunk`` vectors
+    entering and leaving the widest layer, and its tape (0 for tangents)."""
+    return held + chunk * widest + tape
 
 
 def explicit_workspace(rows, columns):
@@ -135,17 +149,19 @@ class MemoryModel:
     26
     """
 
-    def __init__(self, chain: Chain, costs: CostModel | None = None) -> None:
+    def __init__(self, chain: Chain, costs: CostModel | None = None, *, chunked: bool = False) -> None:
         self.chain = chain
         self.costs = costs or CostModel(chain)
         self.primal = sum(chain.dims)
         self.widest = RangeMax(self.costs.in_dims + self.costs.out_dims)
+        self.chunked = chunked  # steps without a chunk: the least workspace of any chunk (one seed at a time)
 
     def result_size(self, first, last):
         return self.costs.result_size(first, last)
 
-    def workspace(self, kind: StepKind | str, first, last, split=None):
-        """Elements a step holds while it runs (operands and result included)."""
+    def workspace(self, kind: StepKind | str, first, last, split=None, chunk=None):
+        """Elements a step holds while it runs (operands and result included); ``chunk``: seeds
+        at a time (``Step.chunk``), and with ``chunked=True`` the least over every chunk."""
         kind = StepKind(kind)
         n, m = self.costs.in_dims, self.costs.out_dims
         through = kind.through(first, last, split)
@@ -153,7 +169,8 @@ class MemoryModel:
             return product_workspace(m[last], m[split], n[first])
         tape = self.costs.tape(kind, first, last, split)
         seeds = self.costs.step_seeds(kind, first, last)
-        workspace = propagation_workspace(seeds, self.widest(*through), tape)
+        widest = self.widest(*through)
+        workspace = propagation_workspace(seeds, widest, tape)
         if kind.is_preaccumulation:  # compressed: the Jacobian decompressed beside it
             compressed = seeds < self.costs.seeds(kind.direction, first, last)
             workspace = workspace + compressed * self.result_size(first, last)
@@ -162,9 +179,30 @@ class MemoryModel:
                 workspace = np.where(explicit, explicit_workspace(m[last], n[first]), workspace)
             elif explicit:
                 workspace = explicit_workspace(m[last], n[first])
-        return workspace
+        if chunk is None and not self.chunked:
+            return workspace
+        chunkable = self.chunkable(kind, first, last)
+        held = self.result_size(first, last)
+        for operand in kind.operands(first, last, split):
+            held = held + self.result_size(*operand)
+        if chunk is not None:
+            if not chunkable:
+                raise ValueError(f"a {kind.value} of layer {first} written explicitly or by compression has no chunks")
+            return chunked_workspace(held, min(chunk, seeds), widest, tape)
+        least = _minimum(workspace, chunked_workspace(held, 1, widest, tape))
+        return np.where(chunkable, least, workspace) if np.ndim(chunkable) else (least if chunkable else workspace)
 
-    def sub_plan_peak(self, kind: StepKind, first, last, split, *, later=None, earlier=None):
+    def chunkable(self, kind: StepKind, first, last):
+        """Whether a step may push its seeds in chunks: every tangent or adjoint step, and a
+        preaccumulation of a dense layer (not written explicitly, not by compression); a bool, or
+        a bool array for index arrays."""
+        if not kind.is_preaccumulation:
+            return np.ones(np.shape(first), dtype=bool) if np.ndim(first) else True
+        dense = self.costs.step_seeds(kind, first, last) == self.costs.seeds(kind.direction, first, last)
+        explicit = self.costs.explicit_step(kind, first)
+        return dense & ~explicit if np.ndim(dense) or np.ndim(explicit) else bool(dense and not explicit)
+
+    def sub_plan_peak(self, kind: StepKind, first, last, split, *, later=None, earlier=None, chunk=None):
         """Peak of sub-plans ending with ``kind`` given their operands' sub-plan peaks (``later``:
         ``J[last..split+1]``, ``earlier``: ``J[split..first]``; None where the kind has none);
         scalars or arrays, primal values excluded. The one rule both optimizers and
@@ -173,7 +211,7 @@ class MemoryModel:
         >>> MemoryModel(Chain.from_dims([4, 3, 2])).sub_plan_peak(StepKind.PRODUCT, 0, 1, 0, later=16, earlier=28)
         28
         """
-        workspace = self.workspace(kind, first, last, split)
+        workspace = self.workspace(kind, first, last, split, chunk)
         if kind is StepKind.PRODUCT:
             sizes = self.result_size(split + 1, last), self.result_size(first, split)
             return product_peak(later, sizes[0], earlier, sizes[1], workspace)
@@ -225,7 +263,7 @@ def peak_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | None =
     peak = 0
     for step in steps:
         operands = sum(model.result_size(*operand) for operand in step.operands)
-        workspace = model.workspace(step.kind, step.first, step.last, step.split)
+        workspace = model.workspace(step.kind, step.first, step.last, step.split, step.chunk)
         peak = max(peak, alive - operands + workspace)
         alive += model.result_size(step.first, step.last) - operands
     return peak + model.primal
@@ -254,7 +292,7 @@ def device_peaks(
             consumer_start[operand] = start
     events: list[list[tuple[int, int]]] = [[] for _ in range(threads)]
     for step, (device, start, end) in zip(steps, slots):
-        workspace = model.workspace(step.kind, step.first, step.last, step.split)
+        workspace = model.workspace(step.kind, step.first, step.last, step.split, step.chunk)
         waits_until = consumer_start.get(step.span, end + 1)  # the last result: until the end
         size = model.result_size(step.first, step.last)
         events[device] += [(start, workspace), (end, size - workspace), (waits_until, -size)]
@@ -296,7 +334,9 @@ def order_for_memory(chain: Chain, steps: Sequence[Step], model: MemoryModel | N
     later_first: dict[tuple[int, int], bool] = {}
     for step in steps:  # children come before parents in any valid plan
         operands = {name: peak[span] for name, span in zip(step.kind.operand_names, step.operands)}
-        peak[step.span] = model.sub_plan_peak(step.kind, step.first, step.last, step.split, **operands)
+        peak[step.span] = model.sub_plan_peak(
+            step.kind, step.first, step.last, step.split, chunk=step.chunk, **operands
+        )
         later_first[step.span] = len(step.operands) < 2 or model.later_first(step, peak)
 
     def children(span: tuple[int, int]) -> tuple[tuple[int, int], ...]:
@@ -340,3 +380,53 @@ def merged_propagations(steps: list[Step], memory: MemoryModel, tape_limit: int 
         peak[step.span] = peak_of(step, operands)
         kept[step.span] = step
     return list(kept.values())
+
+
+def chunked_to_fit(
+    chain: Chain, steps: Sequence[Step], limit: int, model: MemoryModel | None = None
+) -> list[Step] | None:
+    """``steps`` with a chunk on each step that needs one to fit ``limit`` (elements, primal values
+    included): the largest chunk whose workspace fits beside the Jacobians alive when it runs (the
+    fewest loop iterations), spread evenly over them; None where a step does not fit even one seed
+    at a time. Chunks ``steps`` carry are chosen anew. A step's chunk changes no other step's room:
+    results keep their sizes.
+
+    >>> chain = Chain.from_dims([64, 64, 4096, 64])
+    >>> from chainorder.core.optimize import optimize
+    >>> steps = optimize(chain, "forward").steps
+    >>> peak_memory(chain, steps)   # 64 tangents across the 4096-wide layer
+    270528
+    >>> fitted = chunked_to_fit(chain, steps, 50_000)
+    >>> [step.chunk for step in fitted], peak_memory(chain, fitted)   # 8 at a time
+    ([None, 8], 45760)
+    """
+    model = model if model is not None and not model.chunked else MemoryModel(chain, model.costs if model else None)
+    room = limit - model.primal
+    alive = 0
+    fitted = []
+    for step in steps:
+        step = replace(step, chunk=None)
+        operands = sum(model.result_size(*operand) for operand in step.operands)
+        free = room - (alive - operands)
+        if model.workspace(step.kind, step.first, step.last, step.split) > free:
+            chunk = _largest_chunk(model, step, free)
+            if chunk is None:
+                return None
+            step = replace(step, chunk=chunk)
+        fitted.append(step)
+        alive += model.result_size(step.first, step.last) - operands
+    return fitted
+
+
+def _largest_chunk(model: MemoryModel, step: Step, free: int) -> int | None:
+    """The largest chunk, spread evenly over the loop's iterations, whose workspace is at most ``free``."""
+    if step.kind is StepKind.PRODUCT or not model.chunkable(step.kind, step.first, step.last):
+        return None
+    seeds = int(model.costs.step_seeds(step.kind, step.first, step.last))
+    one = int(model.workspace(step.kind, step.first, step.last, step.split, 1))
+    widest = int(model.widest(*step.layers_applied))
+    if one > free:
+        return None
+    largest = min(seeds, 1 + (free - one) // widest)
+    iterations = -(-seeds // largest)
+    return -(-seeds // iterations)

@@ -13,7 +13,7 @@ from .checks import Options, check_options
 from .dp import cheapest_steps
 from .engine import machine_profile
 from .makespan import DEFAULT_TIME_LIMIT, scheduled_steps
-from .memory import MemoryModel, order_for_memory, peak_memory
+from .memory import MemoryModel, chunked_to_fit, order_for_memory, peak_memory
 from .pareto import pareto_steps
 from .plan import Plan
 from .profile import MachineProfile
@@ -42,7 +42,8 @@ class NoPlanFits(ValueError):
 
     def __init__(self, limit: int, least: int) -> None:
         super().__init__(
-            f"no plan fits memory_limit {limit:,} elements; the least achievable peak memory is {least:,} elements"
+            f"no plan fits memory_limit {limit:,} elements; the least achievable peak memory is {least:,} elements "
+            "(pushing seeds one at a time where that helps)"
         )
         self.limit, self.least = limit, least
 
@@ -221,6 +222,7 @@ def pareto(
     matrix_free: bool = True,
     tape_limit: int | None = None,
     parallel: bool | None = None,
+    chunked: bool = False,
 ) -> list[Plan]:
     """Every Pareto-optimal plan: peak memory going up, cost going down.
 
@@ -233,6 +235,11 @@ def pareto(
     chain : Chain
     objective, matrix_free, tape_limit, parallel
         As for :func:`optimize`.
+    chunked : bool
+        Let steps push their seeds in chunks (``Step.chunk``: the same FMAs, less
+        memory, a loop's iterations more time): each plan of the front peaks at
+        its least over every chunk, and its steps carry the chunks that reach it.
+        :func:`optimize` with ``memory_limit`` chooses from this front.
 
     Returns
     -------
@@ -254,6 +261,9 @@ def pareto(
     >>> front = pareto(Chain.from_dims([64, 512, 1024, 128, 16, 512, 256, 8]))
     >>> [(plan.peak_memory, plan.cost) for plan in front]
     [(100824, 46383104), (139736, 45252608), (142808, 38371328), (539096, 6651904)]
+    >>> wide = Chain.from_dims([64, 64, 4096, 64])   # 64 tangents across 4096: 270,528 elements
+    >>> [(plan.peak_memory, [step.chunk for step in plan.steps]) for plan in pareto(wide, chunked=True)]
+    [(16640, [None, 1])]
     """
     options = check_options(
         chain, objective=objective, matrix_free=matrix_free, tape_limit=tape_limit, parallel=parallel
@@ -263,7 +273,9 @@ def pareto(
             "pareto() trades FMAs against memory; objective='time' is not supported there "
             "(optimize(chain, objective='time', memory_limit=...) picks the fastest plan of that front)"
         )
-    return [_plan(chain, steps, options) for _, _, steps in _front(chain, options)]
+    if not isinstance(chunked, bool):
+        raise TypeError(f"chunked must be True or False, got {chunked!r}")
+    return [_plan(chain, steps, options) for _, _, steps in _front(chain, options, chunked=chunked)]
 
 
 def _plan(chain: Chain, steps: list[Step], options: Options, profile: MachineProfile | None = None, **schedule) -> Plan:
@@ -307,14 +319,20 @@ def _scheduled_plan(chain: Chain, options: Options, profile: MachineProfile | No
     return _plan(chain, list(found.steps), options, profile, schedule=found.slots, proven=found.proven)
 
 
-def _front(chain: Chain, options: Options, memory_limit: int | None = None) -> list:
-    return pareto_steps(
+def _front(chain: Chain, options: Options, memory_limit: int | None = None, *, chunked: bool = False) -> list:
+    """``(cost, peak, steps)`` of the Pareto front, least peak first; ``chunked``: with the
+    least chunks (the same FMAs), each plan's steps given the largest chunks that reach its peak."""
+    front = pareto_steps(
         chain,
         objective=options.objective,
         matrix_free=options.matrix_free,
         tape_limit=options.tape_limit,
         memory_limit=memory_limit,
+        chunked=chunked,
     )
+    if chunked:
+        front = [(cost, peak, chunked_to_fit(chain, steps, peak)) for cost, peak, steps in front]
+    return front
 
 
 def _optimal_steps(chain: Chain, options: Options) -> list[Step]:
@@ -336,14 +354,18 @@ def _optimal_steps(chain: Chain, options: Options) -> list[Step]:
 
 def _fastest_steps(chain: Chain, options: Options, profile: MachineProfile) -> list[Step]:
     """The plan of least predicted time; under a memory limit, the fastest plan of the
-    FMA/memory Pareto front that fits; a pure mode when it is no slower and no bigger."""
+    FMA/memory Pareto fronts (whole steps, and chunked) that fits; a pure mode when it is no
+    slower and no bigger."""
     memory = MemoryModel(chain)
     steps, _ = fastest_steps(chain, profile, matrix_free=options.matrix_free, tape_limit=options.tape_limit)
     steps = order_for_memory(chain, steps, memory)
     candidates = [steps]
     if options.memory_limit is not None and peak_memory(chain, steps, memory) > options.memory_limit:
         fma = options._replace(objective=Objective.FMA)
-        candidates = [plan for _, _, plan in _front(chain, fma, options.memory_limit)] or [_cheapest_within(chain, fma)]
+        limit = options.memory_limit
+        candidates = [plan for _, _, plan in _front(chain, fma, limit)]  # those that fit whole, and chunked
+        candidates += [chunked_to_fit(chain, plan, limit) for _, _, plan in _front(chain, fma, limit, chunked=True)]
+        candidates = candidates or [_cheapest_within(chain, fma)]
     if options.matrix_free:
         candidates += _pure_candidates(chain, options)
     return min(candidates, key=lambda plan: (plan_time(chain, plan, profile), peak_memory(chain, plan, memory)))
@@ -359,10 +381,12 @@ def _pure_candidates(chain: Chain, options: Options) -> list[list[Step]]:
 
 
 def _cheapest_within(chain: Chain, options: Options) -> list[Step]:
-    plans = _front(chain, options, options.memory_limit)
+    """The cheapest plan whose peak fits the memory limit where its steps push their seeds in
+    chunks (the same FMAs), each step's chunk the largest that fits (none where all seeds fit)."""
+    plans = _front(chain, options, options.memory_limit, chunked=True)
     if not plans:
-        raise NoPlanFits(options.memory_limit, _front(chain, options)[0][1])
-    return plans[-1][2]
+        raise NoPlanFits(options.memory_limit, _front(chain, options, chunked=True)[0][1])
+    return chunked_to_fit(chain, plans[-1][2], options.memory_limit)
 
 
 def _prefer_pure_mode(chain: Chain, steps: list[Step], options: Options, memory: MemoryModel) -> list[Step]:

@@ -79,13 +79,22 @@ class _ParetoDP:
     """Fills the fronts a sub-chain length at a time, every cell of a length at once."""
 
     def __init__(
-        self, chain: Chain, objective: Objective, matrix_free: bool, tape_limit, budget, *, rough=None, known=None
+        self,
+        chain: Chain,
+        objective: Objective,
+        matrix_free: bool,
+        tape_limit,
+        budget,
+        chunked: bool = False,
+        *,
+        rough=None,
+        known=None,
     ) -> None:
         self.rough = rough  # None (exact), "least_peak" or "corners": see _known_plans
         self.known = known
         self.q = len(chain)
         self.costs = CostModel.exact(chain)
-        self.memory = MemoryModel(chain, self.costs)
+        self.memory = MemoryModel(chain, self.costs, chunked=chunked)
         self.critical_path = objective is Objective.CRITICAL_PATH
         self.matrix_free = matrix_free
         self.tape_limit = tape_limit
@@ -129,14 +138,24 @@ class _ParetoDP:
         what the single-layer steps through them cost together (costs per layer add up, the
         seeds are the same), and peaks no lower (its workspace holds the seeds across the widest
         of those layers, and the tape of all of them), so the fronts are the same with a row per
-        cell instead of one per split. :func:`~chainorder.core.memory.merged_propagations` joins the steps again."""
+        cell instead of one per split. :func:`~chainorder.core.memory.merged_propagations` joins the steps again.
+        Not so with chunks (``chunked``): a chunked step through several layers holds no Jacobian
+        between them, so tangent and adjoint steps get a row per split too."""
         fronts = self.fronts
         cell, split = self._splits(length)
         last = cell + length - 1
         later = (fronts.start[split + 1, last], fronts.size[split + 1, last])
         earlier = (fronts.start[cell, split], fronts.size[cell, split])
         groups = [Group(StepKind.PRODUCT, cell, last, split, later, earlier)]
-        if self.matrix_free:
+        if self.matrix_free and self.memory.chunked:
+            groups.append(Group(StepKind.TANGENT_STEP, cell, last, split, None, earlier))
+            pulled = (
+                later[1]
+                if self.tape_limit is None
+                else np.where(self.costs.edges(cell, split) <= self.tape_limit, later[1], 0)
+            )
+            groups.append(Group(StepKind.ADJOINT_STEP, cell, last, split, (later[0], pulled), None))
+        elif self.matrix_free:
             cell = np.arange(self.q - length + 1)
             last = cell + length - 1
             earlier = (fronts.start[cell, last - 1], fronts.size[cell, last - 1])
@@ -360,19 +379,22 @@ def pareto_steps(
     matrix_free: bool = True,
     tape_limit: int | None = None,
     memory_limit: int | None = None,
+    chunked: bool = False,
 ) -> list[tuple[int, int, list[Step]]]:
     """Every non-dominated ``(cost, peak_memory, steps)``, least memory first.
 
     With ``memory_limit``, only plans whose peak fits; an empty list when none does.
+    With ``chunked``, peaks are the least over every chunk of each step (one seed at a
+    time; :func:`chainorder.core.memory.chunked_to_fit` then picks the chunks a limit needs).
     """
-    memory = MemoryModel(chain)
+    memory = MemoryModel(chain, chunked=chunked)
     table = cost_table(chain, Objective(objective), matrix_free=matrix_free, tape_limit=tape_limit)
     ceiling = _cost_optimal_peak(table, memory)
     limit = ceiling if memory_limit is None else min(memory_limit, ceiling)
     budget = limit - memory.primal
     if budget < 0:
         return []
-    arguments = (chain, Objective(objective), matrix_free, tape_limit, budget)
+    arguments = (chain, Objective(objective), matrix_free, tape_limit, budget, chunked)
     dp = _ParetoDP(*arguments, known=_known_plans(arguments, table, ceiling - memory.primal))
     fronts = dp.run()
     q = len(chain)

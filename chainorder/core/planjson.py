@@ -72,7 +72,9 @@ def _json_steps(items: Any) -> list[Step]:
         if not isinstance(item, dict) or not _JSON_STEP_KEYS <= set(item):
             raise ValueError(f"plan JSON step {number} must have kind, first, last, split and cost")
         try:
-            steps.append(Step(item["kind"], item["first"], item["last"], item["split"], item["cost"]))
+            steps.append(
+                Step(item["kind"], item["first"], item["last"], item["split"], item["cost"], item.get("chunk"))
+            )
         except ValueError as error:
             raise ValueError(f"plan JSON step {number}: {error}") from None
     return steps

@@ -133,8 +133,12 @@ def _structure_lines(chain, shown: int = 3) -> list[str]:
 
 
 def _operation(step: Step, chain) -> str:
-    """A step's kind, with its colors where it preaccumulates a layer by compression, or "explicit"
-    where it writes the layer's Jacobian directly."""
+    """A step's kind, with its colors where it preaccumulates a layer by compression, "explicit"
+    where it writes the layer's Jacobian directly, or its chunk where it pushes seeds in chunks."""
+    if step.chunk is not None:
+        short = "tangent" if step.kind.direction == "tangent" else "adjoint"
+        kind = f"{short} preacc." if step.kind.is_preaccumulation else f"{short} step"
+        return f"{kind}, {step.chunk:,} at a time"
     if step.kind.is_preaccumulation:
         layer = chain[step.first]
         if step.kind.direction == "tangent" and layer.preaccumulates_explicitly:

@@ -206,11 +206,16 @@ class Step:
         preaccumulations.
     cost : int
         FMAs, from :class:`chainorder.core.costs.CostModel`.
+    chunk : int or None
+        Seeds per chunk: a tangent or adjoint step (or a dense preaccumulation)
+        that pushes its seeds ``chunk`` at a time in a loop holds ``chunk`` of
+        them across its layers instead of all (the same FMAs; see
+        :func:`chainorder.core.memory.chunked_workspace`). ``None``: all at once.
 
     Raises
     ------
     ValueError
-        For an unknown kind.
+        For an unknown kind, or a chunk on a product or below 1.
 
     Examples
     --------
@@ -224,6 +229,7 @@ class Step:
     last: int
     split: int | None
     cost: int
+    chunk: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -231,6 +237,11 @@ class Step:
         except (ValueError, TypeError):
             kinds = ", ".join(kind.value for kind in StepKind)
             raise ValueError(f"unknown kind {self.kind!r}; expected one of {kinds}") from None
+        if self.chunk is not None:
+            if self.kind is StepKind.PRODUCT:
+                raise ValueError("a product has no seeds to chunk; chunk must be None")
+            if isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1:
+                raise ValueError(f"chunk must be a positive number of seeds or None, got {self.chunk!r}")
 
     @property
     def operands(self) -> tuple[tuple[int, int], ...]:
@@ -248,4 +259,13 @@ class Step:
         return (self.first, self.last)
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": self.kind.value, "first": self.first, "last": self.last, "split": self.split, "cost": self.cost}
+        fields = {
+            "kind": self.kind.value,
+            "first": self.first,
+            "last": self.last,
+            "split": self.split,
+            "cost": self.cost,
+        }
+        if self.chunk is not None:
+            fields["chunk"] = self.chunk
+        return fields

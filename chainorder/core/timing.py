@@ -8,8 +8,8 @@ step                   arithmetic                                    bytes read 
 =====================  ============================================  =================================
 tangent/adjoint kinds  ``factor(seeds) * FMAs / gemm_rate(seeds)``   its operand + its result;
                        (``seeds``: the columns pushed or rows        ``step_overhead`` plus the
-                       pulled; the JVP or VJP factor at ``seeds``)   tangent or adjoint overhead per
-                                                                     layer it goes through
+                       pulled; the JVP or VJP factor at ``seeds``;   tangent or adjoint overhead per
+                       in chunks: at the chunk's width)              layer it goes through, per chunk
 product                ``FMAs / gemm_rate(min(rows, inner, cols))``  both operands + the result;
                                                                      ``step_overhead``
 explicit tangent       none: scaling ``W``'s rows streams at the     ``W`` read, the result written;
@@ -75,13 +75,14 @@ class TimeModel:
     def _size(self, first, last):
         return self.costs.result_size(first, last)
 
-    def cost(self, kind: StepKind | str, first, last, split=None):
-        """Seconds of one step (or, with index arrays, of many steps of one kind)."""
+    def cost(self, kind: StepKind | str, first, last, split=None, chunk=None):
+        """Seconds of one step (or, with index arrays, of many steps of one kind); ``chunk``: its
+        seeds pushed that many at a time (``Step.chunk``)."""
         with np.errstate(invalid="ignore", over="ignore"):  # costs past float64: inf seconds
-            seconds = self._seconds(StepKind(kind), first, last, split)
+            seconds = self._seconds(StepKind(kind), first, last, split, chunk)
         return np.where(np.isnan(seconds), np.inf, seconds)
 
-    def _seconds(self, kind: StepKind, first, last, split):
+    def _seconds(self, kind: StepKind, first, last, split, chunk=None):
         costs, profile = self.costs, self.profile
         fmas = costs.cost(kind, first, last, split)
         through = kind.through(first, last, split)
@@ -91,9 +92,13 @@ class TimeModel:
             fixed = profile.step_overhead
         else:
             seeds = costs.step_seeds(kind, first, last)
-            arithmetic = profile.mode_factor(kind.direction, seeds) * fmas / profile.gemm_rate(seeds)
+            iterations, at_once = 1, seeds
+            if chunk is not None:  # a loop: each iteration a chunk's JVPs (VJPs) at its width's rate
+                at_once = np.minimum(chunk, seeds)
+                iterations = -(-seeds // at_once)
+            arithmetic = profile.mode_factor(kind.direction, at_once) * fmas / profile.gemm_rate(at_once)
             per_layer = profile.tangent_overhead if kind.direction == "tangent" else profile.adjoint_overhead
-            fixed = profile.step_overhead + per_layer * (through[1] - through[0] + 1)
+            fixed = iterations * (profile.step_overhead + per_layer * (through[1] - through[0] + 1))
         moved = self._size(first, last) + sum(self._size(*span) for span in kind.operands(first, last, split))
         seconds = arithmetic + profile.itemsize * moved / profile.bandwidth + fixed
         explicit = costs.explicit_step(kind, first)
@@ -133,7 +138,7 @@ class TimeModel:
 
     def steps_time(self, steps: Sequence[Step]) -> list[float]:
         """Seconds of each step, in order."""
-        return [float(self.cost(step.kind, step.first, step.last, step.split)) for step in steps]
+        return [float(self.cost(step.kind, step.first, step.last, step.split, step.chunk)) for step in steps]
 
 
 def step_times(chain: Chain, steps: Sequence[Step], profile: MachineProfile) -> list[float]:

@@ -69,7 +69,8 @@ def _write_plot(plan, filename: str) -> Path:
     else:
         objective = Objective.FMA if plan.objective is Objective.TIME else plan.objective  # the front is in FMAs
         front = pareto(plan.chain, objective=objective, matrix_free=plan.matrix_free, tape_limit=plan.tape_limit)
-        fig, _ = plot_tradeoff(front, chosen=plan, budget=plan.memory_limit, blocks=plan.memory_limit is not None)
+        limited = plan.memory_limit is not None
+        fig, _ = plot_tradeoff(front, chosen=plan, budget=plan.memory_limit, blocks=limited, chunks=limited)
     try:
         fig.savefig(path, dpi=110, format="png")
     except OSError as error:

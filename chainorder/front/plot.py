@@ -48,6 +48,7 @@ def plot_tradeoff(
     seed: int = 0,
     budget: int | None = None,
     blocks: bool = False,
+    chunks: bool = False,
 ):
     """Cost (FMAs) against peak memory (elements), both on log scales.
 
@@ -75,6 +76,10 @@ def plot_tradeoff(
         Also draw the Jacobian computed in blocks of 1, 2, 4, ... columns or rows
         into a result held whole (:func:`chainorder.core.blocking.blocked_points`):
         the points below the least peak of any plan of the whole.
+    chunks : bool
+        Also draw the front of plans whose steps push their seeds in chunks
+        (``chainorder.pareto(chain, chunked=True)``: the same FMAs, each at its
+        least peak over the chunks), where it differs from the front.
 
     Returns
     -------
@@ -99,6 +104,9 @@ def plot_tradeoff(
     >>> fig, ax = plot_tradeoff(Chain.from_dims([256, 256, 256, 256]), samples=0, budget=80_000, blocks=True)
     >>> sorted(text for text in ax.get_legend_handles_labels()[1] if "budget" in text or "blocks" in text)
     ['in blocks, result held whole (8 points)', 'memory budget (80,000 elements)']
+    >>> fig, ax = plot_tradeoff(Chain.from_dims([64, 64, 4096, 64]), samples=0, chunks=True)
+    >>> [text for text in ax.get_legend_handles_labels()[1] if "chunk" in text]
+    ['steps in chunks, least peak (1 plan)']
     """
     chain, front = _chain_and_front(chain_or_front)
     fig, ax = _axes(ax, (7, 4.8))
@@ -106,6 +114,8 @@ def plot_tradeoff(
     _draw_front(ax, front)
     if blocks:
         _draw_blocks(ax, chain, front)
+    if chunks:
+        _draw_chunked(ax, chain, front)
     _mark_plans(ax, chain, front, chosen)
     if budget is not None:
         ax.axvline(budget, color="#d62728", linestyle="--", linewidth=1.2, label=f"memory budget ({budget:,} elements)")
@@ -155,6 +165,22 @@ def _draw_blocks(ax: Any, chain: Chain, front: list[Plan]) -> None:
             marker="^",
             color="#8c6bb1",
             label=f"in blocks, result held whole ({len(points)} points)",
+            zorder=3,
+        )
+
+
+def _draw_chunked(ax: Any, chain: Chain, front: list[Plan]) -> None:
+    points = {(plan.peak_memory, plan.cost) for plan in front}
+    options = {"tape_limit": front[0].tape_limit, "matrix_free": front[0].matrix_free}
+    chunked = [plan for plan in pareto(chain, chunked=True, **options) if (plan.peak_memory, plan.cost) not in points]
+    if chunked:
+        ax.scatter(
+            [plan.peak_memory for plan in chunked],
+            [plan.cost for plan in chunked],
+            s=30,
+            marker="s",
+            color="#e6550d",
+            label=f"steps in chunks, least peak ({len(chunked)} plan{'' if len(chunked) == 1 else 's'})",
             zorder=3,
         )
 

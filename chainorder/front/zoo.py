@@ -53,6 +53,13 @@ ZOO = {
 }
 
 
+def xla_bytes(function: Callable, *args) -> int:
+    """What XLA holds for ``jax.jit(function)(*args)``: argument + output + temp bytes of the compiled
+    program (``memory_analysis()``), the figure the memory model is checked against."""
+    analysis = jax.jit(function).lower(*args).compile().memory_analysis()
+    return analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
+
+
 def median_times(functions: dict[str, Callable], x, repeat: int) -> dict[str, float]:
     """Median wall time of each function. The functions take turns, so drifts in
     the machine's speed hit all of them alike, in a new random order each round

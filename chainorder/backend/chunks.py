@@ -1,0 +1,48 @@
+"""Pushing (pulling) a step's seeds a chunk at a time: ``Step.chunk`` in JAX.
+
+A loop (``lax.fori_loop``) whose carry is the step's whole result, each iteration
+writing one chunk's JVPs (VJPs) into it in place (``dynamic_update_slice``), and
+one more call for a last, shorter chunk: XLA holds one chunk's tangents across
+the layers at a time, the operand and the result (the memory model's
+:func:`~chainorder.core.memory.chunked_workspace`). A preaccumulation makes each
+chunk of the identity inside the loop, never the whole identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = ["in_chunks", "identity_columns", "seed_slice"]
+
+
+def in_chunks(
+    block: Callable[[Any, int], Any], count: int, chunk: int, shape: tuple[int, int], dtype, axis: int
+) -> Any:
+    """The ``shape`` result whose slices along ``axis`` are ``block(start, size)`` for the seeds
+    ``start : start + size``, ``chunk`` of them at a time (``count`` in all)."""
+    full, tail = divmod(count, chunk)
+    result = jnp.zeros(shape, dtype)
+
+    def body(index, result):
+        start = index * chunk
+        return lax.dynamic_update_slice_in_dim(result, block(start, chunk).astype(dtype), start, axis)
+
+    if full:
+        result = lax.fori_loop(0, full, body, result)
+    if tail:
+        result = lax.dynamic_update_slice_in_dim(result, block(full * chunk, tail).astype(dtype), full * chunk, axis)
+    return result
+
+
+def identity_columns(size: int, start: Any, count: int, dtype) -> Any:
+    """Columns ``start : start + count`` of the ``size x size`` identity (``start`` may be traced)."""
+    return (jnp.arange(size)[:, None] == start + jnp.arange(count)[None, :]).astype(dtype)
+
+
+def seed_slice(seed: Any, start: Any, count: int, axis: int) -> Any:
+    """``count`` seeds of ``seed`` from ``start`` along ``axis`` (``start`` may be traced)."""
+    return lax.dynamic_slice_in_dim(seed, start, count, axis)
