@@ -346,7 +346,9 @@ def _optimal_steps(chain: Chain, options: Options) -> list[Step]:
             memory,
         )
     if options.memory_limit is not None and peak_memory(chain, steps, memory) > options.memory_limit:
-        steps = _cheapest_within(chain, options)
+        # the cost-optimal plan with chunks where they fit (no DP), else the cheapest plan that fits
+        ordered = order_for_memory(chain, steps, MemoryModel(chain, chunked=True))
+        steps = chunked_to_fit(chain, ordered, options.memory_limit) or _cheapest_within(chain, options)
     if options.matrix_free:
         steps = _prefer_pure_mode(chain, steps, options, memory)
     return steps
