@@ -128,7 +128,10 @@ def _flat(function: Callable[[Any], Any], shape: tuple[int, ...]) -> Callable[[A
 
 
 def library_mode(plan: Plan) -> str | None:
-    """'forward' / 'reverse' when the plan is exactly jax.jacfwd / jax.jacrev."""
+    """'forward' / 'reverse' when the plan is exactly jax.jacfwd / jax.jacrev (not where a step
+    pushes its seeds in chunks: jax.jacfwd pushes them all at once)."""
+    if any(step.chunk is not None for step in plan.steps):
+        return None
     if plan.mode == "forward":
         return "forward"
     if plan.mode == "reverse" and len(plan.steps) <= 2:

@@ -188,7 +188,7 @@ class MemoryModel:
         if chunk is not None:
             if not chunkable:
                 raise ValueError(f"a {kind.value} of layer {first} written explicitly or by compression has no chunks")
-            return chunked_workspace(held, min(chunk, seeds), widest, tape)
+            return workspace if chunk >= seeds else chunked_workspace(held, chunk, widest, tape)  # as it runs
         least = _minimum(workspace, chunked_workspace(held, 1, widest, tape))
         return np.where(chunkable, least, workspace) if np.ndim(chunkable) else (least if chunkable else workspace)
 
