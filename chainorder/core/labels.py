@@ -56,7 +56,7 @@ class Fronts:
         when full (copying every entry at every length made the DP quadratic in its labels)."""
         buffer = self._buffers.get(name)
         end = self.count + len(values)
-        if buffer is None or buffer.dtype != values.dtype or len(buffer) < end:
+        if buffer is None or not np.can_cast(values.dtype, buffer.dtype) or len(buffer) < end:
             grown = np.empty(max(2 * end, 1024), dtype=np.result_type(values, *([] if buffer is None else [buffer])))
             if buffer is not None:
                 grown[: self.count] = buffer[: self.count]
