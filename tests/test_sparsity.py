@@ -122,6 +122,33 @@ def test_sparse_jacobian_by_compression_equals_jax_jacobian(name):
         np.testing.assert_allclose(np.asarray(J.todense()).reshape(dense.shape), dense, rtol=0, atol=1e-12)
 
 
+def test_a_compressed_jacobian_stored_whole_pads_with_out_of_bounds_indices():
+    """The 2-D residual on a 22 x 22 grid, zero on the boundary: 5 colors hold 22 x 22 x 5 entries
+    for 20 x 20 x 5 nonzeros (within STORED_WHOLE). The BCOO stores them all, the empty ones at
+    index (m, n). Every BCOO operation drops those: todense, a product, sum_duplicates."""
+    from chainorder.backend.compressed import STORED_WHOLE, compression
+
+    residual, x = EXACT["2D Poisson residual"][0], _random(22, 22)
+
+    def f(u):
+        return jnp.pad(residual(u), 1)
+
+    rows, _, coloring, m, n = compression(f, x)
+    J = chainorder.jacobian(f, sparse=True)(x)
+    dense = np.asarray(jax.jacobian(f)(x)).reshape(m, n)
+    slots = coloring.count * (m if coloring.mode == "columns" else n)
+    assert len(rows) < slots <= STORED_WHOLE * len(rows) and J.nse == slots
+    indices = np.asarray(J.indices)
+    padding = (indices == (m, n)).all(axis=1)
+    assert padding.sum() == slots - len(rows) and (indices[~padding] < (m, n)).all()
+    assert (np.asarray(J.data)[padding] == 0).all()
+    np.testing.assert_allclose(np.asarray(J.todense()), dense, rtol=0, atol=1e-12)
+    v = _random(n)
+    np.testing.assert_allclose(np.asarray(J @ v), dense @ np.asarray(v), rtol=1e-12, atol=1e-12)
+    assert J.sum_duplicates(nse=len(rows)).nse == len(rows)
+    np.testing.assert_allclose(np.asarray(J.sum_duplicates(nse=len(rows)).todense()), dense, rtol=0, atol=1e-12)
+
+
 def test_sparse_jacobian_called_eagerly_is_prepared_once():
     """Called without jax.jit, the pattern, colors and the jitted values are found once per shape:
     later calls neither trace ``f`` again nor return the first call's values."""

@@ -28,7 +28,7 @@ from .patterns import MAX_DEPENDENCIES, PatternTooDense, pattern_coordinates
 __all__ = [
     "compression", "sparse_jacobian", "sparse_jacobian_function", "compressed_strategy", "CompressedStrategy",
     "DETECTION_BUDGET", "COMPRESSION_MARGIN", "layer_pattern", "sparse_layer_pattern", "compressed_preaccumulation",
-    "one_hot_seeds", "nonzero_positions",
+    "one_hot_seeds", "nonzero_positions", "slot_indices", "STORED_WHOLE",
 ]  # fmt: skip
 
 #: Dependencies the dense path's detection tracks per value before it calls the pattern dense
@@ -37,6 +37,10 @@ DETECTION_BUDGET = 1 << 20
 #: How much cheaper (FMAs) compression must be than the chain plan before the dense path takes it:
 #: compression adds a gather of the compressed Jacobian and a scatter into the dense result.
 COMPRESSION_MARGIN = 1.25
+#: A sparse result stores the compressed Jacobian whole, padded where an entry holds no nonzero
+#: (:func:`slot_indices`), where that stores at most this many entries per nonzero: reading the
+#: nonzeros out (a gather) cost more than the padding (40x40 residual: 56.8 us against 62.4 us).
+STORED_WHOLE = 1.25
 
 
 def compression(
@@ -83,6 +87,10 @@ def sparse_jacobian_function(
     positions are built once, the values are computed by one jitted function (called eagerly, the
     Jacobian is one dispatch, as under ``jax.jit``) and the indices stay on the device.
 
+    Where the compressed Jacobian holds at most :data:`STORED_WHOLE` entries per nonzero, the BCOO
+    stores it whole: its ``nse`` counts the padding, whose indices are out of bounds (JAX's
+    convention: ``todense`` and every BCOO operation drop them; ``sum_duplicates()`` removes them).
+
     >>> jacobian = sparse_jacobian_function(lambda v: v[1:] * v[:-1], jnp.ones(4))
     >>> jacobian(jnp.arange(4.0)).todense().tolist()
     [[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 1.0, 0.0], [0.0, 0.0, 3.0, 2.0]]
@@ -93,6 +101,8 @@ def sparse_jacobian_function(
     dtype = jax.eval_shape(functools.partial(_flat, fun, shape), vector).dtype
     seeds = one_hot_seeds(coloring)
     where = nonzero_positions(coloring, rows, columns, (m, n))
+    slots = coloring.count * (m if coloring.mode == "columns" else n)
+    whole = bool(len(rows)) and slots <= STORED_WHOLE * len(rows)
 
     @jax.jit
     def values(x: Any) -> Any:
@@ -104,9 +114,14 @@ def sparse_jacobian_function(
         else:
             _, pullback = jax.vjp(flat, vector)
             compressed = jax.vmap(lambda seed: pullback(seed)[0])(seed_matrix)
-        return jnp.ravel(compressed)[where] if len(rows) else jnp.zeros(0, dtype)
+        if not len(rows):
+            return jnp.zeros(0, dtype)
+        return jnp.ravel(compressed) if whole else jnp.ravel(compressed)[where]
 
-    indices = jnp.asarray(np.stack([rows, columns], axis=1).astype(np.int32))
+    if whole:
+        indices = jnp.asarray(slot_indices(where, rows, columns, slots, (m, n)))
+    else:
+        indices = jnp.asarray(np.stack([rows, columns], axis=1).astype(np.int32))
 
     def jacobian(x: Any) -> jax_sparse.BCOO:
         return jax_sparse.BCOO((values(x), indices), shape=(m, n))
@@ -134,9 +149,25 @@ def nonzero_positions(coloring: Coloring, rows: np.ndarray, columns: np.ndarray,
     return where.astype(np.int32 if coloring.count * max(m, n) < 2**31 else np.int64)
 
 
-def layer_pattern(
-    function: Callable[[Any], Any], in_dim: int, dtype: Any, smallest: int = 0
-) -> LayerPattern | None:
+def slot_indices(
+    where: np.ndarray, rows: np.ndarray, columns: np.ndarray, slots: int, shape: tuple[int, int]
+) -> np.ndarray:
+    """``(slots, 2)``: the ``(row, column)`` of the nonzero each entry of the flattened compressed
+    Jacobian holds (``where``: :func:`nonzero_positions`), or ``shape`` itself, out of bounds, where it
+    holds none: JAX's padding of a BCOO's stored entries, which ``todense`` and every BCOO operation
+    drop.
+
+    >>> slot_indices(np.array([0, 3]), np.array([0, 1]), np.array([0, 1]), 4, (2, 2)).tolist()
+    [[0, 0], [2, 2], [2, 2], [1, 1]]
+    """
+    indices = np.empty((slots, 2), dtype=np.int32)
+    indices[:] = shape
+    indices[where, 0] = rows
+    indices[where, 1] = columns
+    return indices
+
+
+def layer_pattern(function: Callable[[Any], Any], in_dim: int, dtype: Any, smallest: int = 0) -> LayerPattern | None:
     """The pattern of a flat layer function's Jacobian with its colorings, or None where it is more
     than half dense (found within that many dependencies, or not at all) or has fewer than
     ``smallest`` entries."""
@@ -243,12 +274,10 @@ def compressed_strategy(
         f"compressed {'forward' if coloring.mode == 'columns' else 'reverse'} (density {density:.2%}): "
         f"{coloring.count} "
         f"{'JVPs' if coloring.mode == 'columns' else 'VJPs'} (lower bound {coloring.lower_bound}), "
-        f"{cost:,} FMAs against {against:,}"
-        + ("" if pays else f" (not taken: not {COMPRESSION_MARGIN}x fewer)")
+        f"{cost:,} FMAs against {against:,}" + ("" if pays else f" (not taken: not {COMPRESSION_MARGIN}x fewer)")
     )
 
     def compute(vector: Any, leaves: list[Any]) -> Any:
         return sparse_jacobian(lambda v: flat(v, *leaves), vector, found).todense()
 
     return CompressedStrategy(what, compute, cost, pays, density)
-
