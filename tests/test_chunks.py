@@ -80,13 +80,15 @@ def test_a_memory_limit_below_every_unchunked_plan_gets_chunked_steps():
 
 def test_chunked_plans_peak_where_xla_says():
     """The model's peak against XLA's argument + output + temp bytes of the compiled plan (float32;
-    dense tanh layers, the first written explicitly, the tangent step through the others chunked)."""
+    dense tanh layers, the first written explicitly, the tangent step through the others chunked).
+    Chunks of 26 and 100 do not divide the 128 seeds: their last iteration overlaps the one before;
+    a shorter last chunk after the loop held 1.21x the model at 100."""
     functions, x = dense_chain([128, 128, 4096, 128], 0, jnp.float32)
     chain = Chain.from_functions(functions, x)
-    for chunk in (8, 32):
+    for chunk in (26, 100, 8, 32):  # the last, 32, against the unchunked plan below
         plan = Plan(chain, _chunked(chain, forward_steps(chain), chunk))
         xla = xla_bytes(plan.jacobian, x)
-        assert 0.9 <= xla / (4 * plan.peak_memory) <= 1.15, (chunk, xla, 4 * plan.peak_memory)
+        assert 0.9 <= xla / (4 * plan.peak_memory) <= 1.1, (chunk, xla, 4 * plan.peak_memory)
     unchunked = Plan(chain, forward_steps(chain))
     assert plan.peak_memory < unchunked.peak_memory / 3
 
