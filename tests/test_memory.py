@@ -1,8 +1,10 @@
 """The memory model, memory-limited optimization and the Pareto front, against brute force."""
 
+import importlib
 import itertools
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from bruteforce import all_plans
 from conftest import chains, options
@@ -12,6 +14,8 @@ from hypothesis import strategies as st
 from chainorder import Chain, Layer, optimize, pareto, peak_memory
 from chainorder.core.memory import MemoryModel, chunked_to_fit
 from chainorder.core.schedule import critical_path
+
+pareto_module = importlib.import_module("chainorder.core.pareto")
 
 
 def _points(chain, parallel=False, chunked=False, **options):
@@ -81,6 +85,18 @@ def test_memory_limited_optimum_equals_brute_force(chain, opts, where):
     assert plan.cost == min(cost for cost, peak in points if peak <= limit)
     front = pareto(chain, chunked=True, **opts)
     assert [(p.cost, p.peak_memory) for p in front] == _front(points)
+
+
+@settings(max_examples=30, deadline=None)
+@given(chains(max_length=12, max_dim=40, colors=True), options)
+def test_chunked_fronts_do_not_need_steps_through_a_narrow_boundary(chain, opts):
+    """Longer chains than brute force reaches: the chunked front is the same with a tangent and an
+    adjoint step through every span as without those through a boundary as narrow as both ends."""
+    pruned = pareto(chain, chunked=True, **opts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pareto_module._ParetoDP, "_own_step", lambda self, first, last: np.ones(np.shape(first), bool))
+        every = pareto(chain, chunked=True, **opts)
+    assert [(p.cost, p.peak_memory) for p in pruned] == [(p.cost, p.peak_memory) for p in every]
 
 
 @settings(max_examples=40, deadline=None)
