@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from chainorder import Chain, Layer, optimize, pareto, peak_memory
 from chainorder.core.memory import MemoryModel, chunked_to_fit
+from chainorder.core.pareto import pareto_steps
 from chainorder.core.schedule import critical_path
+from chainorder.core.steps import Objective
 
 pareto_module = importlib.import_module("chainorder.core.pareto")
 
@@ -97,6 +99,20 @@ def test_chunked_fronts_do_not_need_steps_through_a_narrow_boundary(chain, opts)
         patch.setattr(pareto_module._ParetoDP, "_own_step", lambda self, first, last: np.ones(np.shape(first), bool))
         every = pareto(chain, chunked=True, **opts)
     assert [(p.cost, p.peak_memory) for p in pruned] == [(p.cost, p.peak_memory) for p in every]
+
+
+@settings(max_examples=40, deadline=None)
+@given(chains(max_length=12, max_dim=40, colors=True), options, st.floats(0, 1), st.booleans())
+def test_the_cheapest_plan_within_a_limit_is_the_fronts_cheapest(chain, opts, where, chunked):
+    """Asked for the cheapest plan that fits alone, the DP drops sub-plans whose completions all cost
+    more than a known plan that fits; what it returns is the whole front's cheapest point."""
+    objective = Objective.CRITICAL_PATH if opts.pop("parallel") else Objective.FMA
+    opts = dict(opts, objective=objective)
+    front = pareto_steps(chain, chunked=chunked, **opts)
+    limit = int(front[0][1] + where * (front[-1][1] - front[0][1]))
+    within = pareto_steps(chain, chunked=chunked, memory_limit=limit, **opts)
+    cheapest = pareto_steps(chain, chunked=chunked, memory_limit=limit, cheapest=True, **opts)
+    assert [plan[:2] for plan in cheapest] == [within[-1][:2]]
 
 
 @settings(max_examples=40, deadline=None)

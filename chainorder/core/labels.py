@@ -241,18 +241,23 @@ def _last_no_dearer_by_bisection(cell, cost, front) -> np.ndarray:
 class Known:
     """Plans of the whole chain found already (``cost``, ``peak``: a front, cheapest first), whose
     least peak is the least of every plan, and each sub-chain's completion cost
-    (:func:`chainorder.core.completion.completion_costs`)."""
+    (:func:`chainorder.core.completion.completion_costs`); ``ceiling``: the cost of a known plan
+    that fits, where only the cheapest plan is wanted."""
 
-    def __init__(self, completion: np.ndarray, cost: np.ndarray, peak: np.ndarray) -> None:
+    def __init__(
+        self, completion: np.ndarray, cost: np.ndarray, peak: np.ndarray, ceiling: int | None = None
+    ) -> None:
         self.completion, self.cost, self.peak = completion, cost, peak
+        self.ceiling = ceiling  # only plans costing at most this are wanted (the cheapest that fits)
 
     def too_dear(self, cell: np.ndarray, length: int, cost: np.ndarray) -> np.ndarray:
         """Whether every completion of sub-plans costing ``cost`` costs more than the least-peak known
-        plan, which then dominates them all (no plan peaks less). The part of :meth:`dominates` that
-        needs no peak."""
-        if not len(self.cost):
+        plan, which then dominates them all (no plan peaks less), or more than the ``ceiling``.
+        The part of :meth:`dominates` that needs no peak."""
+        bounds = ([self.cost[-1]] if len(self.cost) else []) + ([] if self.ceiling is None else [self.ceiling])
+        if not bounds:
             return np.zeros(len(cell), dtype=bool)
-        return cost + self.completion[cell, length] > self.cost[-1]
+        return cost + self.completion[cell, length] > min(bounds)
 
     def dominates(self, cell: np.ndarray, length: int, cost: np.ndarray, peak: np.ndarray) -> np.ndarray:
         """Whether a known plan beats every completion of sub-plans ``(cost, peak)`` of the sub-chains

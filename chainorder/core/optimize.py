@@ -319,9 +319,12 @@ def _scheduled_plan(chain: Chain, options: Options, profile: MachineProfile | No
     return _plan(chain, list(found.steps), options, profile, schedule=found.slots, proven=found.proven)
 
 
-def _front(chain: Chain, options: Options, memory_limit: int | None = None, *, chunked: bool = False) -> list:
+def _front(
+    chain: Chain, options: Options, memory_limit: int | None = None, *, chunked: bool = False, cheapest: bool = False
+) -> list:
     """``(cost, peak, steps)`` of the Pareto front, least peak first; ``chunked``: with the
-    least chunks (the same FMAs), each plan's steps given the largest chunks that reach its peak."""
+    least chunks (the same FMAs), each plan's steps given the largest chunks that reach its peak;
+    ``cheapest``: its cheapest plan alone."""
     front = pareto_steps(
         chain,
         objective=options.objective,
@@ -329,6 +332,7 @@ def _front(chain: Chain, options: Options, memory_limit: int | None = None, *, c
         tape_limit=options.tape_limit,
         memory_limit=memory_limit,
         chunked=chunked,
+        cheapest=cheapest,
     )
     if chunked:
         front = [(cost, peak, chunked_to_fit(chain, steps, peak)) for cost, peak, steps in front]
@@ -385,7 +389,7 @@ def _pure_candidates(chain: Chain, options: Options) -> list[list[Step]]:
 def _cheapest_within(chain: Chain, options: Options) -> list[Step]:
     """The cheapest plan whose peak fits the memory limit where its steps push their seeds in
     chunks (the same FMAs), each step's chunk the largest that fits (none where all seeds fit)."""
-    plans = _front(chain, options, options.memory_limit, chunked=True)
+    plans = _front(chain, options, options.memory_limit, chunked=True, cheapest=True)
     if not plans:
         raise NoPlanFits(options.memory_limit, _front(chain, options, chunked=True)[0][1])
     return chunked_to_fit(chain, plans[-1][2], options.memory_limit)
