@@ -35,7 +35,8 @@ __all__ = [
 #: (at least this, or 16 per Jacobian row and column; see :func:`pattern_coordinates`).
 DETECTION_BUDGET = 1 << 20
 #: How much cheaper (FMAs) compression must be than the chain plan before the dense path takes it:
-#: compression adds a gather of the compressed Jacobian and a scatter into the dense result.
+#: compression adds reading the nonzeros out of the compressed Jacobian (a gather, where it is not
+#: stored whole: :data:`STORED_WHOLE`) and a scatter into the dense result.
 COMPRESSION_MARGIN = 1.25
 #: A sparse result stores the compressed Jacobian whole, padded where an entry holds no nonzero
 #: (:func:`slot_indices`), where that stores at most this many entries per nonzero: reading the

@@ -173,7 +173,7 @@ class _ParetoDP:
         every pair of steps it splits into: no boundary inside is as narrow as both ends.
 
         Split at a boundary ``l`` no wider than both ends, the two steps cost what it costs (costs
-        per layer add up, the seeds are the same), and each holds less: its operand or result
+        per layer add up, the seeds are the same), and each holds no more: its operand or result
         ``J`` at ``l`` is no larger than the one it replaces, its widest layer and tape no larger.
         So the pair's plans dominate or equal the step's, and the fronts are the same without
         it. On random chains this leaves O(q log q) of the O(q^2) spans per cell."""
