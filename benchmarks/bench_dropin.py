@@ -25,16 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import chainorder
-from chainorder.front.zoo import ZOO, dense_chain, median_times
-
-
-def composed(functions):
-    def f(x):
-        for function in functions:
-            x = function(x)
-        return x
-
-    return f
+from chainorder.front.zoo import ZOO, composed, dense_chain, median_times
 
 
 def rk4(width: int, steps: int):

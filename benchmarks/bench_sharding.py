@@ -18,15 +18,12 @@ import sys
 
 CHILD = """
 import sys, jax, jax.numpy as jnp, numpy as np, chainorder
-from chainorder.front.zoo import dense_chain, median_times
+from chainorder.front.zoo import composed, dense_chain, median_times
 repeat = int(sys.argv[1])
 for name, dims in (("autoencoder 1024-512-16-512-1024", [1024, 512, 16, 512, 1024]),
                    ("square 512x3", [512, 512, 512, 512])):
     functions, x = dense_chain(dims, 0, jnp.float32)
-    def f(v, functions=functions):
-        for g in functions:
-            v = g(v)
-        return v
+    f = composed(functions)
     candidates = {"jacfwd": jax.jit(jax.jacfwd(f)), "jacrev": jax.jit(jax.jacrev(f)),
                   "ours, 1 device": jax.jit(chainorder.jacobian(f)),
                   "ours, sharded": jax.jit(chainorder.jacobian(f, devices=jax.devices()))}

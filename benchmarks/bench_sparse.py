@@ -29,7 +29,7 @@ import numpy as np
 import chainorder
 from chainorder.backend.compressed import colors_and_density, compression
 from chainorder.front.sparsezoo import pde, sparse_cases
-from chainorder.front.zoo import dense_chain, median_times
+from chainorder.front.zoo import composed, dense_chain, median_times
 
 try:
     import sparsejac
@@ -90,11 +90,7 @@ def table(repeat: int) -> None:
 def autoencoder(repeat: int) -> None:
     functions, row_x = dense_chain([1024, 512, 16, 512, 1024], 0, jnp.float32)
 
-    def row(v):
-        for g in functions:
-            v = g(v)
-        return v
-
+    row = composed(functions)
     X = jnp.stack([row_x * (1 + 0.01 * k) for k in range(16)])
     batched = jax.vmap(row)
     dense = chainorder.jacobian(batched)

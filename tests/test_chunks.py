@@ -13,7 +13,7 @@ import chainorder
 from chainorder import Chain, Plan, Step, optimize, pareto
 from chainorder.core.memory import MemoryModel
 from chainorder.core.pure import forward_steps, reverse_steps
-from chainorder.front.zoo import dense_chain, xla_bytes
+from chainorder.front.zoo import composed, dense_chain, xla_bytes
 
 RNG = np.random.default_rng(3)
 
@@ -22,15 +22,6 @@ def _layers(dims, dtype=jnp.float64):
     """Layers ``tanh(W sin(v))``: not affine + elementwise, so every preaccumulation may chunk."""
     weights = [jnp.asarray(RNG.standard_normal((m, n)) / np.sqrt(n), dtype) for n, m in zip(dims, dims[1:])]
     return [lambda v, w=w: jnp.tanh(w @ jnp.sin(v)) for w in weights]
-
-
-def _composed(functions):
-    def f(v):
-        for function in functions:
-            v = function(v)
-        return v
-
-    return f
 
 
 def _chunked(chain, steps, chunk):
@@ -48,7 +39,7 @@ def test_chunked_steps_equal_jax_jacobian_for_every_strategy(chunk):
     functions = _layers(dims)
     x = jnp.asarray(RNG.standard_normal(7))
     chain = Chain.from_functions(functions, x)
-    reference = jax.jacobian(_composed(functions))(x)
+    reference = jax.jacobian(composed(functions))(x)
     for steps in (forward_steps(chain), reverse_steps(chain), optimize(chain).steps):
         plan = Plan(chain, _chunked(chain, steps, chunk))
         assert any(step.chunk for step in plan.steps)
@@ -61,7 +52,7 @@ def test_a_memory_limit_below_every_unchunked_plan_gets_chunked_steps():
     chunked one does; chainorder.jacobian runs it and equals jax.jacobian."""
     dims = [64, 64, 2048, 64]
     functions = _layers(dims)
-    f = _composed(functions)
+    f = composed(functions)
     x = jnp.asarray(RNG.standard_normal(64))
     chain = Chain.from_dims(dims)
     least_unchunked = pareto(chain)[0].peak_memory

@@ -101,8 +101,9 @@ class _ParetoDP:
         self.tape_limit = tape_limit
         self.budget = budget
         self.fronts = Fronts(self.q)
-        widest_negated = RangeMax(-self.costs.out_dims)
-        self._narrowest = lambda first, last: -widest_negated(first, last)
+        if chunked:  # for _own_step
+            widest_negated = RangeMax(-self.costs.out_dims)
+            self._narrowest = lambda first, last: -widest_negated(first, last)
 
     def _candidates(self, kind: StepKind, cell, last, split, later=None, earlier=None) -> tuple:
         fronts = self.fronts

@@ -22,6 +22,17 @@ from ..core.chain import Chain
 from ..core.optimize import optimize
 
 
+def composed(functions: list[Callable]) -> Callable:
+    """The function applying ``functions`` in order (a chain's layers as one function)."""
+
+    def f(x):
+        for function in functions:
+            x = function(x)
+        return x
+
+    return f
+
+
 def dense_chain(dims: list[int], seed: int, dtype) -> tuple[list[Callable], jax.Array]:
     """tanh(W x) layers, with an elementwise sin layer after every third dense layer."""
     rng = np.random.default_rng(seed)
