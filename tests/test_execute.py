@@ -1,5 +1,7 @@
 """Executing plans in JAX: every strategy equals jax.jacobian, jit and vmap compose."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -195,3 +197,33 @@ def test_memory_limited_plans_execute_exactly():
         limited = optimize(chain, memory_limit=plan.peak_memory)
         assert limited.peak_memory <= plan.peak_memory and limited.cost == plan.cost
         assert _relative_error(limited.jacobian(x), reference) < 1e-10
+
+
+def test_a_product_pushed_through_an_elementwise_layer_compiles_without_transposes():
+    """A tangent step whose seed a product made: XLA folds vmap's move of the columns into the
+    dot and fuses the move back with the layer's elementwise op, a transposing loop about 8x slower
+    than the step (1024 wide: 1.9 ms against 0.25 ms) unless the seed is written out first."""
+    from chainorder import Plan
+    from chainorder.core.costs import CostModel
+    from chainorder.core.steps import Step, StepKind
+
+    rng = np.random.default_rng(0)
+    dims = [256, 64, 16, 64, 256]
+    weights = [_matrix(rng, dims[i + 1], dims[i], jnp.float32) for i in range(4)]
+    functions = [lambda v, w=w: jnp.tanh(w @ v) for w in weights] + [jnp.sin]
+    x = jnp.asarray(rng.standard_normal(256), jnp.float32)
+    chain = Chain.from_functions(functions, x)
+    costs = CostModel.exact(chain)
+    layout = [  # (a(0) << a(1)) and (t(2) >> t(3)), their product, pushed through sin (layer 4)
+        (StepKind.ADJOINT_PREACCUMULATION, 1, 1, None),
+        (StepKind.ADJOINT_STEP, 0, 1, 0),
+        (StepKind.TANGENT_PREACCUMULATION, 2, 2, None),
+        (StepKind.TANGENT_STEP, 2, 3, 2),
+        (StepKind.PRODUCT, 0, 3, 1),
+        (StepKind.TANGENT_STEP, 0, 4, 3),
+    ]
+    plan = Plan(chain, [Step(kind, *span, int(costs.cost(kind, *span))) for kind, *span in layout])
+    hlo = jax.jit(plan.jacobian).lower(x).compile().as_text()
+    assert not [line for line in hlo.splitlines() if " transpose(" in line.split("metadata=")[0]]
+    reference = jax.jacobian(lambda v: functools.reduce(lambda value, f: f(value), functions, v))(x)
+    assert _relative_error(plan.jacobian(x), reference) < 1e-5
