@@ -83,13 +83,14 @@ def test_step_times_follow_the_documented_formulas():
     def bytes_time(elements):
         return 4 * elements / 2e9
 
-    # tangent step: push the 30 columns of J[0..0] (7x30) through layers 1..2
-    fmas = 30 * (7 * 50 + 50 * 9)
-    expected = 1.5 * fmas / rate(30) + bytes_time(7 * 30 + 9 * 30) + 1e-6 + 2 * 3e-7
+    # tangent step: push the 30 columns of J[0..0] (7x30) through layers 1..2, each GEMM at the
+    # rate of its narrowest side (7 -> 50: 7; 50 -> 9: 9; both narrower than the 30 seeds)
+    arithmetic = 30 * 7 * 50 / rate(7) + 30 * 50 * 9 / rate(9)
+    expected = 1.5 * arithmetic + bytes_time(7 * 30 + 9 * 30) + 1e-6 + 2 * 3e-7
     assert math.isclose(float(model.cost("tangent_step", 0, 2, 0)), expected, rel_tol=1e-12)
-    # adjoint step: pull the 9 rows of J[2..1] (9x7) back through layer 0
+    # adjoint step: pull the 9 rows of J[2..1] (9x7) back through layer 0 (30 -> 7: rate of 7)
     fmas = 9 * (7 * 30)
-    expected = 2.0 * fmas / rate(9) + bytes_time(9 * 7 + 9 * 30) + 1e-6 + 5e-7
+    expected = 2.0 * fmas / rate(7) + bytes_time(9 * 7 + 9 * 30) + 1e-6 + 5e-7
     assert math.isclose(float(model.cost("adjoint_step", 0, 2, 0)), expected, rel_tol=1e-12)
     # product J[2..1] (9x7) @ J[0..0] (7x30)
     expected = 9 * 7 * 30 / rate(7) + bytes_time(9 * 7 + 7 * 30 + 9 * 30) + 1e-6

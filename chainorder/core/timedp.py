@@ -6,12 +6,13 @@ step or a product at every split ``k``), with the step times of
 :class:`~chainorder.core.timing.TimeModel` written in the separable form that
 makes the FMA DP fast (``F_i``, ``G_j``: seconds per unit of through-cost of a
 propagation with ``n_i`` columns or ``m_j`` rows; ``b``: seconds per element
-moved; ``s``: per step; ``o_t``, ``o_a``: per layer; ``Tp``, ``Ap``: prefix sums
-of the JVP and VJP costs):
+moved; ``s``: per step; ``o_t``, ``o_a``: per layer; ``Tp_i``, ``Ap_j``: prefix sums
+of the JVP and VJP costs, each layer weighted for a GEMM thinner than ``n_i`` or ``m_j``
+seeds, :meth:`TimeModel.weighted_prefix <chainorder.core.timing.TimeModel.weighted_prefix>`):
 
-* tangent step: ``[T[i..k] - F_i Tp[k+1] + b n_i m_k - o_t k] + F_i Tp[j+1] + b n_i m_j + s + o_t j``,
+* tangent step: ``[T[i..k] - F_i Tp_i[k+1] + b n_i m_k - o_t k] + F_i Tp_i[j+1] + b n_i m_j + s + o_t j``,
   a running minimum over ``k`` of the bracket as ``j`` grows;
-* adjoint step: ``[T[k+1..j] + G_j Ap[k+1] + b m_j m_k + o_a k] - G_j Ap[i] + b m_j n_i + s + o_a (1 - i)``,
+* adjoint step: ``[T[k+1..j] + G_j Ap_j[k+1] + b m_j m_k + o_a k] - G_j Ap_j[i] + b m_j n_i + s + o_a (1 - i)``,
   a running minimum as ``i`` falls (with a tape limit, every split in the window the tape allows);
 * product: ``T[i..k] + T[k+1..j] + m_j m_k n_i max(1/r(m_j), 1/r(m_k), 1/r(n_i)) + b (m_j m_k + m_k n_i + m_j n_i) + s``
   (the GEMM rate ``r`` is non-decreasing, so the rate of the smallest side is the least of the
@@ -98,24 +99,25 @@ class _TimeDP:
         k, j = i + length - 2, i + length - 1
         n, F = self.n[:cells], self.F[:cells]
         operand = self.by_start[:cells, length - 1]  # T[i..k]
-        term = operand - F * self.tangent_prefix[k + 1] + self.b * n * self.m[k] - self.o_t * k
+        term = operand - F * self.tangent_prefix[i, k + 1] + self.b * n * self.m[k] - self.o_t * k
         best, arg = self.tangent_best[:cells], self.tangent_arg[:cells]
         arg[:] = np.where(term < best, k, arg)
         best[:] = np.minimum(term, best)
-        value = best + F * self.tangent_prefix[j + 1] + self.b * n * self.m[j] + self.s + self.o_t * j
+        value = best + F * self.tangent_prefix[i, j + 1] + self.b * n * self.m[j] + self.s + self.o_t * j
         return value, arg.copy()
 
     def _adjoint(self, length: int, cells: int):
         if self.tape_limit is not None:
             return self._adjoint_within_tape(length, cells)
         i = np.arange(cells)
+        j = i + length - 1
         m, G = self.m[length - 1 :], self.G[length - 1 :]
         operand = self.by_end[length - 1 :, length - 1]  # T[i+1..j]
-        term = operand + G * self.adjoint_prefix[i + 1] + self.b * m * self.m[i] + self.o_a * i
+        term = operand + G * self.adjoint_prefix[j, i + 1] + self.b * m * self.m[i] + self.o_a * i
         best, arg = self.adjoint_best[length - 1 :], self.adjoint_arg[length - 1 :]
         arg[:] = np.where(term < best, i, arg)
         best[:] = np.minimum(term, best)
-        value = best - G * self.adjoint_prefix[i] + self.b * m * self.n[:cells] + self.s + self.o_a * (1 - i)
+        value = best - G * self.adjoint_prefix[j, i] + self.b * m * self.n[:cells] + self.s + self.o_a * (1 - i)
         return value, arg.copy()
 
     def _adjoint_within_tape(self, length: int, cells: int):
@@ -125,7 +127,7 @@ class _TimeDP:
         later = self.by_end[length - 1 :, length - 1 : 0 : -1]  # T[k+1..j]
         value = (
             later
-            + self.G[j] * (self.adjoint_prefix[k + 1] - self.adjoint_prefix[i])
+            + self.G[j] * (self.adjoint_prefix[j, k + 1] - self.adjoint_prefix[j, i])
             + self.b * self.m[j] * (self.m[k] + self.n[i])
             + self.s
             + self.o_a * (d + 1)

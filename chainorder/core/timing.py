@@ -6,10 +6,13 @@ For a step producing the ``rows x columns`` block ``J[last..first]`` (notation o
 =====================  ============================================  =================================
 step                   arithmetic                                    bytes read + written, kernels
 =====================  ============================================  =================================
-tangent/adjoint kinds  ``factor(seeds) * FMAs / gemm_rate(seeds)``   its operand + its result;
-                       (``seeds``: the columns pushed or rows        ``step_overhead`` plus the
-                       pulled; the JVP or VJP factor at ``seeds``;   tangent or adjoint overhead per
-                       in chunks: at the chunk's width)              layer it goes through, per chunk
+tangent/adjoint kinds  ``factor(seeds) * sum_l FMAs_l / rate_l``,     its operand + its result;
+                       ``rate_l = gemm_rate(min(seeds, n_l, m_l))``  ``step_overhead`` plus the
+                       (``seeds``: the columns pushed or rows        tangent or adjoint overhead per
+                       pulled, in chunks the chunk's width; the      layer it goes through, per chunk
+                       JVP or VJP factor at ``seeds``; ``l``: the
+                       layers it goes through, whose GEMM is thin
+                       where the layer is narrower than the seeds)
 product                ``FMAs / gemm_rate(min(rows, inner, cols))``  both operands + the result;
                                                                      ``step_overhead``
 explicit tangent       none: scaling ``W``'s rows streams at the     ``W`` read, the result written;
@@ -96,7 +99,8 @@ class TimeModel:
             if chunk is not None:  # a loop: each iteration a chunk's JVPs (VJPs) at its width's rate
                 at_once = np.minimum(chunk, seeds)
                 iterations = -(-seeds // at_once)
-            arithmetic = profile.mode_factor(kind.direction, at_once) * fmas / profile.gemm_rate(at_once)
+            thin = self._thin_share(kind.direction, at_once, *through)
+            arithmetic = profile.mode_factor(kind.direction, at_once) * fmas * thin / profile.gemm_rate(at_once)
             per_layer = profile.tangent_overhead if kind.direction == "tangent" else profile.adjoint_overhead
             fixed = iterations * (profile.step_overhead + per_layer * (through[1] - through[0] + 1))
         moved = self._size(first, last) + sum(self._size(*span) for span in kind.operands(first, last, split))
@@ -107,9 +111,39 @@ class TimeModel:
             seconds = np.where(explicit, written + profile.step_overhead + profile.tangent_overhead, seconds)
         return seconds
 
+    def weighted_prefix(self, direction: str, seeds) -> np.ndarray:
+        """Prefix sums over the layers of their JVP (``direction="tangent"``) or VJP costs, each
+        weighted by how much slower its GEMM runs with ``seeds`` columns (rows) than a product as
+        wide as the seeds: ``gemm_rate(seeds) / gemm_rate(min(seeds, n_l, m_l))``. A layer narrower
+        than the seeds makes a thin GEMM (a 512 -> 16 layer with 512 seeds runs at the rate of
+        16); a layer at least as wide weighs 1. ``seeds``: an array; the result has a row of
+        ``q + 1`` prefix sums per seed count."""
+        costs, profile = self.costs, self.profile
+        per_layer = np.diff(costs.tangent_prefix if direction == "tangent" else costs.adjoint_prefix)
+        narrowest = np.minimum(costs.in_dims, costs.out_dims)
+        widths, inverse = np.unique(np.asarray(seeds, dtype=np.float64), return_inverse=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weight = profile.gemm_rate(widths)[:, None] / profile.gemm_rate(np.minimum(widths[:, None], narrowest))
+        weighted = np.cumsum(np.where(per_layer == 0, 0.0, per_layer * weight), axis=1)
+        table = np.concatenate([np.zeros((len(widths), 1)), weighted], axis=1)
+        return table[inverse.reshape(np.shape(seeds))]
+
+    def _thin_share(self, direction: str, seeds, first, last):
+        """The weighted JVP (VJP) cost of layers ``first..last`` over the plain one
+        (:meth:`weighted_prefix`; 1 where they cost nothing)."""
+        seeds, first, last = np.broadcast_arrays(*(np.asarray(value) for value in (seeds, first, last)))
+        table = self.weighted_prefix(direction, seeds)
+        prefix = self.costs.tangent_prefix if direction == "tangent" else self.costs.adjoint_prefix
+        end, start = (np.take_along_axis(table, index[..., None], -1)[..., 0] for index in (last + 1, first))
+        plain = prefix[last + 1] - prefix[first]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(plain > 0, (end - start) / plain, 1.0)
+
     def rates(self) -> SimpleNamespace:
         """The per-layer coefficients of :meth:`cost` in separable form, for the time DP
-        (:mod:`chainorder.core.timedp`): ``n``, ``m``, the JVP/VJP cost prefix sums,
+        (:mod:`chainorder.core.timedp`): ``n``, ``m``, the JVP/VJP cost prefix sums weighted
+        for thin layers with ``n_i`` seeds (row ``i`` of ``tangent_prefix``) and ``m_j`` seeds
+        (row ``j`` of ``adjoint_prefix``; :meth:`weighted_prefix`),
         ``F``/``G`` (seconds per unit of through-cost with ``n_i`` columns / ``m_j`` rows),
         the inverse GEMM rates of each ``n_i`` and ``m_i``, ``b`` (seconds per element
         moved), ``s`` (per step), ``o_t``/``o_a`` (per layer)."""
@@ -119,8 +153,8 @@ class TimeModel:
             return SimpleNamespace(
                 n=n,
                 m=m,
-                tangent_prefix=costs.tangent_prefix,
-                adjoint_prefix=costs.adjoint_prefix,
+                tangent_prefix=self.weighted_prefix("tangent", n),
+                adjoint_prefix=self.weighted_prefix("adjoint", m),
                 F=profile.mode_factor("tangent", n) * n / profile.gemm_rate(n),
                 G=profile.mode_factor("adjoint", m) * m / profile.gemm_rate(m),
                 inverse_n=1.0 / profile.gemm_rate(n),
