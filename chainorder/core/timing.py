@@ -6,7 +6,7 @@ For a step producing the ``rows x columns`` block ``J[last..first]`` (notation o
 =====================  ============================================  =================================
 step                   arithmetic                                    bytes read + written, kernels
 =====================  ============================================  =================================
-tangent/adjoint kinds  ``factor(seeds) * sum_l FMAs_l / rate_l``,     its operand + its result;
+tangent/adjoint kinds  ``factor(seeds) * sum_l FMAs_l / rate_l``,    its operand + its result;
                        ``rate_l = gemm_rate(min(seeds, n_l, m_l))``  ``step_overhead`` plus the
                        (``seeds``: the columns pushed or rows        tangent or adjoint overhead per
                        pulled, in chunks the chunk's width; the      layer it goes through, per chunk
