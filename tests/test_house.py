@@ -16,7 +16,7 @@ from hypothesis import given, settings
 
 import chainorder
 from chainorder import Chain, Layer, Objective, Plan, StepKind, optimize, pareto, peak_memory
-from chainorder.backend.execute import EXECUTORS
+from chainorder.backend.steprun import EXECUTORS
 from chainorder.core.schedule import critical_path
 
 PACKAGE = Path(chainorder.__file__).parent

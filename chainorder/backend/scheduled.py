@@ -24,8 +24,9 @@ import jax
 import jax.numpy as jnp
 
 from ..core.plan import Plan
-from .execute import EXECUTORS, Run, check_input, flat_layers
+from .execute import check_input, flat_layers
 from .explicit import dense
+from .steprun import EXECUTORS, Run
 
 __all__ = ["scheduled_jacobian", "schedule_devices"]
 

@@ -20,7 +20,7 @@ The operand that covers the layers after the split is called *later*
 :class:`StepKind` is the one table of these facts; its values are the strings
 of the JSON format. What a kind costs is in :mod:`chainorder.core.costs`, what
 it holds in memory in :mod:`chainorder.core.memory`, how it runs in
-:mod:`chainorder.backend.execute`; each reads this table.
+:mod:`chainorder.backend.steprun`; each reads this table.
 
 This module imports neither jax nor matplotlib.
 """
