@@ -107,6 +107,22 @@ def all_plans(chain: Chain, *, matrix_free: bool = True, tape_limit: int | None 
     return plans(0, len(chain) - 1)
 
 
+def all_plan_times(chain: Chain, profile, *, tape_limit: int | None = None) -> list[float]:
+    """The predicted seconds of every plan's steps (``all_plans``; the primal pass left out), each
+    distinct step priced once by the time model (plans share most of their steps)."""
+    from chainorder.core.timing import TimeModel
+
+    model, priced = TimeModel(chain, profile), {}
+
+    def seconds(step) -> float:
+        key = (step.kind, step.first, step.last, step.split)
+        if key not in priced:
+            priced[key] = float(model.steps_time([step])[0])
+        return priced[key]
+
+    return [sum(seconds(step) for step in steps) for steps in all_plans(chain, tape_limit=tape_limit)]
+
+
 def step_cost_by_hand(chain: Chain, step) -> int:
     """A step's FMAs from the cost table of the README, written out again (independent of CostModel)."""
     n = [layer.in_dim for layer in chain]
