@@ -55,6 +55,7 @@ EXACT = {
         ),
         _random(1, 5, 5, 3),
     ),
+    "jax.checkpoint": (lambda x: jax.checkpoint(lambda u: jnp.sin(u) * u[::-1])(x), _random(6)),
     "jnp.convolve": (lambda x: jnp.convolve(jnp.sin(x), jnp.array([1.0, -2.0, 1.0]), mode="same"), _random(10)),
 }
 

@@ -23,8 +23,8 @@ REDUCTIONS = frozenset(
 )
 #: Scans along the ``axis`` parameter.
 CUMULATIVE = frozenset({"cumsum", "cumprod", "cummax", "cummin", "cumlogsumexp"})
-#: Calls of a nested jaxpr, entered by the walkers.
-CALLS = frozenset({"jit", "pjit", "closed_call", "core_call", "remat", "checkpoint"})
+#: Calls of a nested jaxpr, entered by the walkers (``jax.checkpoint`` binds "remat2").
+CALLS = frozenset({"jit", "pjit", "closed_call", "core_call", "remat", "remat2", "checkpoint"})
 
 
 def inner_jaxpr(params: dict):
