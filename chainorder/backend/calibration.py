@@ -35,6 +35,7 @@ from ..core.chain import Chain
 from ..core.profile import MachineProfile, default_profile
 from ..core.pure import forward_steps, reverse_steps
 from ..core.timing import TimeModel
+from .seedslast import jacfwd_seeds_last
 
 __all__ = ["calibrate", "machine_profile", "profile_path", "ProfileWarning"]
 
@@ -165,12 +166,13 @@ def _primal_overhead(profile: MachineProfile, chains, repeat: int) -> float:
 
 
 def _mode_times(profile: MachineProfile, width: int, layers: int, repeat: int) -> list[tuple[float, float, float]]:
-    """For jacfwd and jacrev of a dense tanh chain: (measured seconds, the model's arithmetic at
-    factor 1, the model's bytes, step overheads and primal pass), the per-layer overheads left out."""
+    """For forward mode (as plans run it: seeds kept last) and jacrev of a dense tanh chain:
+    (measured seconds, the model's arithmetic at factor 1, the model's bytes, step overheads and
+    primal pass), the per-layer overheads left out."""
     f, x, chain = _tanh_chain(width, layers)
     unit = TimeModel(chain, profile)  # factors 1, per-layer overheads 0
     rows = []
-    for make, steps in ((jax.jacfwd, forward_steps(chain)), (jax.jacrev, reverse_steps(chain))):
+    for make, steps in ((jacfwd_seeds_last, forward_steps(chain)), (jax.jacrev, reverse_steps(chain))):
         measured = _median_time(jax.jit(make(f)), x, repeat=repeat)
         arithmetic = sum(step.cost / float(profile.gemm_rate(width)) for step in steps)  # every step has width seeds
         rows.append((measured, arithmetic, sum(unit.steps_time(steps)) - arithmetic + unit.primal_time()))

@@ -157,7 +157,8 @@ class _Entry:
         self.strategy, self.cost = "plan", self.plan.cost
         check_fits(self.plan, vector.dtype)
         mode = library_mode(self.plan)
-        if mode is not None:  # exactly jax.jacfwd's or jax.jacrev's program
+        real = jnp.issubdtype(vector.dtype, jnp.floating)
+        if mode == "reverse" or (mode == "forward" and not real):  # exactly jax.jacrev's or jax.jacfwd's program
             self.program = jax.jit(functools.partial(_pure_program, options, signature, mode, expected))
             return
         compute = _compute(self.plan, traced, flat)

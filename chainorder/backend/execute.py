@@ -9,8 +9,9 @@ where it pays.
 
 Jacobians of sub-chains are ``(m_j, n_i)`` matrices over the flattened
 variables; the result is reshaped like ``jax.jacobian``'s
-(``output.shape + x.shape``). A plan whose steps are pure forward (pure
-reverse) mode runs as ``jax.jacfwd`` (``jax.jacrev``) itself, with no overhead.
+(``output.shape + x.shape``). A plan whose steps are pure reverse mode runs as
+``jax.jacrev`` itself, with no overhead; one of pure forward mode as ``jax.jacfwd`` with
+its seeds kept last (:mod:`.seedslast`: no transposes between products and elementwise ops).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from ..core.chain import Chain
 from ..core.plan import Plan
 from .explicit import dense
+from .seedslast import jacfwd_seeds_last
 from .steprun import EXECUTORS, Run
 
 __all__ = [
@@ -194,7 +196,11 @@ def jacobian_function(plan: Plan) -> Callable[[Any], Any]:
         return apply_chain(chain, x)
 
     if library == "forward":
-        inner = jax.jacfwd(composed)
+
+        def inner(x):
+            flat = jacfwd_seeds_last(_flat(composed, x.shape))(jnp.reshape(x, (-1,)))
+            return jnp.reshape(flat, jax.eval_shape(composed, x).shape + x.shape)
+
     elif library == "reverse":
         inner = jax.jacrev(composed)
     else:

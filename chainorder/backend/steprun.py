@@ -1,9 +1,10 @@
 """How each step of a plan runs in JAX: the primal values of one execution, and a function per step kind.
 
-* tangent preaccumulation / tangent step: ``jax.linearize`` of the layers it goes
-  through at their input, and ``vmap`` of that JVP over the columns of the seed
-  (the identity, or the Jacobian accumulated so far, written out first:
-  :func:`materialized`); an explicit layer's preaccumulation writes
+* tangent preaccumulation / tangent step: the JVPs of the layers it goes through at
+  their input, of every column of the seed (the identity, or the Jacobian accumulated
+  so far, written out first: :func:`materialized`), with the seeds kept last
+  (:mod:`.seedslast`; ``jax.linearize`` and ``vmap`` over the columns where a primitive
+  has no seeds-last rule); an explicit layer's preaccumulation writes
   ``diag(s'(Wx + b)) W`` (:mod:`.explicit`), a sparse layer's pushes its colors;
 * adjoint preaccumulation / adjoint step: ``jax.vjp`` of the layers it goes
   through (its tape lives for this step only), ``vmap`` of the VJP over the rows;
@@ -28,6 +29,10 @@ from ..core.steps import Step, StepKind
 from .chunks import identity_columns, in_chunks, seed_slice
 from .compressed import compressed_preaccumulation, layer_pattern
 from .explicit import dense, explicit_jacobian
+from .seedslast import jvps_seeds_last, seeds_last_jaxpr
+
+#: tangent steps push their seeds last (:mod:`.seedslast`); False: ``vmap`` of ``jax.linearize``'s JVP
+SEEDS_LAST = True
 
 __all__ = ["EXECUTORS", "Run", "materialized"]
 
@@ -74,8 +79,7 @@ class Run:
     def push(self, first: int, last: int, seed: Any = None, chunk: int | None = None) -> Any:
         """JVPs through layers first..last of every column of ``seed`` (None: the identity),
         ``chunk`` columns at a time (:mod:`.chunks`; None: all at once)."""
-        _, linear = jax.linearize(self.segment(first, last), self.values[first])
-        jvps = jax.vmap(linear, in_axes=1, out_axes=1)
+        jvps = self._jvps(first, last)
         dtype, size = self.values[first].dtype, self.values[first].shape[0]
         seed = None if seed is None else materialized(dense(seed).astype(dtype))
         count = size if seed is None else seed.shape[1]
@@ -90,6 +94,16 @@ class Run:
 
         out = self.values[last + 1]
         return in_chunks(block, count, chunk, (out.shape[0], count), out.dtype, axis=1)
+
+    def _jvps(self, first: int, last: int) -> Callable[[Any], Any]:
+        """``seeds -> JVPs`` through layers first..last of the columns of ``seeds``."""
+        segment, x = self.segment(first, last), self.values[first]
+        if SEEDS_LAST:
+            closed = seeds_last_jaxpr(segment, x)
+            if closed is not None:
+                return lambda seeds: jvps_seeds_last(closed, x, seeds)
+        _, linear = jax.linearize(segment, x)
+        return jax.vmap(linear, in_axes=1, out_axes=1)
 
     def pull(self, first: int, last: int, seed: Any = None, chunk: int | None = None) -> Any:
         """VJPs back through layers first..last of every row of ``seed`` (None: the identity),

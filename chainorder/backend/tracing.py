@@ -30,6 +30,7 @@ from ..core.steps import Objective
 from .compressed import COMPRESSION_MARGIN
 from .devices import resolve_budget
 from .execute import library_mode, run_steps
+from .seedslast import jacfwd_seeds_last
 from .segments import Segment, prepare
 
 __all__ = ["trace", "analyze_chain", "Analysis"]
@@ -266,10 +267,10 @@ def analyze_chain(
 
 
 def _compute(plan: Plan, traced: Any, flat_function: Callable[..., Any]) -> Callable[..., Any]:
-    """``(vector, rest) -> (m, n) Jacobian`` with ``plan``: jacfwd/jacrev themselves for pure modes."""
+    """``(vector, rest) -> (m, n) Jacobian`` with ``plan``: jacfwd (seeds kept last) or jacrev for pure modes."""
     mode = library_mode(plan)
-    if mode == "forward":
-        return lambda vector, rest: jax.jacfwd(flat_function)(vector, *rest)
+    if mode == "forward":  # jax.jacfwd, its seeds kept last (jax.jacfwd itself where that is not checked)
+        return lambda vector, rest: jacfwd_seeds_last(lambda v: flat_function(v, *rest))(vector)
     if mode == "reverse":
         return lambda vector, rest: jax.jacrev(flat_function)(vector, *rest)
     return lambda vector, rest: run_steps(plan, traced.functions(rest), vector)
