@@ -168,6 +168,12 @@ def _tolerance(args, reverse: bool) -> float:
     return 1e-5
 
 
+def test_analyze_takes_half_precision_inputs():
+    """bfloat16 is inexact to jnp but not to numpy: analyze refused it before (jacobian took it)."""
+    for dtype in (jnp.bfloat16, jnp.float16):
+        assert chainorder.analyze(mlp, X.astype(dtype)).chain.dims == chainorder.analyze(mlp, X).chain.dims
+
+
 def test_vmap_composes():
     batch = jnp.stack([X, 2 * X, -X])
     _same(jax.vmap(chainorder.jacobian(mlp))(batch), jax.vmap(jax.jacobian(mlp))(batch), 1e-10)

@@ -52,7 +52,7 @@ def _split_arguments(args: tuple, argnums: int | Sequence[int]):
     chosen = args[numbers[0]] if isinstance(argnums, int) else tuple(args[n] for n in numbers)
     for leaf in jax.tree_util.tree_leaves(chosen):
         dtype = np.dtype(jnp.asarray(leaf).dtype)
-        if not np.issubdtype(dtype, np.inexact):
+        if not jnp.issubdtype(dtype, jnp.inexact):  # bfloat16 is inexact to jnp, not to numpy
             raise TypeError(
                 "chainorder.jacobian requires real- or complex-valued inputs (input dtype that is a "
                 f"sub-dtype of np.inexact), but got {dtype.name}. If you want to use integer-valued "
