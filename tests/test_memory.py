@@ -12,12 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainorder import Chain, Layer, optimize, pareto, peak_memory
-from chainorder.core.memory import MemoryModel, chunked_to_fit
+from chainorder.core.memory import MemoryModel
+from chainorder.core.memorysteps import chunked_to_fit
 from chainorder.core.pareto import pareto_steps
 from chainorder.core.schedule import critical_path
 from chainorder.core.steps import Objective
 
-pareto_module = importlib.import_module("chainorder.core.pareto")
+paretodp_module = importlib.import_module("chainorder.core.paretodp")
 
 
 def _points(chain, parallel=False, chunked=False, **options):
@@ -96,7 +97,7 @@ def test_chunked_fronts_do_not_need_steps_through_a_narrow_boundary(chain, opts)
     adjoint step through every span as without those through a boundary as narrow as both ends."""
     pruned = pareto(chain, chunked=True, **opts)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pareto_module._ParetoDP, "_own_step", lambda self, first, last: np.ones(np.shape(first), bool))
+        patch.setattr(paretodp_module.ParetoDP, "_own_step", lambda self, first, last: np.ones(np.shape(first), bool))
         every = pareto(chain, chunked=True, **opts)
     assert [(p.cost, p.peak_memory) for p in pruned] == [(p.cost, p.peak_memory) for p in every]
 
@@ -141,7 +142,8 @@ def test_least_chunked_peak_equals_brute_force_over_chunks(chain):
 
 
 def test_merged_propagations_join_only_where_the_peak_does_not_rise():
-    from chainorder.core.memory import MemoryModel, merged_propagations
+    from chainorder.core.memory import MemoryModel
+    from chainorder.core.memorysteps import merged_propagations
     from chainorder.core.steps import Step
 
     # reverse mode through 8 -> 8 -> 8 -> 2 as single-layer adjoint steps; layer 0's tape is large

@@ -13,7 +13,8 @@ from .checks import Options, check_options
 from .dp import cheapest_steps
 from .engine import machine_profile
 from .makespan import DEFAULT_TIME_LIMIT, scheduled_steps
-from .memory import MemoryModel, chunked_to_fit, order_for_memory, peak_memory
+from .memory import MemoryModel, peak_memory
+from .memorysteps import chunked_to_fit, order_for_memory
 from .pareto import pareto_steps
 from .plan import Plan
 from .profile import MachineProfile

@@ -9,7 +9,7 @@ import random
 
 from .chain import Chain
 from .costs import CostModel
-from .memory import order_for_memory
+from .memorysteps import order_for_memory
 from .plan import Plan
 from .steps import Step, StepKind
 
