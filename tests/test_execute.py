@@ -106,6 +106,18 @@ def test_float32_within_1e_4(case):
         assert _relative_error(computed, reference) < 1e-4
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision_plans_run(dtype):
+    """bfloat16 is floating to jnp but not to numpy: plan.jacobian refused it before."""
+    functions, x = _autoencoder(dtype)
+    chain = Chain.from_functions(functions, x)
+    reference = jax.jacobian(chain)(x).astype(jnp.float32)
+    for strategy in ("optimal", "forward", "reverse"):
+        computed = optimize(chain, strategy).jacobian(x)
+        assert computed.dtype == dtype
+        assert _relative_error(computed.astype(jnp.float32), reference) < 5e-2
+
+
 def _autoencoder(dtype=jnp.float64):
     rng = np.random.default_rng(0)
     dims = [60, 30, 3, 30, 60]

@@ -35,7 +35,6 @@ from typing import Any
 import jax
 import jax.extend
 import jax.numpy as jnp
-import numpy as np
 
 from .opcount import FREE_PRIMITIVES
 from .primitives import bind_equation
@@ -178,7 +177,7 @@ def _flatten(closed_jaxpr: Any) -> tuple[list[_Op], dict[int, Any], list[int], d
 
 
 def _is_float(aval: Any) -> bool:
-    return np.issubdtype(np.dtype(aval.dtype), np.inexact)
+    return jnp.issubdtype(aval.dtype, jnp.inexact)  # bfloat16 too (numpy does not count it inexact)
 
 
 def build_program(closed_jaxpr: Any) -> Program:

@@ -77,13 +77,13 @@ def check_input(chain: Chain, x: Any) -> Any:
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         x = jnp.asarray(x)
     dtype = np.dtype(x.dtype)
-    if np.issubdtype(dtype, np.complexfloating):
+    if jnp.issubdtype(dtype, jnp.complexfloating):
         # a plan mixes JVPs and VJPs, which agree on complex values only for holomorphic layers
         raise TypeError(
             f"plan.jacobian requires real-valued inputs (a float dtype), got {dtype}; for holomorphic "
             "functions use chainorder.jacobian(f, holomorphic=True), which computes as jax.jacobian does"
         )
-    if not np.issubdtype(dtype, np.floating):
+    if not jnp.issubdtype(dtype, jnp.floating):  # bfloat16 too (numpy does not count it floating)
         raise TypeError(f"the chain's Jacobian needs a real-valued input (a float dtype), got {dtype}")
     first = chain[0]
     shape = tuple(x.shape)

@@ -37,7 +37,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ..core.chain import Chain, Layer
 from .compressed import sparse_layer_pattern
@@ -260,7 +259,7 @@ def _check_functions(functions: Any, x0: Any) -> Any:
     if len(functions) == 0:
         raise ValueError("a chain needs at least one layer; got an empty list of functions")
     x = x0 if hasattr(x0, "shape") and hasattr(x0, "dtype") else jnp.asarray(x0)
-    if not np.issubdtype(np.dtype(x.dtype), np.inexact):
+    if not jnp.issubdtype(x.dtype, jnp.inexact):  # bfloat16 too (numpy does not count it inexact)
         raise TypeError(f"x0 must have a float dtype to differentiate, got {x.dtype}")
     return x
 
