@@ -14,8 +14,8 @@ primitives (:data:`STRUCTURAL`: products, reductions, reshapes, slices, gathers,
 convolutions...) are ``vmap``-ed with ``in_axes=-1, out_axes=-1``. Nested ``jit`` calls
 are interpreted in line. :func:`seeds_last_jaxpr` says whether a function qualifies
 (every primitive touched by the seeds is one of those): control flow, custom rules left
-in the JVP and unknown primitives run as ``jax.jacfwd`` instead, so nothing changes
-where this has not been checked.
+in the JVP and unknown primitives run as ``vmap`` of ``jax.jvp`` instead (what
+``jax.jacfwd`` runs), so nothing changes where this has not been checked.
 
 See Also
 --------
@@ -36,7 +36,7 @@ from jax.extend import core as jax_core
 from .primitives import CALLS, COMPARISONS, CUMULATIVE, REDUCTIONS, bind_equation, inner_jaxpr
 from .primitives import ELEMENTWISE as PRIMITIVE_ELEMENTWISE
 
-__all__ = ["STRUCTURAL", "jacfwd_seeds_last", "jvps_seeds_last", "seeds_last_jaxpr"]
+__all__ = ["STRUCTURAL", "column_jvps", "jacfwd_seeds_last", "jvps_seeds_last", "seeds_last_jaxpr"]
 
 #: primitives acting entry by entry on operands of one shape (or scalars): broadcast, not vmapped
 ELEMENTWISE = PRIMITIVE_ELEMENTWISE | COMPARISONS
@@ -151,9 +151,18 @@ def jvps_seeds_last(closed: jax_core.ClosedJaxpr, x: Any, seeds: Any) -> Any:
     return tangent if batched else _broadcast(tangent, np.shape(tangent), count)
 
 
+def column_jvps(function: Callable[[Any], Any], x: Any) -> Callable[[Any], Any]:
+    """``seeds -> (m, count)``: the JVPs of ``function`` at a flat ``x`` of every column of
+    ``seeds`` (``(n, count)``), with the seeds kept last where :func:`seeds_last_jaxpr` allows,
+    ``vmap`` of ``jax.jvp`` over the columns otherwise."""
+    closed = seeds_last_jaxpr(function, x)
+    if closed is not None:
+        return lambda seeds: jvps_seeds_last(closed, x, seeds)
+    return jax.vmap(lambda tangent: jax.jvp(function, (x,), (tangent,))[1], in_axes=1, out_axes=1)
+
+
 def jacfwd_seeds_last(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``jax.jacfwd(function)`` for a function of a flat real vector, seeds kept last where
-    :func:`seeds_last_jaxpr` allows (``jax.jacfwd`` itself otherwise).
+    """``jax.jacfwd(function)`` for a function of a flat real vector: :func:`column_jvps` of the identity.
 
     Examples
     --------
@@ -162,11 +171,4 @@ def jacfwd_seeds_last(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
     >>> jacfwd_seeds_last(lambda v: jnp.sin(W @ v))(jnp.zeros(3)).tolist()
     [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
     """
-
-    def jacobian(x):
-        closed = seeds_last_jaxpr(function, x)
-        if closed is None:
-            return jax.jacfwd(function)(x)
-        return jvps_seeds_last(closed, x, jnp.eye(x.shape[0], dtype=x.dtype))
-
-    return jacobian
+    return lambda x: column_jvps(function, x)(jnp.eye(x.shape[0], dtype=x.dtype))

@@ -3,8 +3,8 @@
 * tangent preaccumulation / tangent step: the JVPs of the layers it goes through at
   their input, of every column of the seed (the identity, or the Jacobian accumulated
   so far, written out first: :func:`materialized`), with the seeds kept last
-  (:mod:`.seedslast`; ``jax.linearize`` and ``vmap`` over the columns where a primitive
-  has no seeds-last rule); an explicit layer's preaccumulation writes
+  (:func:`.seedslast.column_jvps`; ``vmap`` over the columns where a primitive has no
+  seeds-last rule); an explicit layer's preaccumulation writes
   ``diag(s'(Wx + b)) W`` (:mod:`.explicit`), a sparse layer's pushes its colors;
 * adjoint preaccumulation / adjoint step: ``jax.vjp`` of the layers it goes
   through (its tape lives for this step only), ``vmap`` of the VJP over the rows;
@@ -29,7 +29,7 @@ from ..core.steps import Step, StepKind
 from .chunks import identity_columns, in_chunks, seed_slice
 from .compressed import compressed_preaccumulation, layer_pattern
 from .explicit import dense, explicit_jacobian
-from .seedslast import jvps_seeds_last, seeds_last_jaxpr
+from .seedslast import column_jvps
 
 #: tangent steps push their seeds last (:mod:`.seedslast`); False: ``vmap`` of ``jax.linearize``'s JVP
 SEEDS_LAST = True
@@ -99,9 +99,7 @@ class Run:
         """``seeds -> JVPs`` through layers first..last of the columns of ``seeds``."""
         segment, x = self.segment(first, last), self.values[first]
         if SEEDS_LAST:
-            closed = seeds_last_jaxpr(segment, x)
-            if closed is not None:
-                return lambda seeds: jvps_seeds_last(closed, x, seeds)
+            return column_jvps(segment, x)
         _, linear = jax.linearize(segment, x)
         return jax.vmap(linear, in_axes=1, out_axes=1)
 

@@ -269,7 +269,7 @@ def analyze_chain(
 def _compute(plan: Plan, traced: Any, flat_function: Callable[..., Any]) -> Callable[..., Any]:
     """``(vector, rest) -> (m, n) Jacobian`` with ``plan``: jacfwd (seeds kept last) or jacrev for pure modes."""
     mode = library_mode(plan)
-    if mode == "forward":  # jax.jacfwd, its seeds kept last (jax.jacfwd itself where that is not checked)
+    if mode == "forward":  # jax.jacfwd, its seeds kept last where every primitive has a rule
         return lambda vector, rest: jacfwd_seeds_last(lambda v: flat_function(v, *rest))(vector)
     if mode == "reverse":
         return lambda vector, rest: jax.jacrev(flat_function)(vector, *rest)
