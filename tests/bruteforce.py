@@ -107,6 +107,40 @@ def all_plans(chain: Chain, *, matrix_free: bool = True, tape_limit: int | None 
     return plans(0, len(chain) - 1)
 
 
+def all_plan_points(
+    chain: Chain, *, parallel: bool = False, chunked: bool = False, **options
+) -> set[tuple[int, int]]:
+    """``(cost, peak_memory)`` of every plan (``all_plans``), in every operand order: ``peak_memory``
+    of each, with each distinct step's sizes asked of the memory model once (plans share most of
+    their steps); ``chunked``: each step's least workspace over its chunks."""
+    from chainorder.core.memory import MemoryModel, peak_memory
+    from chainorder.core.schedule import critical_path
+
+    class Remembered(MemoryModel):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.known = {}
+
+        def workspace(self, *step):
+            key = ("workspace",) + step
+            if key not in self.known:
+                self.known[key] = int(super().workspace(*step))
+            return self.known[key]
+
+        def result_size(self, first, last):
+            key = ("size", first, last)
+            if key not in self.known:
+                self.known[key] = int(super().result_size(first, last))
+            return self.known[key]
+
+    model = Remembered(chain, chunked=chunked)
+    points = set()
+    for steps in all_plans(chain, **options):
+        cost = critical_path(steps) if parallel else sum(step.cost for step in steps)
+        points.add((cost, peak_memory(chain, steps, model)))
+    return points
+
+
 def all_plan_times(chain: Chain, profile, *, tape_limit: int | None = None) -> list[float]:
     """The predicted seconds of every plan's steps (``all_plans``; the primal pass left out), each
     distinct step priced once by the time model (plans share most of their steps)."""

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-from bruteforce import all_plans
+from bruteforce import all_plan_points
 from conftest import chains, options
 from hypothesis import given, settings
 
 import chainorder
-from chainorder import Chain, Layer, Objective, Plan, StepKind, optimize, pareto, peak_memory
+from chainorder import Chain, Layer, Objective, Plan, StepKind, optimize, pareto
 from chainorder.backend.steprun import EXECUTORS
-from chainorder.core.schedule import critical_path
 
 PACKAGE = Path(chainorder.__file__).parent
 
@@ -158,11 +157,7 @@ def test_a_plan_can_be_handed_back_to_jacobian():
 
 
 def _least(chain, parallel, **opts):
-    points = set()
-    for steps in all_plans(chain, **opts):
-        cost = critical_path(steps) if parallel else sum(step.cost for step in steps)
-        points.add((cost, peak_memory(chain, steps)))
-    return min(points)
+    return min(all_plan_points(chain, parallel=parallel, **opts))
 
 
 def test_equal_cost_goes_to_the_plan_of_least_memory():
