@@ -38,7 +38,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..core.chain import Chain, Layer
+from ..core.chain import Chain
+from ..core.layer import Layer
 from .compressed import sparse_layer_pattern
 from .explicit import has_explicit_form
 

@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as scipy_sparse
 
-from ..core.chain import Chain, Layer
+from ..core.chain import Chain
 from ..core.coloring import LayerPattern
+from ..core.layer import Layer
 from .compressed import sparse_layer_pattern
 from .cuts import Opaque, Program, build_program
 from .explicit import has_explicit_form

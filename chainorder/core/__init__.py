@@ -34,8 +34,9 @@ module              what it holds
 ==================  ==================================================================
 """
 
-from .chain import Chain, Layer
+from .chain import Chain
 from .costs import CostModel, forward_cost, reverse_cost
+from .layer import Layer
 from .memory import MemoryModel, peak_memory
 from .optimize import optimize, pareto
 from .plan import Plan

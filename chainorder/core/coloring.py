@@ -155,7 +155,7 @@ def color_rows(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int], st
 class LayerPattern:
     """The nonzeros of one layer's Jacobian and both its colorings: what a compressed
     preaccumulation of the layer pushes (one JVP per color of its columns) or pulls (one VJP per
-    color of its rows), and where it reads each nonzero back. A :class:`chainorder.core.chain.Layer`
+    color of its rows), and where it reads each nonzero back. A :class:`chainorder.core.layer.Layer`
     built with one takes its colors and nonzeros from it.
 
     Parameters

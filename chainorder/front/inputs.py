@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..core.chain import Chain, Layer
+from ..core.chain import Chain
 from ..core.checks import MAX_LAYERS
+from ..core.layer import Layer
 from ..core.plan import Plan
 
 __all__ = ["InputError", "parse_dims", "read_chain_file", "read_plan_file", "png_path"]
