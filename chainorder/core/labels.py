@@ -256,7 +256,7 @@ class Known:
         The part of :meth:`dominates` that needs no peak."""
         bounds = ([self.cost[-1]] if len(self.cost) else []) + ([] if self.ceiling is None else [self.ceiling])
         if not bounds:
-            return np.zeros(len(cell), dtype=bool)
+            return np.zeros(np.shape(cell), dtype=bool)
         return cost + self.completion[cell, length] > min(bounds)
 
     def dominates(self, cell: np.ndarray, length: int, cost: np.ndarray, peak: np.ndarray) -> np.ndarray:
@@ -266,7 +266,7 @@ class Known:
         peaks at ``peak`` and the least peak of any plan at least). Such sub-plans are in no plan of
         the front."""
         if not len(self.cost):
-            return np.zeros(len(cell), dtype=bool)
+            return np.zeros(np.shape(cell), dtype=bool)
         total = cost + self.completion[cell, length]
         peak = np.maximum(peak, self.peak[-1])
         at = np.searchsorted(self.cost, total, side="right") - 1  # the least-peak known plan costing <= total

@@ -38,6 +38,7 @@ from .costs import CostModel
 from .labels import Fronts, Group, concatenated, covered, front_of, prune
 from .memory import MemoryModel
 from .numbers import RangeMax
+from .productrows import ProductRows
 from .steps import Objective, Step, StepKind
 from .subplans import sub_plan, sub_plan_cost
 from .tree import post_order
@@ -89,6 +90,7 @@ class ParetoDP:
         self.tape_limit = tape_limit
         self.budget = budget
         self.fronts = Fronts(self.q)
+        self.products = ProductRows(self.costs, self.memory, self.critical_path)
         if chunked:  # for _own_step
             widest_negated = RangeMax(-self.costs.out_dims)
             self._narrowest = lambda first, last: -widest_negated(first, last)
@@ -114,11 +116,15 @@ class ParetoDP:
         parts.append(self._candidates(StepKind.ADJOINT_PREACCUMULATION, fits, fits, None))
         return parts
 
-    def _splits(self, length: int) -> tuple[np.ndarray, np.ndarray]:
-        """Every (cell, split) of a length, flat."""
-        cells = self.q - length + 1
+    def _every_split(self, length: int) -> tuple:
+        """Every (cell, split) of a length, flat, as ``(cell, last, split, later, earlier)``: each
+        operand's front range ``(start, size)``."""
+        cells, fronts = self.q - length + 1, self.fronts
         cell = np.repeat(np.arange(cells), length - 1)
-        return cell, cell + np.tile(np.arange(length - 1), cells)
+        split = cell + np.tile(np.arange(length - 1), cells)
+        last = cell + length - 1
+        later = (fronts.start[split + 1, last], fronts.size[split + 1, last])
+        return cell, last, split, later, (fronts.start[cell, split], fronts.size[cell, split])
 
     def _groups(self, length: int) -> list[Group]:
         """The candidates of a length, a row per (kind, cell, split): a product pairs every entry
@@ -132,30 +138,49 @@ class ParetoDP:
         of those layers, and the tape of all of them), so the fronts are the same with a row per
         cell instead of one per split. :func:`~chainorder.core.memorysteps.merged_propagations` joins the steps again.
         Not so with chunks (``chunked``): a chunked step through several layers holds no Jacobian
-        between them, so tangent and adjoint steps get a row per split too."""
-        fronts = self.fronts
-        cell, split = self._splits(length)
-        last = cell + length - 1
-        later = (fronts.start[split + 1, last], fronts.size[split + 1, last])
-        earlier = (fronts.start[cell, split], fronts.size[cell, split])
-        groups = [Group(StepKind.PRODUCT, cell, last, split, later, earlier)]
+        between them, so tangent and adjoint steps get a row per split too.
+
+        The product rows are those :class:`~chainorder.core.productrows.ProductRows` lets through:
+        in the least-peak run each cell's best, in the exact run the rows whose lower corner no
+        bound covers; the corners run takes its products' corners from it directly
+        (:meth:`_product_corners`)."""
+        groups = []
+        if self.rough is None:
+            groups.append(self.products.worth_expanding(length, self.known, self.budget))
+        elif self.rough == "least_peak":
+            groups.append(self.products.least_peak(length))
         if self.matrix_free and self.memory.chunked:
-            pushed = np.where(self._own_step(split + 1, last), earlier[1], 0)
-            groups.append(Group(StepKind.TANGENT_STEP, cell, last, split, None, (earlier[0], pushed)))
-            pulled = np.where(self._own_step(cell, split), later[1], 0)
-            if self.tape_limit is not None:
-                pulled = np.where(self.costs.edges(cell, split) <= self.tape_limit, pulled, 0)
-            groups.append(Group(StepKind.ADJOINT_STEP, cell, last, split, (later[0], pulled), None))
+            groups += self._chunked_propagations(*self._every_split(length))
         elif self.matrix_free:
-            cell = np.arange(self.q - length + 1)
-            last = cell + length - 1
-            earlier = (fronts.start[cell, last - 1], fronts.size[cell, last - 1])
-            groups.append(Group(StepKind.TANGENT_STEP, cell, last, last - 1, None, earlier))
-            pulled = fronts.size[cell + 1, last]
-            if self.tape_limit is not None:
-                pulled = np.where(self.costs.edges(cell, cell) <= self.tape_limit, pulled, 0)
-            groups.append(Group(StepKind.ADJOINT_STEP, cell, last, cell, (fronts.start[cell + 1, last], pulled), None))
+            groups += self._single_layer_propagations(length)
         return [group.nonempty() for group in groups]
+
+    def _chunked_propagations(self, cell, last, split, later, earlier) -> list[Group]:
+        """Tangent steps through layers ``split+1..last`` and adjoint steps through ``cell..split``,
+        where such a step may peak below the pairs it splits into (:meth:`_own_step`)."""
+        pushed = np.where(self._own_step(split + 1, last), earlier[1], 0)
+        pulled = np.where(self._own_step(cell, split), later[1], 0)
+        if self.tape_limit is not None:
+            pulled = np.where(self.costs.edges(cell, split) <= self.tape_limit, pulled, 0)
+        return [
+            Group(StepKind.TANGENT_STEP, cell, last, split, None, (earlier[0], pushed)),
+            Group(StepKind.ADJOINT_STEP, cell, last, split, (later[0], pulled), None),
+        ]
+
+    def _single_layer_propagations(self, length: int) -> list[Group]:
+        """A tangent step through layer ``last`` and an adjoint step through layer ``cell`` (if its
+        tape fits), one row per cell."""
+        fronts = self.fronts
+        cell = np.arange(self.q - length + 1)
+        last = cell + length - 1
+        earlier = (fronts.start[cell, last - 1], fronts.size[cell, last - 1])
+        pulled = fronts.size[cell + 1, last]
+        if self.tape_limit is not None:
+            pulled = np.where(self.costs.edges(cell, cell) <= self.tape_limit, pulled, 0)
+        return [
+            Group(StepKind.TANGENT_STEP, cell, last, last - 1, None, earlier),
+            Group(StepKind.ADJOINT_STEP, cell, last, cell, (fronts.start[cell + 1, last], pulled), None),
+        ]
 
     def _own_step(self, first, last) -> np.ndarray:
         """Whether a chunked tangent or adjoint step through layers ``first..last`` may peak below
@@ -250,7 +275,7 @@ class ParetoDP:
         bounds = [self._bounds(group) for group in groups]
         parts = [part for corners, _ in bounds for part in corners]
         if self.rough == "corners":
-            return parts
+            return parts + self._product_corners(length)
         front, parts = front_of(parts, self.q - length + 1, self.budget)
         pending = []
         for group, (_, lower) in zip(groups, bounds):
@@ -276,6 +301,13 @@ class ParetoDP:
             groups = [group for group in groups if len(group.cell)]
             count *= 2
         return parts
+
+    def _product_corners(self, length: int) -> list[tuple]:
+        """The corners run's product candidates (:meth:`ProductRows.corners`), as parts."""
+        return [
+            _part(StepKind.PRODUCT, cell, cost, peak, split, {"later": later, "earlier": earlier})
+            for cell, cost, peak, split, later, earlier in self.products.corners(length, self.known)
+        ]
 
     def _affordable(self, group: Group, length: int) -> np.ndarray:
         """The rows whose cheapest candidate completes into plans no dearer than the least-peak known
@@ -308,6 +340,7 @@ class ParetoDP:
                 keep = keep[~self.known.too_dear(cell[keep], length, cost[keep])]
         kept = {name: values[keep] for name, values in columns.items()}
         self.fronts.add_length(length, cell[keep], kept, self.q - length + 1)
+        self.products.add_length(length, self.fronts)
 
     def run(self) -> Fronts:
         for length in range(1, self.q + 1):
