@@ -18,6 +18,7 @@ from chainorder.core.pareto import pareto_steps
 from chainorder.core.steps import Objective
 
 paretodp_module = importlib.import_module("chainorder.core.paretodp")
+productrows_module = importlib.import_module("chainorder.core.productrows")
 
 
 def _points(chain, parallel=False, chunked=False, **options):
@@ -94,6 +95,43 @@ def test_chunked_fronts_do_not_need_steps_through_a_narrow_boundary(chain, opts)
         patch.setattr(paretodp_module.ParetoDP, "_own_step", lambda self, first, last: np.ones(np.shape(first), bool))
         every = pareto(chain, chunked=True, **opts)
     assert [(p.cost, p.peak_memory) for p in pruned] == [(p.cost, p.peak_memory) for p in every]
+
+
+def _cell_fronts(fronts, q):
+    return {
+        (first, last): [
+            (int(fronts.cost[entry]), int(fronts.peak[entry]))
+            for entry in range(fronts.start[first, last], fronts.start[first, last] + fronts.size[first, last])
+        ]
+        for first in range(q)
+        for last in range(first, q)
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(max_length=5, max_dim=40, max_cost=40), options)
+def test_the_least_peak_run_finds_the_least_peak_of_every_plan(chain, opts):
+    """The least-peak run (one label per sub-chain, each cell's best product row alone) peaks as
+    low as the lowest of every plan: the pruning of the exact run rests on it."""
+    arguments = (chain, Objective.FMA, opts["matrix_free"], opts["tape_limit"], None, False)
+    fronts = paretodp_module.ParetoDP(*arguments, rough="least_peak").run()
+    points = all_plan_points(chain, matrix_free=opts["matrix_free"], tape_limit=opts["tape_limit"])
+    whole = fronts.start[0, len(chain) - 1]
+    assert int(fronts.peak[whole]) + MemoryModel(chain).primal == min(peak for _, peak in points)
+
+
+@settings(max_examples=40, deadline=None)
+@given(chains(max_length=12, max_dim=60, colors=True), st.booleans(), st.booleans())
+def test_the_corners_run_drops_only_corners_its_cell_keeps_better(chain, chunked, matrix_free):
+    """ProductRows drops a row's corner where one of its cell's two reference corners matches or
+    beats it, and keeps those: every sub-chain's front of corners is the same as from every corner."""
+    arguments = (chain, Objective.FMA, matrix_free, None, None, chunked)
+    kept = paretodp_module.ParetoDP(*arguments, rough="corners").run()
+    with pytest.MonkeyPatch.context() as patch:
+        nothing = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        patch.setattr(productrows_module.ProductRows, "_references", lambda self, valid, columns: ([], [nothing] * 2))
+        every = paretodp_module.ParetoDP(*arguments, rough="corners").run()
+    assert _cell_fronts(kept, len(chain)) == _cell_fronts(every, len(chain))
 
 
 @settings(max_examples=40, deadline=None)
