@@ -8,7 +8,9 @@ operands' values, so a sub-plan dominated in both can never be part of a
 non-dominated plan, and pruning it loses nothing.
 
 Every sub-chain of one length is filled at once, in rows (one step kind, cell
-and split; :class:`chainorder.core.labels.Group`):
+and split; :class:`chainorder.core.labels.Group`). The product rows are first
+bounded all at once from their operands' end labels, before any is gathered
+(:class:`chainorder.core.productrows.ProductRows`); then
 
 1. each row's two corners (its operands' cheapest labels paired, and their
    least-peak ones) are generated; their front bounds the cell;
