@@ -97,6 +97,18 @@ def test_chunked_fronts_do_not_need_steps_through_a_narrow_boundary(chain, opts)
     assert [(p.cost, p.peak_memory) for p in pruned] == [(p.cost, p.peak_memory) for p in every]
 
 
+@settings(max_examples=30, deadline=None)
+@given(chains(max_length=12, max_dim=60, colors=True), options, st.booleans())
+def test_product_rows_bounded_in_blocks_give_the_same_front(chain, opts, chunked):
+    """ProductRows bounds a length's rows a block of cells at a time: blocks of about 3 rows (a
+    cell alone past length 4) give the front of one block per length."""
+    whole = pareto(chain, chunked=chunked, **opts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(productrows_module, "BLOCK", 3)
+        blocks = pareto(chain, chunked=chunked, **opts)
+    assert [(p.cost, p.peak_memory) for p in blocks] == [(p.cost, p.peak_memory) for p in whole]
+
+
 def _cell_fronts(fronts, q):
     return {
         (first, last): [

@@ -42,7 +42,10 @@ from .memory import MemoryModel
 from .steps import StepKind
 from .subplans import sub_plan
 
-__all__ = ["ProductRows"]
+__all__ = ["ProductRows", "BLOCK"]
+
+#: rows (cells x splits) bounded at once: a block's arrays stay in the cache
+BLOCK = 1 << 14
 
 #: each sub-chain's front range and its two end labels (0 where the front is empty): which end, which value
 _ENDS = {
@@ -84,67 +87,82 @@ class ProductRows:
     def least_peak(self, length: int) -> Group:
         """Each cell's row of least peak from its operands' least-peak labels (the cheapest of
         those), among the splits whose operands both have a label; none for a cell without one."""
-        later, earlier = self._operands(length)
-        cost, peak = self._corner(length, later, earlier, ("least_peak_cost", "least_peak"))
-        valid = (later["size"] > 0) & (earlier["size"] > 0)
-        cell, offset = self._best_per_cell(valid, peak, cost)
-        return self._group(length, later, earlier, cell, offset)
+        found = []
+        for cells in self._blocks(length):
+            later, earlier = self._operands(length, cells)
+            cost, peak = self._corner(length, later, earlier, ("least_peak_cost", "least_peak"), cells)
+            valid = (later["size"] > 0) & (earlier["size"] > 0)
+            found.append(self._rows(length, later, earlier, cells, *self._best_per_cell(valid, peak, cost)))
+        return _joined(found)
 
     def corners(self, length: int, known: Known | None) -> list[tuple]:
         """The corners worth pruning, as ``(cell, cost, peak, split, later, earlier)`` (the operands'
         front entries): from the cheapest labels, then from the least-peak ones."""
-        later, earlier, columns, valid = self._bounded(length, known)
-        bounds, references = self._references(valid, columns)
-        found, sides = [], (later, earlier)
-        for column, (cost, peak) in enumerate(columns):
-            keep = valid & ~_matched(cost, peak, bounds)
-            cell, offset = references[column]
-            keep[cell, offset] = True
-            cell, offset = np.nonzero(keep)
-            entries = [side["start"][cell, offset] + column * (side["size"][cell, offset] - 1) for side in sides]
-            found.append((cell, cost[cell, offset], peak[cell, offset], cell + offset, *entries))
+        found = []
+        for cells in self._blocks(length):
+            later, earlier, columns, valid = self._bounded(length, known, cells)
+            bounds, references = self._references(valid, columns)
+            for column, (cost, peak) in enumerate(columns):
+                keep = valid & ~_matched(cost, peak, bounds)
+                keep[references[column]] = True
+                row, offset = np.nonzero(keep)
+                cell, last, split, *ranges = self._rows(length, later, earlier, cells, row, offset)
+                entries = [start + column * (size - 1) for start, size in ranges]  # the cheapest or least-peak
+                found.append((cell, cost[row, offset], peak[row, offset], split, *entries))
         return found
 
     def worth_expanding(self, length: int, known: Known | None, budget) -> Group:
         """The rows whose lower corner neither reference corner matches or beats, that fit ``budget``
         and that no known plan dominates, and the references' rows."""
-        later, earlier, columns, valid = self._bounded(length, known)
-        bounds, references = self._references(valid, columns)
-        lower_cost, lower_peak = columns[0][0], columns[1][1]
-        hidden = _matched(lower_cost, lower_peak, bounds) | ~within(lower_peak, budget)
-        if known is not None:
-            hidden |= known.dominates(np.arange(len(valid))[:, None], length, lower_cost, lower_peak)
-        keep = valid & ~hidden
-        for cell, offset in references:
-            keep[cell, offset] = True
-        return self._group(length, later, earlier, *np.nonzero(keep))
+        found = []
+        for cells in self._blocks(length):
+            later, earlier, columns, valid = self._bounded(length, known, cells)
+            bounds, references = self._references(valid, columns)
+            lower_cost, lower_peak = columns[0][0], columns[1][1]
+            hidden = _matched(lower_cost, lower_peak, bounds) | ~within(lower_peak, budget)
+            if known is not None:
+                hidden |= known.dominates(cells[:, None], length, lower_cost, lower_peak)
+            keep = valid & ~hidden
+            for reference in references:
+                keep[reference] = True
+            found.append(self._rows(length, later, earlier, cells, *np.nonzero(keep)))
+        return _joined(found)
 
-    def _operands(self, length: int) -> tuple[dict, dict]:
-        """``J[i+length-1..i+t+1]`` and ``J[i+t..i]`` for every cell ``i`` and split ``i+t``."""
-        cells = self.q - length + 1
-        rows, columns = slice(length - 1, length - 1 + cells), slice(length - 1, 0, -1)
+    def _blocks(self, length: int):
+        """The cells of ``length`` in blocks of about :data:`BLOCK` rows (cells x splits): each
+        block's arrays stay in the cache."""
+        cells, width = self.q - length + 1, length - 1
+        step = max(1, BLOCK // width)
+        for first in range(0, cells, step):
+            yield np.arange(first, min(first + step, cells))
+
+    def _operands(self, length: int, cells: np.ndarray) -> tuple[dict, dict]:
+        """``J[i+length-1..i+t+1]`` and ``J[i+t..i]`` for every cell ``i`` of ``cells`` (a range)
+        and split ``i+t``."""
+        first, end = int(cells[0]), int(cells[-1]) + 1
+        rows, columns = slice(length - 1 + first, length - 1 + end), slice(length - 1, 0, -1)
         later = {name: table[rows, columns] for name, table in self.by_last.items()}
-        earlier = {name: table[:cells, 1:length] for name, table in self.by_first.items()}
+        earlier = {name: table[first:end, 1:length] for name, table in self.by_first.items()}
         return later, earlier
 
-    def _corner(self, length: int, later: dict, earlier: dict, end: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    def _corner(self, length: int, later: dict, earlier: dict, end: tuple[str, str], cells: np.ndarray) -> tuple:
         """``(cost, peak)`` of every row's candidate from its operands' ``end`` labels."""
-        cells, width = self.q - length + 1, length - 1
-        first = np.arange(cells)[:, None]
+        first, width = cells[:, None], length - 1
         return sub_plan(
             StepKind.PRODUCT, first, first + width, first + np.arange(width)[None, :], costs=self.costs,
             memory=self.memory, critical_path=self.critical_path, later=tuple(later[name] for name in end),
             earlier=tuple(earlier[name] for name in end),
         )  # fmt: skip
 
-    def _bounded(self, length: int, known: Known | None) -> tuple:
+    def _bounded(self, length: int, known: Known | None, cells: np.ndarray) -> tuple:
         """The operands, both corners of every row, and which rows have both operands and a cheapest
         candidate the known plans let through."""
-        later, earlier = self._operands(length)
-        columns = [self._corner(length, later, earlier, end) for end in (tuple(_ENDS)[:2], tuple(_ENDS)[2:])]
+        later, earlier = self._operands(length, cells)
+        ends = (tuple(_ENDS)[:2], tuple(_ENDS)[2:])
+        columns = [self._corner(length, later, earlier, end, cells) for end in ends]
         valid = (later["size"] > 0) & (earlier["size"] > 0)
         if known is not None:
-            valid &= ~known.too_dear(np.arange(len(valid))[:, None], length, columns[0][0])
+            valid &= ~known.too_dear(cells[:, None], length, columns[0][0])
         return later, earlier, columns, valid
 
     def _references(self, valid: np.ndarray, columns: list[tuple]) -> tuple[list[tuple], list[tuple]]:
@@ -171,9 +189,20 @@ class ProductRows:
         return cell, np.argmin(tie[cell], axis=1)
 
     @staticmethod
-    def _group(length: int, later: dict, earlier: dict, cell: np.ndarray, offset: np.ndarray) -> Group:
-        ranges = [(side["start"][cell, offset], side["size"][cell, offset]) for side in (later, earlier)]
-        return Group(StepKind.PRODUCT, cell, cell + length - 1, cell + offset, *ranges)
+    def _rows(length: int, later: dict, earlier: dict, cells: np.ndarray, row, offset) -> tuple:
+        """``(cell, last, split, later, earlier)`` of the rows at ``(row, offset)`` of a block."""
+        ranges = [(side["start"][row, offset], side["size"][row, offset]) for side in (later, earlier)]
+        cell = cells[row]
+        return cell, cell + length - 1, cell + offset, *ranges
+
+
+def _joined(blocks: list[tuple]) -> Group:
+    """The product rows of every block, as one group."""
+    cell, last, split = (np.concatenate([block[index] for block in blocks]) for index in range(3))
+    later, earlier = (
+        tuple(np.concatenate([block[index][part] for block in blocks]) for part in (0, 1)) for index in (3, 4)
+    )
+    return Group(StepKind.PRODUCT, cell, last, split, later, earlier)
 
 
 def _matched(cost: np.ndarray, peak: np.ndarray, bounds: list[tuple]) -> np.ndarray:
