@@ -272,8 +272,11 @@ class ParetoDP:
                 self._candidates(group.kind, group.cell, group.last, group.split, **group.entries("last"))
                 for group in groups
             ]
-        if self.known is not None:
-            groups = [group.take(self._affordable(group, length)) for group in groups]
+        if self.known is not None:  # the product rows passed the same test in ProductRows
+            groups = [
+                group if group.kind is StepKind.PRODUCT else group.take(self._affordable(group, length))
+                for group in groups
+            ]
         bounds = [self._bounds(group) for group in groups]
         parts = [part for corners, _ in bounds for part in corners]
         if self.rough == "corners":
