@@ -22,7 +22,7 @@ from .checks import check_options, check_steps
 from .costs import CostModel
 from .engine import backend, machine_profile
 from .memory import device_peaks, peak_memory
-from .planjson import JSON_VERSION, plan_arguments
+from .planjson import JSON_VERSION, plan_arguments, plan_dict
 from .profile import MachineProfile
 from .pure import forward_steps, reverse_steps
 from .report import bracketing, plan_table
@@ -310,41 +310,9 @@ class Plan:
     # -- JSON ----------------------------------------------------------------------
     def to_dict(self, timed: bool = True) -> dict[str, Any]:
         """The plan as plain data (what :meth:`to_json` writes); ``timed`` adds the predicted
-        milliseconds of the plan and its steps and the profile's device."""
-        data = {
-            "version": JSON_VERSION,
-            "dims": list(self.chain.dims),
-            "layers": self.chain.fingerprint(),
-            "strategy": self.strategy,
-            "objective": self.objective.value,
-            "matrix_free": self.matrix_free,
-            "tape_limit": self.tape_limit,
-            "parallel": self.parallel,
-            "memory_limit": self.memory_limit,
-            "peak_memory": self.peak_memory,
-            "forward": self.forward_cost,
-            "reverse": self.reverse_cost,
-            "optimal": self.cost,
-            "speedup": self.speedup if math.isfinite(self.speedup) else None,
-            "speedup_ratio": [min(self.forward_cost, self.reverse_cost), self.cost],
-            "bracketing": self.bracketing,
-            "steps": [step.to_dict() for step in self.steps],
-        }
-        if self.threads is not None:
-            data.update(
-                threads=self.threads,
-                schedule=[list(slot) for slot in self.schedule],
-                makespan=self.makespan,
-                proven=self.proven,
-                device_peaks=list(self.device_peaks),
-            )
-        if timed:
-            machine = self.machine
-            data["predicted_ms"] = _finite_or_none(self.predicted_time * 1e3)
-            data["step_predicted_ms"] = [_finite_or_none(seconds * 1e3) for seconds in self.step_times]
-            data["primal_predicted_ms"] = _finite_or_none(self.primal_time * 1e3)
-            data["profile"] = {"device_kind": machine.device_kind, "calibrated": machine.calibrated}
-        return data
+        milliseconds of the plan and its steps and the profile's device
+        (:func:`chainorder.core.planjson.plan_dict`)."""
+        return plan_dict(self, timed)
 
     def to_json(self, **kwargs: Any) -> str:
         """The plan as JSON text (integers stay exact); see :meth:`from_json`."""
@@ -409,10 +377,6 @@ def _scheduled(
         proven=proven,
         device_peaks=device_peaks(chain, steps, slots, threads),
     )
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _from_json(text: str | bytes, chain: Chain, profile: MachineProfile | None = None) -> Plan:

@@ -1,8 +1,9 @@
-"""Reading plans from JSON: the checks, and the arguments of the :class:`~chainorder.core.plan.Plan` they describe.
+"""Plans as JSON: the data a :class:`~chainorder.core.plan.Plan` writes, and reading it back.
 
-Written by :meth:`Plan.to_dict`; read back by :meth:`Plan.from_json`, which
-builds the plan from :func:`plan_arguments` (this module does not import the
-plan module, which imports it).
+:func:`plan_dict` is what :meth:`Plan.to_dict` (and so :meth:`Plan.to_json`) returns;
+:meth:`Plan.from_json` builds the plan from :func:`plan_arguments`, which checks the
+text and gives the arguments of the plan it describes (this module does not import
+the plan module, which imports it).
 
 This module imports neither jax nor matplotlib.
 """
@@ -10,19 +11,63 @@ This module imports neither jax nor matplotlib.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .chain import Chain
 from .schedule import Slot
 from .steps import Objective, Step
 
-__all__ = ["JSON_VERSION", "LAYER_FIELDS", "plan_arguments"]
+__all__ = ["JSON_VERSION", "LAYER_FIELDS", "plan_arguments", "plan_dict"]
 
 JSON_VERSION = 1
 LAYER_FIELDS = (
     "in_dim", "out_dim", "edges", "tangent_cost", "adjoint_cost", "tangent_seeds", "adjoint_seeds", "explicit_cost"
 )  # fmt: skip
 _JSON_STEP_KEYS = {"kind", "first", "last", "split", "cost"}
+
+
+def plan_dict(plan: Any, timed: bool = True) -> dict[str, Any]:
+    """A :class:`~chainorder.core.plan.Plan` as plain data, what :meth:`Plan.to_json` writes;
+    ``timed`` adds the predicted milliseconds of the plan and its steps and the profile's device."""
+    data = {
+        "version": JSON_VERSION,
+        "dims": list(plan.chain.dims),
+        "layers": plan.chain.fingerprint(),
+        "strategy": plan.strategy,
+        "objective": plan.objective.value,
+        "matrix_free": plan.matrix_free,
+        "tape_limit": plan.tape_limit,
+        "parallel": plan.parallel,
+        "memory_limit": plan.memory_limit,
+        "peak_memory": plan.peak_memory,
+        "forward": plan.forward_cost,
+        "reverse": plan.reverse_cost,
+        "optimal": plan.cost,
+        "speedup": plan.speedup if math.isfinite(plan.speedup) else None,
+        "speedup_ratio": [min(plan.forward_cost, plan.reverse_cost), plan.cost],
+        "bracketing": plan.bracketing,
+        "steps": [step.to_dict() for step in plan.steps],
+    }
+    if plan.threads is not None:
+        data.update(
+            threads=plan.threads,
+            schedule=[list(slot) for slot in plan.schedule],
+            makespan=plan.makespan,
+            proven=plan.proven,
+            device_peaks=list(plan.device_peaks),
+        )
+    if timed:
+        machine = plan.machine
+        data["predicted_ms"] = _finite_or_none(plan.predicted_time * 1e3)
+        data["step_predicted_ms"] = [_finite_or_none(seconds * 1e3) for seconds in plan.step_times]
+        data["primal_predicted_ms"] = _finite_or_none(plan.primal_time * 1e3)
+        data["profile"] = {"device_kind": machine.device_kind, "calibrated": machine.calibrated}
+    return data
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _json_object(text: str | bytes) -> dict[str, Any]:
