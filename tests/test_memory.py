@@ -18,6 +18,7 @@ from chainorder.core.pareto import pareto_steps
 from chainorder.core.steps import Objective
 
 paretodp_module = importlib.import_module("chainorder.core.paretodp")
+pareto_module = importlib.import_module("chainorder.core.pareto")
 productrows_module = importlib.import_module("chainorder.core.productrows")
 
 
@@ -144,6 +145,37 @@ def test_the_corners_run_drops_only_corners_its_cell_keeps_better(chain, chunked
         patch.setattr(productrows_module.ProductRows, "_references", lambda self, valid, columns: ([], [nothing] * 2))
         every = paretodp_module.ParetoDP(*arguments, rough="corners").run()
     assert _cell_fronts(kept, len(chain)) == _cell_fronts(every, len(chain))
+
+
+def _runs(chain, **options):
+    """The front, and the Pareto DP runs it took (their ``rough``: "least_peak", "corners", None)."""
+    runs, run = [], paretodp_module.ParetoDP.run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paretodp_module.ParetoDP, "run", lambda self: runs.append(self.rough) or run(self))
+        front = pareto(chain, **options)
+    return [(plan.cost, plan.peak_memory) for plan in front], runs
+
+
+@settings(max_examples=40, deadline=None)
+@given(chains(max_length=12, max_dim=40, colors=True), options, st.booleans())
+def test_a_plan_both_cheapest_and_least_peak_is_the_whole_front(chain, opts, chunked):
+    """Where the least-peak run's plan costs the optimum, or a cost-optimal plan peaks the least,
+    pareto returns that plan alone after the least-peak run: the front of all three runs."""
+    front, runs = _runs(chain, chunked=chunked, **opts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pareto_module, "_the_one_plan", lambda *arguments: None)
+        assert _runs(chain, chunked=chunked, **opts)[0] == front
+    if runs == ["least_peak"]:
+        assert len(front) == 1
+
+
+@pytest.mark.parametrize("dims", [[784, 256, 32, 256, 784], [10, 200, 10, 200, 10], [4, 3, 2]])
+def test_one_run_finds_the_front_of_one_plan(dims):
+    chain = Chain.from_dims(dims)
+    front, runs = _runs(chain)
+    assert runs == ["least_peak"]
+    assert front == _front(_points(chain))  # one point
+    assert len(front) == 1
 
 
 @settings(max_examples=40, deadline=None)
