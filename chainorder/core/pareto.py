@@ -61,7 +61,9 @@ def _least_peak_run(dp_arguments: tuple) -> ParetoDP:
     return dp
 
 
-def _the_one_plan(least_peak: ParetoDP, table: CostTable, cost_optimal: tuple[list[Step], int], memory: MemoryModel):
+def _the_one_plan(
+    least_peak: ParetoDP, table: CostTable, cost_optimal: tuple[list[Step], int], memory: MemoryModel
+) -> tuple[int, int, list[Step]] | None:
     """``(cost, peak, steps)`` of a plan that costs the least and peaks the least, where the least-peak
     run's plan costs the optimum or the cost-optimal plan peaks the least; None elsewhere. Such a
     plan dominates or equals every other: the front is that one point, and no further run is needed."""
