@@ -206,7 +206,8 @@ def test_sparse_blocks_inside_examples_are_compressed_instead():
     f = lambda X: jnp.sin(X) * 2.0  # noqa: E731
     X_wide = jnp.ones((3, 400))
     result = chainorder.jacobian(f, sparse=True)(X_wide)
-    assert result.shape == (1200, 1200) and result.nse == 1200
+    assert result.shape == (3, 400, 3, 400) and result.nse == 1200 and result.n_batch == 0
+    np.testing.assert_allclose(result.todense(), jax.jacobian(f)(X_wide), rtol=0, atol=1e-12)
 
 
 def test_per_example_under_jit_and_vmap():

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental import sparse as jax_sparse
 
 import chainorder
 
@@ -115,18 +116,85 @@ def test_argnums_and_scale():
 def test_sparse_jacobian_by_compression_equals_jax_jacobian(name):
     f, x = EXACT[name]
     sparse_jacobian = chainorder.jacobian(f, sparse=True)
+    expected = jax.jacobian(f)(x)
     for compute in (sparse_jacobian, jax.jit(sparse_jacobian)):
-        J = compute(x)
-        leaves = jax.tree_util.tree_leaves(jax.jacobian(f)(x))
-        dense = np.concatenate([np.asarray(leaf).reshape(-1, x.size) for leaf in leaves])
-        # flattened (m, n), or jax.jacobian's layout for batch-separable functions (per-example blocks)
-        np.testing.assert_allclose(np.asarray(J.todense()).reshape(dense.shape), dense, rtol=0, atol=1e-12)
+        _assert_sparse_equals(compute(x), expected)
+
+
+def _assert_sparse_equals(result, expected) -> None:
+    """``result`` holds a BCOO where ``expected`` (jax.jacobian's) holds an array, in the same pytree,
+    each of its shape and dtype, its ``todense()`` equal (1e-12)."""
+    is_bcoo = lambda leaf: isinstance(leaf, jax_sparse.BCOO)  # noqa: E731
+    assert jax.tree_util.tree_structure(result, is_leaf=is_bcoo) == jax.tree_util.tree_structure(expected)
+    blocks = jax.tree_util.tree_leaves(result, is_leaf=is_bcoo)
+    for block, reference in zip(blocks, jax.tree_util.tree_leaves(expected)):
+        assert is_bcoo(block) and block.shape == reference.shape and block.dtype == reference.dtype
+        np.testing.assert_allclose(np.asarray(block.todense()), np.asarray(reference), rtol=0, atol=1e-12)
+
+
+def test_sparse_result_has_jax_jacobians_layout_for_every_input_and_output_tree():
+    """sparse=True returns jax.jacobian's pytree with a BCOO for each block (an output leaf by an input
+    leaf), shaped like it, in its dtype: matrices in and out, scalars, dicts and lists of arrays in,
+    tuples and dicts out, mixed float32/float64 leaves; eagerly, under jit, and a second call."""
+    W = jnp.asarray(RNG.standard_normal((3, 4)))
+    cases = {
+        "matrix in and out": (lambda X: jnp.tanh(X @ W.T) * X[:, :3], _random(5, 4)),
+        "scalar out": (lambda x: jnp.sum(jnp.sin(x) ** 2), _random(6)),
+        "scalar in": (lambda s: jnp.stack([s, s**2, jnp.sin(s)]), jnp.float64(0.3)),
+        "scalar in and out": (lambda s: jnp.sin(s) * s, jnp.float64(0.3)),
+        "dict in, tuple out": (
+            lambda d: (d["u"] * 2 + jnp.sum(d["v"]), {"w": jnp.sin(d["u"][:2]) * d["v"][0]}),
+            {"u": _random(3), "v": _random(2, 2)},
+        ),
+        "list in": (lambda pair: pair[0][1:] * pair[1][:-1], [_random(4), _random(4)]),
+        "float32 and float64 leaves": (
+            lambda d: d["a"].astype(jnp.float64) * d["b"],
+            {"a": _random(5).astype(jnp.float32), "b": _random(5)},
+        ),
+        "an empty block": (lambda d: (jnp.sin(d["a"]), d["a"] * 0 + 1), {"a": _random(4), "b": _random(2)}),
+    }
+    for name, (f, x) in cases.items():
+        expected = jax.jacobian(f)(x)
+        sparse_jacobian = chainorder.jacobian(f, sparse=True)
+        for compute in (sparse_jacobian, jax.jit(sparse_jacobian), sparse_jacobian):
+            try:
+                _assert_sparse_equals(compute(x), expected)
+            except AssertionError as error:
+                raise AssertionError(name) from error
+
+
+def test_sparse_result_runs_the_mode_jax_can_run():
+    """A custom_vjp refuses JVPs: sparse=True pulls its rows back even where columns would need as
+    few colors (the elementwise map: one of each). A while_loop refuses VJPs: its columns are pushed.
+    jax.jacobian's own errors for invalid uses come first (an integer output)."""
+    from chainorder.backend.compressed import compression
+
+    @jax.custom_vjp
+    def sine(v):
+        return jnp.sin(v)
+
+    sine.defvjp(lambda v: (jnp.sin(v), v), lambda v, g: (jnp.cos(v) * g,))
+    x = _random(50)
+    assert compression(jnp.sin, x)[2].mode == "columns"
+    assert compression(sine, x)[2].mode == "rows"
+    _assert_sparse_equals(chainorder.jacobian(sine, sparse=True)(x), jax.jacobian(sine)(x))
+
+    def looped(v):  # rows: 2 colors, columns: 50 (every column meets row 0)
+        u = jax.lax.while_loop(lambda c: c[1] < 3, lambda c: (jnp.sin(c[0]) * 1.5, c[1] + 1), (v, 0))[0]
+        return jnp.stack([jnp.sum(u), u[0]])
+
+    assert compression(lambda v: jnp.stack([jnp.sum(jnp.sin(v)), v[0]]), x)[2].mode == "rows"
+    assert compression(looped, x)[2].mode == "columns"
+    _assert_sparse_equals(chainorder.jacobian(looped, sparse=True)(x), jax.jacfwd(looped)(x))
+    with pytest.raises(TypeError, match="real-valued outputs"):
+        chainorder.jacobian(lambda v: (v * 2, jnp.arange(3)), sparse=True)(x)
 
 
 def test_a_compressed_jacobian_stored_whole_pads_with_out_of_bounds_indices():
     """The 2-D residual on a 22 x 22 grid, zero on the boundary: 5 colors hold 22 x 22 x 5 entries
-    for 20 x 20 x 5 nonzeros (within STORED_WHOLE). The BCOO stores them all, the empty ones at
-    index (m, n). Every BCOO operation drops those: todense, a product, sum_duplicates."""
+    for 20 x 20 x 5 nonzeros (within STORED_WHOLE). The BCOO, shaped (22, 22, 22, 22) like
+    jax.jacobian's result, stores them all, the empty ones at index (22, 22, 22, 22), out of bounds in
+    every dimension. Every BCOO operation drops those: todense, a product, sum_duplicates."""
     from chainorder.backend.compressed import STORED_WHOLE, compression
 
     residual, x = EXACT["2D Poisson residual"][0], _random(22, 22)
@@ -136,16 +204,17 @@ def test_a_compressed_jacobian_stored_whole_pads_with_out_of_bounds_indices():
 
     rows, _, coloring, m, n = compression(f, x)
     J = chainorder.jacobian(f, sparse=True)(x)
-    dense = np.asarray(jax.jacobian(f)(x)).reshape(m, n)
+    dense = np.asarray(jax.jacobian(f)(x))
     slots = coloring.count * (m if coloring.mode == "columns" else n)
-    assert len(rows) < slots <= STORED_WHOLE * len(rows) and J.nse == slots
+    assert len(rows) < slots <= STORED_WHOLE * len(rows) and J.nse == slots and J.shape == dense.shape
     indices = np.asarray(J.indices)
-    padding = (indices == (m, n)).all(axis=1)
-    assert padding.sum() == slots - len(rows) and (indices[~padding] < (m, n)).all()
+    padding = (indices == dense.shape).all(axis=1)
+    assert padding.sum() == slots - len(rows) and (indices[~padding] < dense.shape).all()
     assert (np.asarray(J.data)[padding] == 0).all()
     np.testing.assert_allclose(np.asarray(J.todense()), dense, rtol=0, atol=1e-12)
-    v = _random(n)
-    np.testing.assert_allclose(np.asarray(J @ v), dense @ np.asarray(v), rtol=1e-12, atol=1e-12)
+    v = _random(22, 22)
+    product = jax_sparse.bcoo_dot_general(J, v, dimension_numbers=(([2, 3], [0, 1]), ([], [])))
+    np.testing.assert_allclose(np.asarray(product), np.einsum("ijkl,kl->ij", dense, v), rtol=1e-12, atol=1e-12)
     assert J.sum_duplicates(nse=len(rows)).nse == len(rows)
     np.testing.assert_allclose(np.asarray(J.sum_duplicates(nse=len(rows)).todense()), dense, rtol=0, atol=1e-12)
 

@@ -9,6 +9,9 @@ module              what it holds
 ``segments``        the stretches between cuts as priced layers
 ``tracing``         ``trace``, ``analyze_chain``: a function's chain and plan
 ``dropin``          ``jacobian``: the drop-in for ``jax.jacobian``
+``calls``           a call's signature, options and flattened function
+``ravel``           a pytree of arrays as one flat vector
+``planjacobian``    ``Plan.jacobian``: at a point, into ``out=``, over ``devices=``
 ``analysis``        ``analyze``: the chain, the plan and the strategy ``jacobian`` takes
 ``devices``         what the device can hold; refusing plans that cannot fit
 ``blocks``          out-of-core Jacobians: column or row blocks written into a host array
@@ -16,7 +19,8 @@ module              what it holds
 ``scheduled``       plans scheduled on T threads: each step on its device, concurrently
 ``patterns``        the Jacobian's nonzero pattern, found on the jaxpr
 ``compressed``      sparse Jacobians: the pattern, colors, one JVP or VJP per color
-``variants``        the drop-in's other ways: out of core, sharded, in blocks when no plan fits
+``sparseresult``    ``sparse=True``'s BCOOs in ``jax.jacobian``'s layout
+``variants``        the drop-in's other ways: out of core, sharded, sparse, in blocks when no plan fits
 ``calibration``     measuring, saving and loading the device's machine profile
 ==================  ==================================================================
 
@@ -26,10 +30,11 @@ It imports the core; the core reaches it only through
 
 from .analysis import analyze
 from .calibration import calibrate, machine_profile
-from .dropin import jacobian, plan_jacobian
+from .dropin import jacobian
 from .execute import apply_chain, validate_plan
 from .opcount import chain_from_functions
 from .patterns import sparsity
+from .planjacobian import plan_jacobian
 from .tracing import trace
 
 __all__ = [

@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .tracing import _ravel
+from .ravel import ravel
 
-__all__ = ["Signature", "CallOptions", "FlatCall"]
+__all__ = ["Signature", "CallOptions", "FlatCall", "reverse_else_forward"]
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,12 @@ class FlatCall:
         return picked[0] if self.options.single else tuple(picked)
 
     def vector(self, leaves: Sequence[Any]) -> Any:
-        return _ravel(self.chosen(leaves))[0]
+        return ravel(self.chosen(leaves))[0]
 
     def call(self, vector: Any, leaves: Sequence[Any]) -> Any:
         """The function's output (and aux) with the differentiated arguments taken from ``vector``."""
         args, kwargs = self.signature.rebuild(leaves)
-        values = _ravel(self.chosen(leaves))[1](vector)
+        values = ravel(self.chosen(leaves))[1](vector)
         args = list(args)
         for number, value in zip(self.options.numbers, (values,) if self.options.single else values):
             args[number % len(args)] = value
@@ -94,4 +94,21 @@ class FlatCall:
     def __call__(self, vector: Any, *leaves: Any) -> Any:
         output = self.call(vector, leaves)
         output = output[0] if self.options.has_aux else output
-        return _ravel(jax.tree_util.tree_map(jnp.asarray, output))[0]
+        return ravel(jax.tree_util.tree_map(jnp.asarray, output))[0]
+
+
+def reverse_else_forward(
+    shaped: Callable[[Callable[..., Any]], Any], reverse: Callable[..., Any], forward: Callable[..., Any]
+) -> Any:
+    """``shaped(reverse)``: ``jax.jacobian``'s result as ShapeDtypeStructs, JAX raising its own errors
+    for invalid uses (a TypeError: input and output dtypes, argnums, callables). Where JAX refuses
+    reverse mode through the function (another error), ``shaped(forward)``, ``jax.jacfwd``'s."""
+    try:
+        return shaped(reverse)
+    except TypeError:
+        raise
+    except Exception as error:  # noqa: BLE001 - perhaps only reverse mode is refused
+        try:
+            return shaped(forward)
+        except Exception:  # noqa: BLE001 - an invalid use: JAX's own error
+            raise error from None

@@ -24,11 +24,12 @@ from ..core.chain import Chain
 from ..core.coloring import Coloring, LayerPattern, color_columns, color_rows
 from ..core.plan import Plan
 from .patterns import MAX_DEPENDENCIES, PatternTooDense, pattern_coordinates
+from .ravel import ravel
 
 __all__ = [
     "compression", "sparse_jacobian", "sparse_jacobian_function", "compressed_strategy", "CompressedStrategy",
     "DETECTION_BUDGET", "COMPRESSION_MARGIN", "layer_pattern", "sparse_layer_pattern", "compressed_preaccumulation",
-    "one_hot_seeds", "nonzero_positions", "slot_indices", "STORED_WHOLE",
+    "one_hot_seeds", "nonzero_positions", "slot_indices", "STORED_WHOLE", "compressed_values", "runnable_modes",
 ]  # fmt: skip
 
 #: Dependencies the dense path's detection tracks per value before it calls the pattern dense
@@ -48,13 +49,45 @@ def compression(
     fun: Callable[[Any], Any], x: Any, budget: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, Coloring, int, int]:
     """The nonzeros ``(rows, columns)`` of ``fun``'s flattened Jacobian at arguments shaped like
-    ``x``, the coloring of fewer colors, and ``(m, n)`` (``budget``: see
-    :func:`chainorder.backend.patterns.pattern_coordinates`)."""
-    shape = jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x))
-    rows, columns, (m, n) = pattern_coordinates(fun, shape, budget=budget)
-    by_columns = color_columns(rows, columns, (m, n))
-    by_rows = color_rows(rows, columns, (m, n))
-    return rows, columns, by_rows if by_rows.count < by_columns.count else by_columns, m, n
+    ``x`` (an array or a pytree of them), the coloring of fewer colors among the modes JAX can run
+    through ``fun`` (:func:`runnable_modes`: a ``custom_vjp`` refuses JVPs, a ``while_loop`` VJPs),
+    and ``(m, n)`` (``budget``: see :func:`chainorder.backend.patterns.pattern_coordinates`)."""
+    shapes = shapes_of(x)
+    rows, columns, (m, n) = pattern_coordinates(fun, shapes, budget=budget)
+    modes = runnable_modes(fun, shapes)
+    colorings = [color(rows, columns, (m, n)) for mode, color in _COLORS.items() if mode in modes]
+    return rows, columns, min(colorings, key=lambda coloring: coloring.count), m, n
+
+
+#: How each mode's colors are found, columns first: the fewer colors win, columns on a tie.
+_COLORS = {"columns": color_columns, "rows": color_rows}
+
+
+def runnable_modes(fun: Callable[..., Any], shapes: Any, *others: Any) -> tuple[str, ...]:
+    """``"columns"`` where JAX runs JVPs through ``fun`` in its first argument, at arguments shaped like
+    ``shapes, *others`` (``jax.ShapeDtypeStruct`` objects), and ``"rows"`` where it runs VJPs; both traced
+    abstractly. Where it runs neither, both: the chosen mode's own error is raised when the Jacobian
+    is computed."""
+
+    # as the Jacobian runs them, vmapped over seeds: a custom_vjp's JVP traces alone, and fails under vmap
+    def forward(v, flat):
+        return jax.vmap(lambda seed: jax.jvp(flat, (v,), (seed,))[1])(v[None])
+
+    def reverse(v, flat):
+        output, pullback = jax.vjp(flat, v)
+        return jax.vmap(pullback)(output[None])
+
+    tries = {"columns": forward, "rows": reverse}
+    modes = []
+    for mode, attempt in tries.items():
+        try:
+            jax.eval_shape(
+                lambda x, *rest, attempt=attempt: attempt(*_flat_of(lambda x: fun(x, *rest), x)), shapes, *others
+            )
+        except Exception:  # noqa: BLE001 - JAX refuses this mode through fun
+            continue
+        modes.append(mode)
+    return tuple(modes) or tuple(tries)
 
 
 def sparse_jacobian(fun: Callable[[Any], Any], x: Any, found: tuple | None = None) -> jax_sparse.BCOO:
@@ -92,14 +125,33 @@ def sparse_jacobian_function(
     stores it whole: its ``nse`` counts the padding, whose indices are out of bounds (JAX's
     convention: ``todense`` and every BCOO operation drop them; ``sum_duplicates()`` removes them).
 
+    See Also
+    --------
+    chainorder.backend.sparseresult.sparse_result_function : the same values in ``jax.jacobian``'s layout.
+
     >>> jacobian = sparse_jacobian_function(lambda v: v[1:] * v[:-1], jnp.ones(4))
     >>> jacobian(jnp.arange(4.0)).todense().tolist()
     [[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 1.0, 0.0], [0.0, 0.0, 3.0, 2.0]]
     """
-    rows, columns, coloring, m, n = found if found is not None else compression(fun, x)
-    shape = np.shape(x)
-    vector = jax.ShapeDtypeStruct((math.prod(shape),), jnp.result_type(x))
-    dtype = jax.eval_shape(functools.partial(_flat, fun, shape), vector).dtype
+    found = found if found is not None else compression(fun, x)
+    values, indices = compressed_values(fun, x, found)
+    shape = found[3:]
+    device_indices = jnp.asarray(indices)
+
+    def jacobian(x: Any) -> jax_sparse.BCOO:
+        return jax_sparse.BCOO((values(x), device_indices), shape=shape)
+
+    return jacobian
+
+
+def compressed_values(fun: Callable[[Any], Any], x: Any, found: tuple) -> tuple[Callable[[Any], Any], np.ndarray]:
+    """The jitted function of the stored entries of ``fun``'s flattened ``(m, n)`` Jacobian at arguments
+    shaped like ``x`` (one JVP or VJP per color of ``found``, :func:`compression`'s), and their
+    ``(nse, 2)`` indices: the compressed Jacobian whole, padding at ``(m, n)``
+    (:func:`slot_indices`), where that stores at most :data:`STORED_WHOLE` entries per nonzero; the
+    nonzeros alone elsewhere."""
+    rows, columns, coloring, m, n = found
+    dtype = jax.eval_shape(lambda x: _called(*_flat_of(fun, x)), shapes_of(x)).dtype
     seeds = one_hot_seeds(coloring)
     where = nonzero_positions(coloring, rows, columns, (m, n))
     slots = coloring.count * (m if coloring.mode == "columns" else n)
@@ -107,8 +159,7 @@ def sparse_jacobian_function(
 
     @jax.jit
     def values(x: Any) -> Any:
-        vector = jnp.ravel(x)
-        flat = functools.partial(_flat, fun, shape)
+        vector, flat = _flat_of(fun, x)
         seed_matrix = jnp.asarray(seeds, dtype)
         if coloring.mode == "columns":
             compressed = jax.vmap(lambda seed: jax.jvp(flat, (vector,), (seed.astype(vector.dtype),))[1])(seed_matrix)
@@ -120,14 +171,8 @@ def sparse_jacobian_function(
         return jnp.ravel(compressed) if whole else jnp.ravel(compressed)[where]
 
     if whole:
-        indices = jnp.asarray(slot_indices(where, rows, columns, slots, (m, n)))
-    else:
-        indices = jnp.asarray(np.stack([rows, columns], axis=1).astype(np.int32))
-
-    def jacobian(x: Any) -> jax_sparse.BCOO:
-        return jax_sparse.BCOO((values(x), indices), shape=(m, n))
-
-    return jacobian
+        return values, slot_indices(where, rows, columns, slots, (m, n))
+    return values, np.stack([rows, columns], axis=1).astype(np.int32)
 
 
 def one_hot_seeds(coloring: Coloring) -> np.ndarray:
@@ -211,9 +256,25 @@ def compressed_preaccumulation(
     return jnp.zeros(m * n, dtype).at[flat].set(values, unique_indices=True).reshape(m, n)
 
 
-def _flat(fun: Callable[[Any], Any], shape: tuple[int, ...], vector: Any) -> Any:
+def shapes_of(x: Any) -> Any:
+    """``x``'s leaves as ``jax.ShapeDtypeStruct`` objects, in its pytree."""
+    return jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), jnp.result_type(leaf)), x)
+
+
+def _flat_of(fun: Callable[[Any], Any], x: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """``x`` (an array or a pytree of them) as one flat vector, and ``fun`` as a function of such
+    vectors (:func:`_flat`)."""
+    vector, unravel = ravel(x)
+    return vector, functools.partial(_flat, fun, unravel)
+
+
+def _called(vector: Any, flat: Callable[[Any], Any]) -> Any:
+    return flat(vector)
+
+
+def _flat(fun: Callable[[Any], Any], unravel: Callable[[Any], Any], vector: Any) -> Any:
     """``fun`` of a flat vector, its outputs flattened and concatenated."""
-    leaves = jax.tree_util.tree_leaves(fun(vector.reshape(shape)))
+    leaves = jax.tree_util.tree_leaves(fun(unravel(vector)))
     return jnp.concatenate([jnp.ravel(leaf) for leaf in leaves]) if leaves else jnp.zeros(0, vector.dtype)
 
 
@@ -263,9 +324,10 @@ def compressed_strategy(
         rows, columns, (m, n) = pattern_coordinates(flat, vector, *shapes, argnums=0, budget=budget)
     except PatternTooDense:
         return None
-    by_columns, by_rows = color_columns(rows, columns, (m, n)), color_rows(rows, columns, (m, n))
+    modes = runnable_modes(flat, vector, *shapes)
+    colorings = [color(rows, columns, (m, n)) for mode, color in _COLORS.items() if mode in modes]
     sweeps = {"columns": sum(chain.tangent_costs), "rows": sum(chain.adjoint_costs)}
-    coloring = min((by_columns, by_rows), key=lambda found: found.count * sweeps[found.mode])
+    coloring = min(colorings, key=lambda found: found.count * sweeps[found.mode])
     cost = coloring.count * sweeps[coloring.mode]
     against = plan.cost if against is None else against
     pays = cost * COMPRESSION_MARGIN < against

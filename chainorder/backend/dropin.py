@@ -34,17 +34,13 @@ import numpy as np
 
 from ..core.optimize import NoPlanFits
 from ..core.plan import Plan
-from ..core.steps import Objective
-from . import execute
-from .blocks import jacobian_in_blocks, jacobian_into
-from .calls import CallOptions, FlatCall, Signature
+from .blocks import jacobian_in_blocks
+from .calls import CallOptions, FlatCall, Signature, reverse_else_forward
 from .compressed import compressed_strategy
 from .devices import check_fits, jacobian_fits
 from .execute import library_mode
 from .perexample import PerExample, block_diagonal, per_example
-from .scheduled import scheduled_jacobian
 from .segments import prepare
-from .sharding import sharded_jacobian
 from .tracing import _chosen_plan, _compute
 from .variants import (
     ARRAY_TYPES,
@@ -60,8 +56,7 @@ __all__ = ["jacobian"]
 
 
 def _expected(options: CallOptions, signature: Signature, reference: Callable[..., Any]) -> Any:
-    """``jax.jacobian``'s result as ShapeDtypeStructs; JAX raises its own errors for invalid uses.
-    Where JAX refuses reverse mode through the function, ``jax.jacfwd``'s."""
+    """``jax.jacobian``'s result as ShapeDtypeStructs (:func:`~chainorder.backend.calls.reverse_else_forward`)."""
 
     def shaped(jacobian_function):
         def call(*leaves):
@@ -70,16 +65,9 @@ def _expected(options: CallOptions, signature: Signature, reference: Callable[..
 
         return jax.eval_shape(call, *signature.shapes())
 
-    try:
-        return shaped(reference)
-    except TypeError:  # JAX's checks of input and output dtypes, argnums, callables: an invalid use
-        raise
-    except Exception as error:  # noqa: BLE001 - perhaps only reverse mode is refused
-        argnums = options.numbers[0] if options.single else options.numbers
-        try:
-            return shaped(jax.jacfwd(options.fun, argnums, has_aux=options.has_aux, holomorphic=options.holomorphic))
-        except Exception:  # noqa: BLE001 - an invalid use: JAX's own error
-            raise error from None
+    argnums = options.numbers[0] if options.single else options.numbers
+    forward = jax.jacfwd(options.fun, argnums, has_aux=options.has_aux, holomorphic=options.holomorphic)
+    return reverse_else_forward(shaped, reference, forward)
 
 
 def _runs_as_jax(options: CallOptions, flat: FlatCall, expected: Any) -> bool:
@@ -254,11 +242,13 @@ def jacobian(
         the devices (see :mod:`chainorder.backend.sharding`). One array argument
         (``argnums`` an int), one array output.
     sparse : bool
-        Return a ``jax.experimental.sparse.BCOO``: for a batch-separable function whose
-        examples' Jacobians are dense, the per-example blocks as a batched BCOO in
-        ``jax.jacobian``'s layout (:mod:`chainorder.backend.perexample`); otherwise the
-        flattened ``(m, n)`` Jacobian by compression, its pattern read off the jaxpr, one
-        JVP (or VJP) per color (:mod:`chainorder.backend.compressed`). One array argument.
+        Return ``jax.jacobian``'s result with a ``jax.experimental.sparse.BCOO`` for each
+        block (same pytree, shapes and dtypes; ``todense()`` gives jax's block): for a
+        batch-separable function of one array whose examples' Jacobians are dense, the
+        per-example blocks as a batched BCOO (:mod:`chainorder.backend.perexample`);
+        otherwise by compression, the pattern read off the jaxpr, one JVP (or VJP) per
+        color (:mod:`chainorder.backend.sparseresult`). One differentiated argument (an
+        array or a pytree of arrays).
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
         ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the
@@ -351,30 +341,6 @@ def jacobian(
     jacobian_of_fun.costs = _Plans(entries, "cost")  # type: ignore[attr-defined]
     jacobian_of_fun.structures = _Plans(entries, "structure")  # type: ignore[attr-defined]
     return jacobian_of_fun
-
-
-def plan_jacobian(plan: Plan, x: Any, out: Any = None, memory_limit: Any = None, devices: Any = None) -> Any:
-    """``plan``'s Jacobian of ``plan.chain`` at ``x``; with ``out``, written into it in blocks whose
-    plans (made under ``plan``'s options) fit ``memory_limit`` (default ``plan.memory_limit``); with
-    ``devices``, one block of seeds per device, the result sharded over them, or, for a plan
-    scheduled on T threads, each step on its thread's device."""
-    if out is None and devices is None:
-        return execute.plan_jacobian(plan, x)
-    if out is not None and devices is not None:
-        raise TypeError("give out= or devices=, not both")
-    if devices is not None and plan.threads is not None:
-        return scheduled_jacobian(plan, x, devices)
-    options = {
-        "strategy": plan.strategy,
-        "objective": Objective.FMA if plan.objective is Objective.MAKESPAN else plan.objective,
-        "matrix_free": plan.matrix_free,
-        "tape_limit": plan.tape_limit,
-        "memory_limit": plan.memory_limit if memory_limit is None else memory_limit,
-    }
-    chain_function = functools.partial(execute.apply_chain, plan.chain)
-    if devices is not None:
-        return sharded_jacobian(chain_function, x, devices, options, jacobian)
-    return jacobian_into(chain_function, x, out, options, jacobian)
 
 
 class _Plans(Mapping):

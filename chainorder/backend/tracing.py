@@ -12,7 +12,6 @@ input trees).
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from ..core.chain import Chain
 from ..core.dp import cost_table
@@ -30,6 +28,7 @@ from ..core.steps import Objective
 from .compressed import COMPRESSION_MARGIN
 from .devices import resolve_budget
 from .execute import library_mode, run_steps
+from .ravel import ravel
 from .seedslast import jacfwd_seeds_last
 from .segments import Segment, prepare
 
@@ -58,7 +57,7 @@ def _split_arguments(args: tuple, argnums: int | Sequence[int]):
                 f"sub-dtype of np.inexact), but got {dtype.name}. If you want to use integer-valued "
                 "inputs, use vjp or set allow_int to True."
             )
-    vector, unravel = _ravel(chosen)
+    vector, unravel = ravel(chosen)
     rest = [a for i, a in enumerate(args) if i not in numbers]
     rest_leaves, rest_tree = jax.tree_util.tree_flatten(rest)
 
@@ -71,15 +70,6 @@ def _split_arguments(args: tuple, argnums: int | Sequence[int]):
     return vector, rest_leaves, rebuild, chosen
 
 
-def _ravel(tree: Any) -> tuple[Any, Callable[[Any], Any]]:
-    """Like ravel_pytree, but a lone array is only reshaped (no split or concatenate
-    ends up in the jaxpr)."""
-    if hasattr(tree, "shape") and hasattr(tree, "dtype") and not isinstance(tree, (list, tuple, dict)):
-        shape = tuple(tree.shape)
-        return jnp.reshape(tree, (-1,)), functools.partial(jnp.reshape, shape=shape)
-    return ravel_pytree(tree)
-
-
 def _flat_output(f: Callable[..., Any], rebuild: Callable[..., Any], holder: dict) -> Callable[..., Any]:
     def flat_function(vector, *rest_leaves):
         output = f(*rebuild(vector, rest_leaves))
@@ -89,7 +79,7 @@ def _flat_output(f: Callable[..., Any], rebuild: Callable[..., Any], holder: dic
                 "the function must return an array or a pytree of arrays, got "
                 f"{type(output).__name__}"
             )
-        flat, _ = _ravel(output)
+        flat, _ = ravel(output)
         holder["output"] = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), output)
         return flat
 

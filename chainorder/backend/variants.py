@@ -19,10 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .blocks import jacobian_into
-from .compressed import compression, sparse_jacobian_function
+from .compressed import compression
 from .patterns import PatternTooDense, pattern_coordinates
 from .perexample import PerExample, batched_bcoo, batched_bcoo_function, per_example
 from .sharding import mesh_of, sharded_jacobian
+from .sparseresult import expected_jacobian, sparse_result_function
 
 __all__ = [
     "ARRAY_TYPES",
@@ -108,40 +109,56 @@ def out_of_core_function(
 
 
 def sparse_function(fun: Callable, argnums: Any, unsupported: tuple, make_jacobian: Callable) -> Callable:
-    """``jacobian(fun, sparse=True)``: for a batch-separable function whose examples' Jacobians are
-    dense, the blocks of per-example plans as a batched BCOO in ``jax.jacobian``'s layout
-    (:mod:`chainorder.backend.perexample`); otherwise the flattened Jacobian as a BCOO, by
-    compression (:mod:`chainorder.backend.compressed`). Found once per shape."""
+    """``jacobian(fun, sparse=True)``: ``jax.jacobian``'s result as BCOOs in its layout. For a
+    batch-separable function of one array whose examples' Jacobians are dense, the blocks of
+    per-example plans as a batched BCOO (:mod:`chainorder.backend.perexample`); otherwise by
+    compression, one BCOO per block (:mod:`chainorder.backend.sparseresult`). Found once per
+    signature of a call of one argument."""
     _check_one_argument("sparse", argnums, unsupported)
     found: dict[Hashable, Any] = {}
     prepared: dict[Hashable, Callable] = {}
 
     @functools.wraps(fun)
     def sparse_jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
+        if not -len(args) <= argnums < len(args):
+            raise TypeError(f"argnums {argnums} is out of range for {len(args)} positional arguments")
         one, x = of_one(fun, argnums, args, kwargs), args[argnums]
-        key = block_key(args, kwargs)  # one array argument: nothing else shapes the pattern
+        key = _pattern_key(args, kwargs)  # one argument: nothing else shapes the pattern
         how = found.get(key) if key is not None else None
         if how is None:
+            expected_jacobian(one, x)  # JAX's errors for invalid uses, before any analysis
             how = _sparse_strategy(one, x, make_jacobian)
             if key is not None:
                 found[key] = how
         if key is None:  # other arguments are part of `one` (or `x` is traced): for this call only
             if isinstance(how, PerExample):
                 return batched_bcoo(how.blocks(x), how.found)
-            return sparse_jacobian_function(one, x, how)(x)
+            return sparse_result_function(one, x, how)(x)
         if key not in prepared:
             separable = isinstance(how, PerExample)
-            prepared[key] = batched_bcoo_function(how) if separable else sparse_jacobian_function(one, x, how)
+            prepared[key] = batched_bcoo_function(how) if separable else sparse_result_function(one, x, how)
         return prepared[key](x)
 
     sparse_jacobian_of_fun.compression = found  # type: ignore[attr-defined]
     return sparse_jacobian_of_fun
 
 
+def _pattern_key(args: tuple, kwargs: dict) -> Hashable:
+    """The tree, shapes and dtypes of a call's only argument, a pytree of arrays (None for any other
+    call)."""
+    if len(args) != 1 or kwargs:
+        return None
+    leaves, tree = jax.tree_util.tree_flatten(args[0])
+    if not leaves or any(type(leaf) not in ARRAY_TYPES for leaf in leaves):
+        return None
+    return tree, tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves)
+
+
 def _sparse_strategy(one: Callable, x: Any, make_jacobian: Callable) -> Any:
-    """Per-example plans where the function is batch-separable and one example's Jacobian is
-    dense (its pattern more than half full); compression (its pattern and colors) otherwise."""
-    split = per_example(one, x, [], make_jacobian)
+    """Per-example plans where ``x`` is one array, the function is batch-separable and one example's
+    Jacobian is dense (its pattern more than half full); compression (its pattern and colors)
+    otherwise."""
+    split = per_example(one, x, [], make_jacobian) if type(x) in ARRAY_TYPES or isinstance(x, jax.core.Tracer) else None
     if split is not None:
         example = jax.ShapeDtypeStruct(split.found.in_shape[1:], jnp.result_type(x))
         try:

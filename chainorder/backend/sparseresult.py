@@ -1,0 +1,121 @@
+"""``chainorder.jacobian(f, sparse=True)``'s result by compression, in ``jax.jacobian``'s layout.
+
+:mod:`chainorder.backend.compressed` computes the stored entries of the flattened ``(m, n)``
+Jacobian (one JVP or VJP per color). Here they become what ``jax.jacobian`` returns: one
+``jax.experimental.sparse.BCOO`` per block (an output leaf by an input leaf), shaped like
+``jax.jacobian``'s block, its indices the nonzeros' positions in that shape, its values in the
+block's dtype, in the same pytree. So ``todense()`` of each block is ``jax.jacobian``'s block.
+
+A Jacobian of one block (one array in, one array out) keeps the compressed Jacobian whole where
+:mod:`~chainorder.backend.compressed` stores it so (its padding out of bounds in every
+dimension); one of several blocks gathers each block's nonzeros.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import sparse as jax_sparse
+
+from .calls import reverse_else_forward
+from .compressed import compressed_values, compression, shapes_of
+
+__all__ = ["sparse_result_function", "expected_jacobian"]
+
+
+def expected_jacobian(fun: Callable[[Any], Any], x: Any) -> Any:
+    """``jax.jacobian(fun)(x)``'s result as ``jax.ShapeDtypeStruct`` objects
+    (:func:`~chainorder.backend.calls.reverse_else_forward`)."""
+    shapes = shapes_of(x)
+    return reverse_else_forward(lambda transform: jax.eval_shape(transform, shapes), jax.jacobian(fun), jax.jacfwd(fun))
+
+
+def sparse_result_function(fun: Callable[[Any], Any], x: Any, found: tuple) -> Callable[[Any], Any]:
+    """``jax.jacobian(fun)`` at arguments shaped like ``x``, as BCOOs in its layout (see the module
+    docstring): ``found`` is :func:`chainorder.backend.compressed.compression`'s result there.
+
+    >>> jacobian = sparse_result_function(lambda X: X[:, 1:] * X[:, :-1], jnp.ones((2, 3)), None)
+    >>> J = jacobian(jnp.arange(6.0).reshape(2, 3))
+    >>> J.shape, J.nse, bool((J.todense() == jax.jacobian(lambda X: X[:, 1:] * X[:, :-1])(
+    ...     jnp.arange(6.0).reshape(2, 3))).all())
+    ((2, 2, 2, 3), 8, True)
+    """
+    found = found if found is not None else compression(fun, x)
+    expected = expected_jacobian(fun, x)
+    values, indices = compressed_values(fun, x, found)
+    m, n = found[3:]
+    leaves, tree = jax.tree_util.tree_flatten(expected)
+    in_shapes = [np.shape(leaf) for leaf in jax.tree_util.tree_leaves(x)]
+    blocks = list(_blocks(leaves, in_shapes))
+    if len(blocks) == 1:
+        ((leaf, out_shape, in_shape, _, _),) = blocks
+        positions = [None]
+        block_indices = [_block_indices(indices, out_shape, in_shape, (0, 0), (m, n))]
+    else:
+        positions, block_indices = [], []
+        for _, out_shape, in_shape, row, column in blocks:
+            inside = np.flatnonzero(
+                (indices[:, 0] >= row) & (indices[:, 0] < row + math.prod(out_shape))
+                & (indices[:, 1] >= column) & (indices[:, 1] < column + math.prod(in_shape))
+            )  # fmt: skip
+            positions.append(inside)
+            block_indices.append(_block_indices(indices[inside], out_shape, in_shape, (row, column), (m, n)))
+    dtypes = [leaf.dtype for leaf in leaves]
+
+    @jax.jit
+    def data(x: Any) -> list[Any]:
+        stored = values(x)
+        return [(stored if where is None else stored[where]).astype(dtype) for where, dtype in zip(positions, dtypes)]
+
+    device_indices = [jnp.asarray(block) for block in block_indices]
+
+    def jacobian(x: Any) -> Any:
+        bcoos = [
+            jax_sparse.BCOO((block_data, block_indices), shape=leaf.shape)
+            for block_data, block_indices, leaf in zip(data(x), device_indices, leaves)
+        ]
+        return jax.tree_util.tree_unflatten(tree, bcoos)
+
+    return jacobian
+
+
+def _blocks(leaves: list[Any], in_shapes: list[tuple[int, ...]]):
+    """Each block of ``jax.jacobian``'s result (its leaves, output leaf by input leaf) as ``(leaf,
+    output shape, input shape, first row, first column)`` in the flattened ``(m, n)`` Jacobian."""
+    row = 0
+    for start in range(0, len(leaves), len(in_shapes)):
+        group = leaves[start : start + len(in_shapes)]
+        out_shape = group[0].shape[: len(group[0].shape) - len(in_shapes[0])]
+        column = 0
+        for leaf, in_shape in zip(group, in_shapes):
+            yield leaf, out_shape, in_shape, row, column
+            column += math.prod(in_shape)
+        row += math.prod(out_shape)
+
+
+def _block_indices(
+    indices: np.ndarray, out_shape: tuple, in_shape: tuple, start: tuple[int, int], flat_shape: tuple[int, int]
+) -> np.ndarray:
+    """``(nse, 2)`` flattened ``(row, column)`` indices as ``(nse, len(out_shape) + len(in_shape))``
+    indices of the block at ``start``; padding (at ``flat_shape``, out of bounds) stays out of bounds
+    in every dimension."""
+    padding = (indices[:, 0] == flat_shape[0]) & (indices[:, 1] == flat_shape[1])
+    rows = np.where(padding, 0, indices[:, 0] - start[0])
+    columns = np.where(padding, 0, indices[:, 1] - start[1])
+    coordinates = [*_unravelled(rows, out_shape), *_unravelled(columns, in_shape)] if len(indices) else []
+    shape = (*out_shape, *in_shape)
+    result = np.stack(coordinates, axis=1) if coordinates else np.zeros((len(indices), len(shape)), dtype=np.int64)
+    if padding.any():
+        result[padding] = shape
+    dtype = np.int32 if max(shape, default=0) < 2**31 else np.int64
+    return result.astype(dtype)
+
+
+def _unravelled(flat: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """``np.unravel_index``, with no coordinate for a 0-d shape."""
+    return np.unravel_index(flat, shape) if shape else ()
