@@ -247,8 +247,8 @@ def jacobian(
         batch-separable function of one array whose examples' Jacobians are dense, the
         per-example blocks as a batched BCOO (:mod:`chainorder.backend.perexample`);
         otherwise by compression, the pattern read off the jaxpr, one JVP (or VJP) per
-        color (:mod:`chainorder.backend.sparseresult`). One differentiated argument (an
-        array or a pytree of arrays).
+        color (:mod:`chainorder.backend.sparseresult`). Any ``argnums``; arrays or pytrees
+        of arrays.
     **options
         Passed to :func:`chainorder.optimize` (``strategy``, ``objective``,
         ``tape_limit``, ``memory_limit``, ...). With no ``objective``: the

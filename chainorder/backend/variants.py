@@ -40,11 +40,19 @@ ARRAY_TYPES = {type(jnp.zeros(())), np.ndarray}
 
 def _one_argument_problem(name: str, argnums: Any, unsupported: tuple) -> str | None:
     """Why ``name=`` cannot apply (None when it can); ``unsupported``: has_aux, holomorphic, allow_int, plan."""
-    if not isinstance(argnums, int) or isinstance(argnums, bool):
+    if not _is_int(argnums):
         return f"{name}= takes one differentiated argument (argnums an int), got argnums={argnums!r}"
+    return _options_problem(name, unsupported)
+
+
+def _options_problem(name: str, unsupported: tuple) -> str | None:
     if any(unsupported[:3]) or unsupported[3] is not None:
         return f"{name}= does not combine with has_aux, holomorphic, allow_int or plan="
     return None
+
+
+def _is_int(number: Any) -> bool:
+    return isinstance(number, int) and not isinstance(number, bool)
 
 
 def _check_one_argument(name: str, argnums: Any, unsupported: tuple) -> None:
@@ -112,18 +120,27 @@ def sparse_function(fun: Callable, argnums: Any, unsupported: tuple, make_jacobi
     """``jacobian(fun, sparse=True)``: ``jax.jacobian``'s result as BCOOs in its layout. For a
     batch-separable function of one array whose examples' Jacobians are dense, the blocks of
     per-example plans as a batched BCOO (:mod:`chainorder.backend.perexample`); otherwise by
-    compression, one BCOO per block (:mod:`chainorder.backend.sparseresult`). Found once per
-    signature of a call of one argument."""
-    _check_one_argument("sparse", argnums, unsupported)
+    compression, one BCOO per block (:mod:`chainorder.backend.sparseresult`); ``argnums`` a tuple
+    differentiates the tuple of those arguments, as ``jax.jacobian`` does. Found once per signature
+    of a call whose every argument is differentiated."""
+    problem = _options_problem("sparse", unsupported)
+    single = _is_int(argnums)
+    if problem is None and not single and not _all_ints(argnums):
+        problem = f"sparse= takes argnums an int or a sequence of ints, got argnums={argnums!r}"
+    if problem is not None:
+        raise TypeError(problem)
+    numbers = (argnums,) if single else tuple(argnums)
     found: dict[Hashable, Any] = {}
     prepared: dict[Hashable, Callable] = {}
 
     @functools.wraps(fun)
     def sparse_jacobian_of_fun(*args: Any, **kwargs: Any) -> Any:
-        if not -len(args) <= argnums < len(args):
-            raise TypeError(f"argnums {argnums} is out of range for {len(args)} positional arguments")
-        one, x = of_one(fun, argnums, args, kwargs), args[argnums]
-        key = _pattern_key(args, kwargs)  # one argument: nothing else shapes the pattern
+        for number in numbers:
+            if not -len(args) <= number < len(args):
+                raise TypeError(f"argnums {number} is out of range for {len(args)} positional arguments")
+        positions = [number % len(args) for number in numbers]
+        one, x = _of_chosen(fun, positions, single, args, kwargs)
+        key = _pattern_key(x, positions, args, kwargs)  # nothing else shapes the pattern
         how = found.get(key) if key is not None else None
         if how is None:
             expected_jacobian(one, x)  # JAX's errors for invalid uses, before any analysis
@@ -143,12 +160,34 @@ def sparse_function(fun: Callable, argnums: Any, unsupported: tuple, make_jacobi
     return sparse_jacobian_of_fun
 
 
-def _pattern_key(args: tuple, kwargs: dict) -> Hashable:
-    """The tree, shapes and dtypes of a call's only argument, a pytree of arrays (None for any other
-    call)."""
-    if len(args) != 1 or kwargs:
+def _all_ints(argnums: Any) -> bool:
+    try:
+        return len(argnums) > 0 and all(_is_int(number) for number in argnums)
+    except TypeError:
+        return False
+
+
+def _of_chosen(fun: Callable, positions: list[int], single: bool, args: tuple, kwargs: dict) -> tuple[Callable, Any]:
+    """``fun`` as a function of the argument at ``positions[0]`` (``single``) or of the tuple of those at
+    ``positions``, the others fixed; and that argument (or tuple)."""
+    if single:
+        return of_one(fun, positions[0], args, kwargs), args[positions[0]]
+
+    def of_chosen_arguments(values):
+        given = list(args)
+        for position, value in zip(positions, values):
+            given[position] = value
+        return fun(*given, **kwargs)
+
+    return of_chosen_arguments, tuple(args[position] for position in positions)
+
+
+def _pattern_key(x: Any, positions: list[int], args: tuple, kwargs: dict) -> Hashable:
+    """The tree, shapes and dtypes of ``x``, a pytree of arrays, where it is every argument of the
+    call (None for any other call)."""
+    if kwargs or sorted(positions) != list(range(len(args))):
         return None
-    leaves, tree = jax.tree_util.tree_flatten(args[0])
+    leaves, tree = jax.tree_util.tree_flatten(x)
     if not leaves or any(type(leaf) not in ARRAY_TYPES for leaf in leaves):
         return None
     return tree, tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves)
