@@ -128,6 +128,10 @@ CASES = {
     "zero-size input": (lambda x: jnp.concatenate([x, jnp.ones(3)]), (jnp.ones(0),), {}, {}),
     "zero-size output": (lambda x: x[:0], (X,), {}, {}),
     "holomorphic": (lambda z: jnp.sin(z) * z, (X.astype(jnp.complex128) + 1j,), {}, {"holomorphic": True}),
+    # complex in, real out: jax.jacobian is reverse mode; a JVP of a non-holomorphic map differs
+    "complex input, real output": (lambda z: jnp.abs(jnp.sin(z)) ** 2, (X.astype(jnp.complex128) + 1j,), {}, {}),
+    "complex input, wide": (lambda z: jnp.real(W3 @ jnp.conj(z) * z[0]), (X.astype(jnp.complex128),), {}, {}),
+    "real input, complex inside": (lambda x: jnp.abs(jnp.exp(1j * (W3 @ x))) * jnp.real(jnp.exp(1j * x)), (X,), {}, {}),
     "allow_int": (lambda x, n: jnp.sin(x) * n, (X, 3), {}, {"argnums": (0, 1), "allow_int": True}),
     "mixed precision pytree": (lambda p: p["a"] * p["b"].sum(), ({"a": X.astype(jnp.float32), "b": X},), {}, {}),
 }

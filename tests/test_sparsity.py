@@ -207,6 +207,11 @@ def test_sparse_result_runs_the_mode_jax_can_run():
     _assert_sparse_equals(chainorder.jacobian(looped, sparse=True)(x), jax.jacfwd(looped)(x))
     with pytest.raises(TypeError, match="real-valued outputs"):
         chainorder.jacobian(lambda v: (v * 2, jnp.arange(3)), sparse=True)(x)
+    # complex in, real out: jax.jacobian is reverse mode's; JVPs would give another (wrong) result
+    z = x + 0.5j * _random(50)
+    for f in (lambda z: jnp.abs(jnp.sin(z)) ** 2, lambda z: jnp.real(z[1:] * jnp.conj(z[:-1]))):
+        assert compression(f, z)[2].mode == "rows"
+        _assert_sparse_equals(chainorder.jacobian(f, sparse=True)(z), jax.jacobian(f)(z))
 
 
 def test_a_compressed_jacobian_stored_whole_pads_with_out_of_bounds_indices():

@@ -67,7 +67,10 @@ def runnable_modes(fun: Callable[..., Any], shapes: Any, *others: Any) -> tuple[
     """``"columns"`` where JAX runs JVPs through ``fun`` in its first argument, at arguments shaped like
     ``shapes, *others`` (``jax.ShapeDtypeStruct`` objects), and ``"rows"`` where it runs VJPs; both traced
     abstractly. Where it runs neither, both: the chosen mode's own error is raised when the Jacobian
-    is computed."""
+    is computed. Complex inputs get rows only: ``jax.jacobian`` of their real output is reverse mode's,
+    which JVPs do not give where the function is not holomorphic."""
+    if any(jnp.issubdtype(leaf.dtype, jnp.complexfloating) for leaf in jax.tree_util.tree_leaves(shapes)):
+        return ("rows",)
 
     # as the Jacobian runs them, vmapped over seeds: a custom_vjp's JVP traces alone, and fails under vmap
     def forward(v, flat):

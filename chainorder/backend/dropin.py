@@ -16,7 +16,7 @@ shapes and dtypes of the array arguments, values of the others) it does, once:
 
 Each later call is a lookup and the jitted program's dispatch; under an outer
 ``jax.jit`` or ``jax.vmap`` it is traced once like any JAX function. What no
-plan can improve runs as ``jax.jacobian`` itself: holomorphic Jacobians,
+plan can improve runs as ``jax.jacobian`` itself: holomorphic Jacobians, complex inputs,
 integer inputs under ``allow_int``, empty inputs or outputs, and arguments
 that are neither arrays nor hashable.
 """
@@ -78,6 +78,8 @@ def _runs_as_jax(options: CallOptions, flat: FlatCall, expected: Any) -> bool:
     inputs = jax.tree_util.tree_leaves(flat.chosen(shapes))
     if options.allow_int and any(not jnp.issubdtype(leaf.dtype, jnp.inexact) for leaf in inputs):
         return True
+    if any(jnp.issubdtype(leaf.dtype, jnp.complexfloating) for leaf in inputs):
+        return True  # a real output of complex inputs: jax.jacobian's is reverse mode's, which JVPs would not give
     blocks = jax.tree_util.tree_leaves(expected[0] if options.has_aux else expected)
     return not blocks or any(math.prod(leaf.shape) == 0 for leaf in blocks) or not inputs
 
@@ -144,10 +146,8 @@ class _Entry:
                 return
         self.strategy, self.cost = "plan", self.plan.cost
         check_fits(self.plan, vector.dtype)
-        mode = library_mode(self.plan)
-        real = jnp.issubdtype(vector.dtype, jnp.floating)
-        if mode == "reverse" or (mode == "forward" and not real):  # exactly jax.jacrev's or jax.jacfwd's program
-            self.program = jax.jit(functools.partial(_pure_program, options, signature, mode, expected))
+        if library_mode(self.plan) == "reverse":  # exactly jax.jacrev's program
+            self.program = jax.jit(functools.partial(_reverse_program, options, signature, expected))
             return
         compute = _compute(self.plan, traced, flat)
         self.program = jax.jit(functools.partial(_program, flat, compute, expected))
@@ -183,12 +183,11 @@ def _per_example_program(
     return block_diagonal(split.blocks(x, *leaves), split.found).astype(expected.dtype)
 
 
-def _pure_program(options: CallOptions, signature: Signature, mode: str, expected: Any, leaves: Sequence[Any]) -> Any:
-    """``jax.jacfwd`` or ``jax.jacrev`` of the function itself, in ``jax.jacobian``'s dtypes."""
-    transform = jax.jacfwd if mode == "forward" else jax.jacrev
+def _reverse_program(options: CallOptions, signature: Signature, expected: Any, leaves: Sequence[Any]) -> Any:
+    """``jax.jacrev`` of the function itself, in ``jax.jacobian``'s dtypes."""
     argnums = options.numbers[0] if options.single else options.numbers
     args, kwargs = signature.rebuild(leaves)
-    result = transform(options.fun, argnums, has_aux=options.has_aux)(*args, **kwargs)
+    result = jax.jacrev(options.fun, argnums, has_aux=options.has_aux)(*args, **kwargs)
     jacobian, shapes = (result[0], expected[0]) if options.has_aux else (result, expected)
     jacobian = jax.tree_util.tree_map(lambda block, shape: block.astype(shape.dtype), jacobian, shapes)
     return (jacobian, result[1]) if options.has_aux else jacobian
