@@ -58,6 +58,10 @@ EXACT = {
     ),
     "jax.checkpoint": (lambda x: jax.checkpoint(lambda u: jnp.sin(u) * u[::-1])(x), _random(6)),
     "jnp.convolve": (lambda x: jnp.convolve(jnp.sin(x), jnp.array([1.0, -2.0, 1.0]), mode="same"), _random(10)),
+    "tile and repeat": (lambda x: jnp.tile(x[:3], (2, 2)).ravel() * jnp.repeat(x[3:6], 4), _random(7)),
+    "split": (lambda x: jnp.split(x, [2, 5])[1] * jnp.split(x.reshape(2, 4), 2, axis=1)[0].ravel()[:3], _random(8)),
+    # random numbers (key-typed values) are constants: only the product depends on x
+    "jax.random inside": (lambda x: x * jax.random.uniform(jax.random.key(0), x.shape), _random(6)),
 }
 
 

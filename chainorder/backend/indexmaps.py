@@ -15,7 +15,7 @@ import scipy.sparse as sparse
 
 __all__ = [
     "size", "broadcasts", "broadcast_index", "index_rule", "padded_index", "reduction_map", "cumulative_map",
-    "dot_general_maps",
+    "dot_general_maps", "split_indices", "INDEX_RULES",
 ]  # fmt: skip
 
 
@@ -97,6 +97,12 @@ def broadcast_index(operand, out) -> np.ndarray:
     return np.broadcast_to(np.arange(size(operand)).reshape(operand.shape), out.shape).ravel()
 
 
+#: The primitives :func:`index_rule` maps: each output entry copies one operand entry (or padding).
+INDEX_RULES = frozenset(
+    {"reshape", "squeeze", "expand_dims", "transpose", "slice", "rev", "broadcast_in_dim", "pad", "tile"}
+)
+
+
 def index_rule(name: str, params: dict, operand, out) -> np.ndarray | None:
     """For the rules that move entries: for each output entry, the operand entry it copies."""
     index = np.arange(size(operand)).reshape(operand.shape)
@@ -119,7 +125,16 @@ def index_rule(name: str, params: dict, operand, out) -> np.ndarray | None:
         return index[tuple(source)].ravel() if operand.ndim else np.zeros(size(out), int)
     if name == "pad":
         return padded_index(index, params["padding_config"]).ravel()  # -1: a padding entry
+    if name == "tile":
+        return np.tile(index, params["reps"]).ravel()
     return None
+
+
+def split_indices(params: dict, operand) -> list[np.ndarray]:
+    """``lax.split``: for each output, for each of its entries, the operand entry it copies."""
+    index = np.arange(size(operand)).reshape(operand.shape)
+    bounds = np.cumsum([int(length) for length in params["sizes"]])[:-1]
+    return [part.ravel() for part in np.split(index, bounds, axis=params["axis"])]
 
 
 def padded_index(index: np.ndarray, config) -> np.ndarray:

@@ -33,11 +33,21 @@ from typing import Any
 
 import jax
 import jax.extend
+import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sparse
 from jax.experimental import sparse as jax_sparse
 
-from .indexmaps import broadcast_index, broadcasts, cumulative_map, dot_general_maps, index_rule, reduction_map
+from .indexmaps import (
+    INDEX_RULES,
+    broadcast_index,
+    broadcasts,
+    cumulative_map,
+    dot_general_maps,
+    index_rule,
+    reduction_map,
+    split_indices,
+)
 from .indexmaps import size as _size
 from .moves import MOVES, TooManyDependencies, index_maps
 from .primitives import CALLS, CUMULATIVE, ELEMENTWISE, REDUCTIONS, inner_jaxpr
@@ -89,7 +99,7 @@ def _folded(equation, values: list) -> list:
     unknown = [None] * len(outs)
     if any(value is None for value in values) or equation.effects:
         return unknown
-    if not all(np.issubdtype(var.aval.dtype, np.integer) or var.aval.dtype == np.bool_ for var in outs):
+    if not all(jnp.issubdtype(var.aval.dtype, jnp.integer) or var.aval.dtype == np.bool_ for var in outs):
         return unknown
     if sum(math.prod(var.aval.shape) for var in outs) > _MAX_FOLDED:
         return unknown
@@ -209,13 +219,16 @@ class _Propagation:
                 if matrix is not None
             ]
             return [_union(parts, out_size, self.columns) if parts else None]
-        if name in ("reshape", "squeeze", "expand_dims", "transpose", "slice", "rev", "broadcast_in_dim", "pad"):
+        if name in INDEX_RULES:
             index = index_rule(name, params, avals[0], outs[0])
             moved = None if operands[0] is None else _rows(operands[0], index, self.columns)
             if name == "pad" and operands[1] is not None:
                 padding = _rows(operands[1], np.where(index < 0, 0, -1), self.columns)
                 moved = padding if moved is None else _union([moved, padding], out_size, self.columns)
             return [moved]
+        if name == "split":
+            indices = split_indices(params, avals[0])
+            return [None if operands[0] is None else _rows(operands[0], index, self.columns) for index in indices]
         if name == "concatenate":
             parts = [
                 matrix if matrix is not None else sparse.csr_matrix((_size(aval), self.columns), dtype=bool)
