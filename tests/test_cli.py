@@ -49,6 +49,11 @@ def test_chain_file_and_options(tmp_path):
     ]:
         data = json.loads(run("analyze", "--chain", str(path), "--json", *flags).stdout)
         assert data["optimal"] == optimize(chain, **options).cost
+    # auto: the free memory of the device JAX runs on, in --dtype elements, as chainorder.jacobian takes it
+    from chainorder.backend.devices import available_bytes
+
+    data = json.loads(run("analyze", "--chain", str(path), "--json", "--memory-limit", "auto").stdout)
+    assert data["memory_limit"] > 0 and abs(data["memory_limit"] * 4 - available_bytes()) < 0.25 * available_bytes()
     # a sparse layer: its columns' and rows' colors after the costs
     path.write_text("400 400 4000 4000 4000 3 3  # a band\n400 400 160000\n")
     sparse = Chain([Layer(400, 400, edges=4000, tangent_colors=3, adjoint_colors=3), Layer(400, 400)])

@@ -38,7 +38,7 @@ def _analyze(args: argparse.Namespace) -> None:
             matrix_free=not args.dense,
             tape_limit=args.tape_limit,
             parallel=True if args.parallel else None,
-            memory_limit=args.memory_limit,
+            memory_limit=_memory_limit(args),
             dtype=args.dtype,
             threads=args.threads,
             time_limit=args.time_limit,
@@ -52,6 +52,18 @@ def _analyze(args: argparse.Namespace) -> None:
         if args.plot is not None:
             what = "schedule (Gantt chart)" if plan.threads is not None else "cost/memory trade-off plot"
             print(f"\nwrote the {what} to {path}")
+
+
+def _memory_limit(args: argparse.Namespace):
+    """``--memory-limit``, ``auto`` replaced by the free memory of the device JAX runs on, in ``--dtype``
+    elements (:func:`chainorder.backend.devices.resolve_budget`, as ``chainorder.jacobian`` takes it)."""
+    if not (isinstance(args.memory_limit, str) and args.memory_limit.strip().lower() == "auto"):
+        return args.memory_limit
+    import jax.numpy as jnp
+
+    from ..backend.devices import resolve_budget
+
+    return resolve_budget({"memory_limit": "auto"}, jnp.dtype(args.dtype))["memory_limit"]
 
 
 def _write_plot(plan, filename: str) -> Path:
@@ -255,7 +267,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--memory-limit",
         type=_budget,
         default=None,
-        help="largest peak memory: elements (an integer) or bytes with a unit (512MB, 2GiB), counted in --dtype",
+        help="largest peak memory: elements (an integer) or bytes with a unit (512MB, 2GiB), counted in --dtype; "
+        "auto: the free memory of the device JAX runs on",
     )
     analyze.add_argument(
         "--dtype",
