@@ -119,8 +119,9 @@ def test_no_plan_fits_so_the_device_result_is_filled_in_blocks():
     np.testing.assert_allclose(np.asarray(J), np.asarray(jax.jacobian(f)(x)), rtol=0, atol=1e-10)
     with pytest.raises(ValueError, match="Jacobian alone is 65,536 elements .* give out="):
         chainorder.jacobian(f, memory_limit=60_000)(x)
-    with pytest.raises(ValueError, match="no plan fits memory_limit"):  # under jit: no blocks
+    with pytest.raises(ValueError, match="no plan fits memory_limit") as error:  # under jit: no blocks
         jax.jit(chainorder.jacobian(f, memory_limit=budget))(x)
+    assert any("called outside jax.jit and jax.vmap" in note for note in error.value.__notes__)
 
 
 @pytest.mark.parametrize(

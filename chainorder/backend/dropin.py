@@ -326,8 +326,13 @@ def jacobian(
             if not kwargs and all(type(arg) in ARRAY_TYPES for arg in args):
                 return arrays_only(*args)
             return compute(*args, **kwargs)
-        except NoPlanFits:
+        except NoPlanFits as error:
             if not blockable(argnums, (has_aux, holomorphic, allow_int, plan), args):
+                if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(args)):
+                    error.add_note(
+                        "chainorder.jacobian called outside jax.jit and jax.vmap computes a Jacobian no plan fits "
+                        "in blocks whose plans fit (one array argument)"
+                    )
                 raise
         program = jacobian_in_blocks(of_one(fun, argnums, args, kwargs), args[argnums], options, jacobian)
         key = block_key(args, kwargs)
