@@ -3,7 +3,8 @@ and the function flattened to ``(vector, *leaves) -> flat output`` that the plan
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+import math
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from .ravel import ravel
 
-__all__ = ["Signature", "CallOptions", "FlatCall", "reverse_else_forward"]
+__all__ = ["Signature", "CallOptions", "FlatCall", "reverse_else_forward", "jacobian_blocks"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,20 @@ def reverse_else_forward(
             return shaped(forward)
         except Exception:  # noqa: BLE001 - an invalid use: JAX's own error
             raise error from None
+
+
+def jacobian_blocks(
+    leaves: list[Any], in_shapes: list[tuple[int, ...]]
+) -> Iterator[tuple[Any, tuple, tuple, int, int]]:
+    """Each block of ``jax.jacobian``'s result (its ``leaves``: output leaves by input leaves, each
+    shaped ``out_shape + in_shape``) as ``(leaf, output shape, input shape, first row, first column)``
+    in the flattened ``(m, n)`` Jacobian (outputs and inputs flattened and concatenated)."""
+    row = 0
+    for start in range(0, len(leaves), len(in_shapes)):
+        group = leaves[start : start + len(in_shapes)]
+        out_shape = tuple(group[0].shape[: len(group[0].shape) - len(in_shapes[0])])
+        column = 0
+        for leaf, in_shape in zip(group, in_shapes):
+            yield leaf, out_shape, tuple(in_shape), row, column
+            column += math.prod(in_shape)
+        row += math.prod(out_shape)

@@ -35,7 +35,7 @@ import numpy as np
 from ..core.optimize import NoPlanFits
 from ..core.plan import Plan
 from .blocks import jacobian_in_blocks
-from .calls import CallOptions, FlatCall, Signature, reverse_else_forward
+from .calls import CallOptions, FlatCall, Signature, jacobian_blocks, reverse_else_forward
 from .compressed import compressed_strategy
 from .devices import check_fits, jacobian_fits
 from .execute import library_mode
@@ -85,19 +85,13 @@ def _runs_as_jax(options: CallOptions, flat: FlatCall, expected: Any) -> bool:
 
 
 def _layout(matrix: Any, expected: Any, in_shapes: list[tuple[int, ...]]) -> Any:
-    """Cut the (m, n) matrix into ``jax.jacobian``'s blocks: output leaves by input leaves, in
-    the dtypes of ``expected``."""
+    """Cut the (m, n) matrix into ``jax.jacobian``'s blocks (:func:`~chainorder.backend.calls.jacobian_blocks`),
+    in the dtypes of ``expected``."""
     leaves, tree = jax.tree_util.tree_flatten(expected)
-    blocks, row = [], 0
-    for start in range(0, len(leaves), len(in_shapes)):
-        group = leaves[start : start + len(in_shapes)]
-        rows = math.prod(group[0].shape[: len(group[0].shape) - len(in_shapes[0])])
-        column = 0
-        for leaf, shape in zip(group, in_shapes):
-            size = math.prod(shape)
-            blocks.append(jnp.reshape(matrix[row : row + rows, column : column + size], leaf.shape).astype(leaf.dtype))
-            column += size
-        row += rows
+    blocks = []
+    for leaf, out_shape, in_shape, row, column in jacobian_blocks(leaves, in_shapes):
+        block = matrix[row : row + math.prod(out_shape), column : column + math.prod(in_shape)]
+        blocks.append(jnp.reshape(block, leaf.shape).astype(leaf.dtype))
     return jax.tree_util.tree_unflatten(tree, blocks)
 
 

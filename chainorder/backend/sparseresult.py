@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse as jax_sparse
 
-from .calls import reverse_else_forward
+from .calls import jacobian_blocks, reverse_else_forward
 from .compressed import compressed_values, compression, shapes_of
 
 __all__ = ["sparse_result_function", "expected_jacobian"]
@@ -51,9 +51,9 @@ def sparse_result_function(fun: Callable[[Any], Any], x: Any, found: tuple) -> C
     m, n = found[3:]
     leaves, tree = jax.tree_util.tree_flatten(expected)
     in_shapes = [np.shape(leaf) for leaf in jax.tree_util.tree_leaves(x)]
-    blocks = list(_blocks(leaves, in_shapes))
+    blocks = list(jacobian_blocks(leaves, in_shapes))
     if len(blocks) == 1:
-        ((leaf, out_shape, in_shape, _, _),) = blocks
+        ((_, out_shape, in_shape, _, _),) = blocks
         positions = [None]
         block_indices = [_block_indices(indices, out_shape, in_shape, (0, 0), (m, n))]
     else:
@@ -76,26 +76,12 @@ def sparse_result_function(fun: Callable[[Any], Any], x: Any, found: tuple) -> C
 
     def jacobian(x: Any) -> Any:
         bcoos = [
-            jax_sparse.BCOO((block_data, block_indices), shape=leaf.shape)
-            for block_data, block_indices, leaf in zip(data(x), device_indices, leaves)
+            jax_sparse.BCOO((values, indices), shape=leaf.shape)
+            for values, indices, leaf in zip(data(x), device_indices, leaves)
         ]
         return jax.tree_util.tree_unflatten(tree, bcoos)
 
     return jacobian
-
-
-def _blocks(leaves: list[Any], in_shapes: list[tuple[int, ...]]):
-    """Each block of ``jax.jacobian``'s result (its leaves, output leaf by input leaf) as ``(leaf,
-    output shape, input shape, first row, first column)`` in the flattened ``(m, n)`` Jacobian."""
-    row = 0
-    for start in range(0, len(leaves), len(in_shapes)):
-        group = leaves[start : start + len(in_shapes)]
-        out_shape = group[0].shape[: len(group[0].shape) - len(in_shapes[0])]
-        column = 0
-        for leaf, in_shape in zip(group, in_shapes):
-            yield leaf, out_shape, in_shape, row, column
-            column += math.prod(in_shape)
-        row += math.prod(out_shape)
 
 
 def _block_indices(
