@@ -5,7 +5,7 @@ Jacobian gets its own optimal plan (``chainorder.jacobian`` of the per-example f
 where that pays), and ``jax.vmap`` runs it for all ``B`` examples: ``B`` times the per-example
 cost, not the block-diagonal whole's. The blocks then go into ``jax.jacobian``'s dense layout
 (:func:`block_diagonal`, zeros between examples) or into a batched BCOO that holds only them
-(:func:`batched_bcoo`).
+(:func:`batched_bcoo_function`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from jax.experimental import sparse as jax_sparse
 
 from .batching import Separable, separate
 
-__all__ = ["PerExample", "per_example", "block_diagonal", "batched_bcoo", "batched_bcoo_function"]
+__all__ = ["PerExample", "per_example", "block_diagonal", "batched_bcoo_function"]
 
 
 class PerExample:
@@ -81,21 +81,16 @@ def block_diagonal(blocks: Any, found: Separable) -> Any:
     return jnp.moveaxis(expanded * eye, 0, found.out_axis)
 
 
-def batched_bcoo(blocks: Any, found: Separable) -> jax_sparse.BCOO:
-    """The Jacobian in ``jax.jacobian``'s layout (``out_shape + in_shape``) as a batched BCOO that
-    holds the blocks alone.
+def batched_bcoo_function(split: PerExample) -> Callable[[Any], jax_sparse.BCOO]:
+    """``x ->`` the Jacobian in ``jax.jacobian``'s layout (``out_shape + in_shape``) as a batched
+    BCOO that holds the blocks alone, prepared once: the blocks jitted (one dispatch when called
+    eagerly), the indices on the device.
 
     Batch dimensions: the output's, up to its batch axis; sparse: the output's dimensions after
     it and the input's batch axis (each stored entry names the example's own); dense: the
     input's other dimensions. With the batch axis first (``jax.vmap``'s), ``data`` is the blocks
     themselves, not a copy; ``indices`` holds ``B`` x (the entries of one example's output).
     """
-    return _bcoo(_batched_data(blocks, found), jnp.asarray(_batched_indices(found)), found)
-
-
-def batched_bcoo_function(split: PerExample) -> Callable[[Any], jax_sparse.BCOO]:
-    """``x -> batched_bcoo(split.blocks(x), split.found)`` prepared once: the blocks jitted (one
-    dispatch when called eagerly), the indices on the device."""
     found = split.found
     indices = jnp.asarray(_batched_indices(found))
     data = jax.jit(lambda x: _batched_data(split.blocks(x), found))

@@ -35,9 +35,12 @@ def expected_jacobian(fun: Callable[[Any], Any], x: Any) -> Any:
     return reverse_else_forward(lambda transform: jax.eval_shape(transform, shapes), jax.jacobian(fun), jax.jacfwd(fun))
 
 
-def sparse_result_function(fun: Callable[[Any], Any], x: Any, found: tuple) -> Callable[[Any], Any]:
+def sparse_result_function(
+    fun: Callable[[Any], Any], x: Any, found: tuple | None, expected: Any = None
+) -> Callable[[Any], Any]:
     """``jax.jacobian(fun)`` at arguments shaped like ``x``, as BCOOs in its layout (see the module
-    docstring): ``found`` is :func:`chainorder.backend.compressed.compression`'s result there.
+    docstring): ``found`` is :func:`chainorder.backend.compressed.compression`'s result there, and
+    ``expected`` :func:`expected_jacobian`'s (each computed where not given).
 
     >>> jacobian = sparse_result_function(lambda X: X[:, 1:] * X[:, :-1], jnp.ones((2, 3)), None)
     >>> J = jacobian(jnp.arange(6.0).reshape(2, 3))
@@ -46,7 +49,7 @@ def sparse_result_function(fun: Callable[[Any], Any], x: Any, found: tuple) -> C
     ((2, 2, 2, 3), 8, True)
     """
     found = found if found is not None else compression(fun, x)
-    expected = expected_jacobian(fun, x)
+    expected = expected if expected is not None else expected_jacobian(fun, x)
     values, indices = compressed_values(fun, x, found)
     m, n = found[3:]
     leaves, tree = jax.tree_util.tree_flatten(expected)

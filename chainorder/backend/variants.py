@@ -21,7 +21,7 @@ import numpy as np
 from .blocks import jacobian_into
 from .compressed import compression
 from .patterns import PatternTooDense, pattern_coordinates
-from .perexample import PerExample, batched_bcoo, batched_bcoo_function, per_example
+from .perexample import PerExample, batched_bcoo_function, per_example
 from .sharding import mesh_of, sharded_jacobian
 from .sparseresult import expected_jacobian, sparse_result_function
 
@@ -142,18 +142,16 @@ def sparse_function(fun: Callable, argnums: Any, unsupported: tuple, make_jacobi
         one, x = _of_chosen(fun, positions, single, args, kwargs)
         key = _pattern_key(x, positions, args, kwargs)  # nothing else shapes the pattern
         how = found.get(key) if key is not None else None
-        if how is None:
-            expected_jacobian(one, x)  # JAX's errors for invalid uses, before any analysis
+        if how is None:  # a new signature: its result's shapes, then the strategy and the program
+            expected = expected_jacobian(one, x)  # JAX's errors for invalid uses, before any analysis
             how = _sparse_strategy(one, x, make_jacobian)
-            if key is not None:
-                found[key] = how
-        if key is None:  # other arguments are part of `one` (or `x` is traced): for this call only
             if isinstance(how, PerExample):
-                return batched_bcoo(how.blocks(x), how.found)
-            return sparse_result_function(one, x, how)(x)
-        if key not in prepared:
-            separable = isinstance(how, PerExample)
-            prepared[key] = batched_bcoo_function(how) if separable else sparse_result_function(one, x, how)
+                program = batched_bcoo_function(how)
+            else:
+                program = sparse_result_function(one, x, how, expected)
+            if key is None:  # other arguments are part of `one` (or `x` is traced): for this call only
+                return program(x)
+            found[key], prepared[key] = how, program
         return prepared[key](x)
 
     sparse_jacobian_of_fun.compression = found  # type: ignore[attr-defined]
