@@ -11,6 +11,7 @@ import pytest
 from jax.experimental import sparse as jax_sparse
 
 import chainorder
+from chainorder.backend.compressed import colors_and_density, compression
 
 RNG = np.random.default_rng(0)
 W1 = jnp.asarray(RNG.standard_normal((8, 5)))
@@ -24,6 +25,10 @@ def _random(*shape):
 KERNEL = _random(4, 3, 3, 3)  # OIHW
 DEPTHWISE = _random(3, 3, 1, 6)  # HWIO, 2 outputs per input channel
 
+
+LAPLACIAN = jnp.asarray(np.diag(np.full(10, -2.0)) + np.diag(np.ones(9), 1) + np.diag(np.ones(9), -1))
+SPARSE_WEIGHTS = jnp.asarray(RNG.standard_normal((5, 8)) * (RNG.random((5, 8)) < 0.4))
+MASK = RNG.random(8) < 0.5
 
 EXACT = {
     "elementwise": (lambda x: jnp.sin(x) * 2 + x**2 - jnp.tanh(x) / 3, _random(10)),
@@ -62,6 +67,12 @@ EXACT = {
     "split": (lambda x: jnp.split(x, [2, 5])[1] * jnp.split(x.reshape(2, 4), 2, axis=1)[0].ravel()[:3], _random(8)),
     # random numbers (key-typed values) are constants: only the product depends on x
     "jax.random inside": (lambda x: x * jax.random.uniform(jax.random.key(0), x.shape), _random(6)),
+    # known values: constants' zeros and predicates, read where a rule needs them
+    "a sparse matrix stored dense (L @ u)": (lambda u: LAPLACIAN @ u + u**3, _random(10)),
+    "weights with zeros, transposed inside": (lambda x: jnp.tanh(x @ SPARSE_WEIGHTS.T), _random(3, 8)),
+    "where, a constant mask": (lambda x: jnp.where(MASK, x**2, jnp.roll(x, 1)), _random(8)),
+    "where, a mask computed from constants": (lambda x: jnp.where(jnp.arange(8) % 3 == 0, jnp.sin(x), 0.0), _random(8)),
+    "times a constant with zeros": (lambda x: jnp.sin(x) * jnp.array([1.0, 0.0, 2.0, 0.0, 0.0, 3.0]), _random(6)),
 }
 
 
@@ -93,6 +104,38 @@ def test_detected_pattern_equals_the_real_nonzeros(name):
 def test_conservative_rules_never_miss_a_nonzero(f, x):
     pattern, nonzeros = _pattern_and_nonzeros(f, x)
     assert np.all(pattern >= nonzeros)
+
+
+def test_a_function_closing_over_a_traced_value_under_jit():
+    """Under ``jax.jit``, ``f`` may close over the outer function's tracers (here the indices of a
+    gather and a mask): they are not known, the pattern is conservative, and the Jacobian is
+    jax.jacobian's. The walk read them as numbers before (TracerArrayConversionError)."""
+    x = _random(300)
+    indices, mask = jnp.asarray(np.arange(300)[::-1]), jnp.asarray(MASK.repeat(38)[:300])
+
+    def outer(indices, mask, x, sparse):
+        f = lambda v: jnp.where(mask, jnp.sin(v[indices]) * v, v)  # noqa: E731
+        result = chainorder.jacobian(f, sparse=sparse)(x)
+        return result.todense() if sparse else result
+
+    expected = jax.jacobian(lambda v: jnp.where(mask, jnp.sin(v[indices]) * v, v))(x)
+    for sparse in (False, True):
+        result = jax.jit(outer, static_argnums=3)(indices, mask, x, sparse)
+        np.testing.assert_allclose(result, expected, rtol=0, atol=1e-12)
+
+
+def test_a_sparse_matrix_stored_dense_is_compressed_by_its_stencil():
+    """``L @ u`` with a constant 2-D Laplacian stored as a dense 400 x 400 array: its zeros are
+    the Jacobian's, so the residual gets the stencil's colors (5), not one per column."""
+    grid = 20
+    one_d = np.diag(np.full(grid, -2.0)) + np.diag(np.ones(grid - 1), 1) + np.diag(np.ones(grid - 1), -1)
+    laplacian = jnp.asarray(np.kron(np.eye(grid), one_d) + np.kron(one_d, np.eye(grid)))
+    residual = lambda u: laplacian @ u + u**3  # noqa: E731
+    u = _random(grid * grid)
+    report = colors_and_density(compression(residual, u))
+    assert (report["colors"], report["lower_bound"]) == (5, 5)
+    result = chainorder.jacobian(residual, sparse=True)(u)
+    np.testing.assert_allclose(result.todense(), jax.jacobian(residual)(u), rtol=0, atol=1e-12)
 
 
 def test_a_convolution_kernel_pattern_is_exact():

@@ -52,8 +52,12 @@ def cumulative_map(shape: tuple[int, ...], axis: int, reverse: bool):
     return sparse.csr_matrix((np.ones(len(rows), bool), (rows, columns)), (size, size))
 
 
-def dot_general_maps(left, right, out, dimension_numbers):
-    """``(out_size x left_size)`` and ``(out_size x right_size)``: the entries each output entry reads."""
+def dot_general_maps(left, right, out, dimension_numbers, factors=(None, None)):
+    """``(out_size x left_size)`` and ``(out_size x right_size)``: the entries each output entry reads.
+
+    ``factors``: each operand's value where it is a known constant (else None). An entry of one
+    operand reaches an output entry only through its product with an entry of the other: where
+    that one is a known zero, the pair is left out (a sparse matrix stored dense, ``L @ u``)."""
     (left_contract, right_contract), (left_batch, right_batch) = dimension_numbers
     left_free = [d for d in range(left.ndim) if d not in left_contract and d not in left_batch]
     right_free = [d for d in range(right.ndim) if d not in right_contract and d not in right_batch]
@@ -65,7 +69,7 @@ def dot_general_maps(left, right, out, dimension_numbers):
     pairs = out_grid.shape[1] * contract_grid.shape[1]
     out_rows = np.repeat(np.arange(out_grid.shape[1]), contract_grid.shape[1])
     batch = len(left_batch)
-    maps = []
+    flats = []
     for operand, free, contract, batch_dims, offset in (
         (left, left_free, left_contract, left_batch, batch),
         (right, right_free, right_contract, right_batch, batch + len(left_free)),
@@ -77,8 +81,14 @@ def dot_general_maps(left, right, out, dimension_numbers):
             index[d] = np.repeat(out_grid[offset + k], contract_grid.shape[1])
         for k, d in enumerate(contract):
             index[d] = np.tile(contract_grid[k], out_grid.shape[1])
-        flat = np.ravel_multi_index(index, operand.shape) if operand.ndim else np.zeros(pairs, int)
-        maps.append(sparse.csr_matrix((np.ones(pairs, bool), (out_rows, flat)), (out_grid.shape[1], size(operand))))
+        flats.append(np.ravel_multi_index(index, operand.shape) if operand.ndim else np.zeros(pairs, int))
+    maps = []
+    for operand, (flat, other), factor in ((left, flats, factors[1]), (right, flats[::-1], factors[0])):
+        rows = out_rows
+        if factor is not None:
+            through = np.ravel(factor)[other] != 0
+            rows, flat = rows[through], flat[through]
+        maps.append(sparse.csr_matrix((np.ones(len(rows), bool), (rows, flat)), (out_grid.shape[1], size(operand))))
     return maps
 
 

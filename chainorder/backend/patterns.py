@@ -13,9 +13,16 @@ depends on. Each primitive maps its operands' rows to its outputs' rows:
   ``jit``/``checkpoint`` calls are entered;
 * exactly, by running the primitive on codes (:mod:`.moves`): gathers, ``dynamic_slice``,
   ``dynamic_update_slice`` and scatters (add, mul, min, max, overwrite) whose index operands
-  are known while tracing (the jaxpr's constants and literals, and small values computed from
-  them alone, which the walk evaluates as it goes), and convolutions (any padding, strides,
-  dilations, layouts and feature groups; both operands);
+  are known while tracing, and convolutions (any padding, strides, dilations, layouts and
+  feature groups; both operands);
+* with the known values' zeros and choices: a ``select_n`` whose predicate is known takes each
+  entry from the case it chooses; a ``mul`` or ``dot_general`` with a known constant operand
+  drops the products with its zeros (``jnp.where(mask, ...)``, ``mask * x``, a sparse matrix
+  stored dense, ``L @ u``).
+
+Known values (:mod:`.knownvalues`) are the jaxpr's constants and literals and what is computed
+from them alone, computed only where a rule reads one; a tracer closed over from an outer
+``jax.jit`` is not known.
 * conservatively, for every other primitive (sort, control flow, custom rules, and the
   above with indices computed from the inputs): each output entry depends on every input any
   operand depends on. Never a missing nonzero; possibly extra ones.
@@ -33,7 +40,6 @@ from typing import Any
 
 import jax
 import jax.extend
-import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sparse
 from jax.experimental import sparse as jax_sparse
@@ -49,6 +55,7 @@ from .indexmaps import (
     split_indices,
 )
 from .indexmaps import size as _size
+from .knownvalues import concrete, deferred
 from .moves import MOVES, TooManyDependencies, index_maps
 from .primitives import CALLS, CUMULATIVE, ELEMENTWISE, REDUCTIONS, inner_jaxpr
 
@@ -85,31 +92,6 @@ def _dense(dependencies: Sequence, rows: int, columns: int):
     """Every row depending on everything any operand depends on (the conservative rule)."""
     every = _union([matrix.max(axis=0) for matrix in dependencies if matrix is not None], 1, columns)
     return sparse.csr_matrix(np.ones((rows, 1), dtype=bool)) @ every if every.nnz else None
-
-
-#: The most entries a value computed from constants alone may have for :func:`_folded` to compute it.
-_MAX_FOLDED = 1 << 22
-
-
-def _folded(equation, values: list) -> list:
-    """The outputs' values where the equation reads known values only and makes small integer or
-    boolean arrays (index arithmetic on constants, for the rules of :mod:`.moves`; weights and other
-    floating-point constants are never computed here). None where not known."""
-    outs = equation.outvars
-    unknown = [None] * len(outs)
-    if any(value is None for value in values) or equation.effects:
-        return unknown
-    if not all(jnp.issubdtype(var.aval.dtype, jnp.integer) or var.aval.dtype == np.bool_ for var in outs):
-        return unknown
-    if sum(math.prod(var.aval.shape) for var in outs) > _MAX_FOLDED:
-        return unknown
-    try:
-        with jax.ensure_compile_time_eval():
-            results = equation.primitive.bind(*values, **equation.params)
-    except Exception:  # a primitive that cannot run eagerly here: its outputs stay unknown
-        return unknown
-    results = results if equation.primitive.multiple_results else [results]
-    return [np.asarray(result) for result in results]
 
 
 def _too_large(count: int) -> ValueError:
@@ -166,7 +148,7 @@ class _Propagation:
         """The outputs' dependency matrices; ``values``: the inputs' values where known (numpy arrays,
         or None), ``consts``: the jaxpr's constants."""
         env: dict = {}
-        known: dict = dict(zip(jaxpr.constvars, consts))  # as they are: only index operands are read
+        known: dict = dict(zip(jaxpr.constvars, consts))  # as they are: computed only when read (:mod:`.knownvalues`)
         for var, value in zip(jaxpr.invars, values or [None] * len(jaxpr.invars)):
             if value is not None:
                 known[var] = value
@@ -185,13 +167,41 @@ class _Propagation:
             operands = [read(var) for var in equation.invars]
             operand_values = [value_of(var) for var in equation.invars]
             if all(operand is None for operand in operands):
-                for var, value in zip(equation.outvars, _folded(equation, operand_values)):
+                for var, value in zip(equation.outvars, deferred(equation, operand_values)):
                     known[var] = value
                 continue
             results = self.equation(equation, operands, operand_values)
             for var, value in zip(equation.outvars, self._check(results)):
                 env[var] = value
         return [read(var) for var in jaxpr.outvars]
+
+    def _elementwise(self, name: str, operands: list, avals: list, out, values: list):
+        """An elementwise op: each output entry depends on what the operand entries broadcast to it
+        depend on, except where a known value makes it not: the cases a known ``select_n`` predicate
+        does not choose (the predicate itself is not differentiated), or where a known factor of a
+        ``mul`` is zero."""
+        counts = [None] * len(operands)  # per operand, the output entries it counts in (None: all)
+        if name == "select_n":
+            operands = [None, *operands[1:]]
+            predicate = concrete(values[0])
+            if predicate is not None:
+                chosen = np.broadcast_to(predicate, out.shape).ravel()
+                counts[1:] = [chosen == case for case in range(len(operands) - 1)]
+        if name == "mul":
+            for operand, other in ((0, 1), (1, 0)):
+                factor = concrete(values[other]) if operands[other] is None else None
+                if factor is not None:
+                    counts[operand] = np.broadcast_to(factor != 0, out.shape).ravel()
+        parts = []
+        for matrix, aval, where in zip(operands, avals, counts):
+            if matrix is None:
+                continue
+            if aval.shape == out.shape and where is None:
+                parts.append(matrix)
+                continue
+            index = broadcast_index(aval, out)
+            parts.append(_rows(matrix, index if where is None else np.where(where, index, -1), self.columns))
+        return _union(parts, _size(out), self.columns) if parts else None
 
     def equation(self, equation, operands: list, values: list) -> list:
         name, params = equation.primitive.name, equation.params
@@ -204,7 +214,7 @@ class _Propagation:
         if name in MOVES:
             limit = MAX_DEPENDENCIES if self.budget is None else 64 * self.budget
             try:
-                maps = index_maps(name, params, avals, outs[0], values, limit)
+                maps = index_maps(name, params, avals, outs[0], [concrete(value) for value in values], limit)
             except TooManyDependencies as error:
                 if self.budget is not None:
                     raise PatternTooDense(f"{name} would map {error.count:,} dependencies") from None
@@ -212,13 +222,7 @@ class _Propagation:
             if maps is not None:
                 return [self._through(maps, operands, out_size)]
         if name in ELEMENTWISE and all(broadcasts(aval.shape, outs[0].shape) for aval in avals):
-            start = 1 if name == "select_n" else 0  # the predicate chooses; it is not differentiated
-            parts = [
-                matrix if aval.shape == outs[0].shape else _rows(matrix, broadcast_index(aval, outs[0]), self.columns)
-                for matrix, aval in zip(operands[start:], avals[start:])
-                if matrix is not None
-            ]
-            return [_union(parts, out_size, self.columns) if parts else None]
+            return [self._elementwise(name, operands, avals, outs[0], values)]
         if name in INDEX_RULES:
             index = index_rule(name, params, avals[0], outs[0])
             moved = None if operands[0] is None else _rows(operands[0], index, self.columns)
@@ -243,7 +247,8 @@ class _Propagation:
             contracted = math.prod(avals[0].shape[d] for d in params["dimension_numbers"][0][0])
             for matrix in operands:  # before the maps are built: they hold out_size * contracted entries
                 self._afford(out_size * contracted, matrix)
-            maps = dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"])
+            factors = [concrete(value) if matrix is None else None for matrix, value in zip(operands, values)]
+            maps = dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"], factors)
             parts = [(map_ @ matrix).astype(bool) for map_, matrix in zip(maps, operands) if matrix is not None]
             return [_union(parts, out_size, self.columns)]
         if name in REDUCTIONS and len(operands) == 1:
