@@ -12,6 +12,7 @@ from jax.experimental import sparse as jax_sparse
 
 import chainorder
 from chainorder.backend.compressed import colors_and_density, compression
+from chainorder.front.sparsezoo import pde_by_matrix
 
 RNG = np.random.default_rng(0)
 W1 = jnp.asarray(RNG.standard_normal((8, 5)))
@@ -29,6 +30,7 @@ DEPTHWISE = _random(3, 3, 1, 6)  # HWIO, 2 outputs per input channel
 LAPLACIAN = jnp.asarray(np.diag(np.full(10, -2.0)) + np.diag(np.ones(9), 1) + np.diag(np.ones(9), -1))
 SPARSE_WEIGHTS = jnp.asarray(RNG.standard_normal((5, 8)) * (RNG.random((5, 8)) < 0.4))
 MASK = RNG.random(8) < 0.5
+FIVE_POINT = jnp.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]  # OIHW
 
 EXACT = {
     "elementwise": (lambda x: jnp.sin(x) * 2 + x**2 - jnp.tanh(x) / 3, _random(10)),
@@ -72,6 +74,11 @@ EXACT = {
     "weights with zeros, transposed inside": (lambda x: jnp.tanh(x @ SPARSE_WEIGHTS.T), _random(3, 8)),
     "where, a constant mask": (lambda x: jnp.where(MASK, x**2, jnp.roll(x, 1)), _random(8)),
     "where, a mask computed from constants": (lambda x: jnp.where(jnp.arange(8) % 3 == 0, jnp.sin(x), 0.0), _random(8)),
+    "conv, a 5-point kernel with zeros": (
+        lambda u: jax.lax.conv_general_dilated(u[None, None], FIVE_POINT, (1, 1), "SAME")[0, 0] + u**3,
+        _random(6, 6),
+    ),
+    "stop_gradient": (lambda x: x * jax.lax.stop_gradient(jnp.roll(x, 1)) + jax.lax.stop_gradient(x[0]), _random(6)),
     "times a constant with zeros": (lambda x: jnp.sin(x) * jnp.array([1.0, 0.0, 2.0, 0.0, 0.0, 3.0]), _random(6)),
 }
 
@@ -127,11 +134,8 @@ def test_a_function_closing_over_a_traced_value_under_jit():
 def test_a_sparse_matrix_stored_dense_is_compressed_by_its_stencil():
     """``L @ u`` with a constant 2-D Laplacian stored as a dense 400 x 400 array: its zeros are
     the Jacobian's, so the residual gets the stencil's colors (5), not one per column."""
-    grid = 20
-    one_d = np.diag(np.full(grid, -2.0)) + np.diag(np.ones(grid - 1), 1) + np.diag(np.ones(grid - 1), -1)
-    laplacian = jnp.asarray(np.kron(np.eye(grid), one_d) + np.kron(one_d, np.eye(grid)))
-    residual = lambda u: laplacian @ u + u**3  # noqa: E731
-    u = _random(grid * grid)
+    residual, _ = pde_by_matrix(20)
+    u = _random(20, 20)
     report = colors_and_density(compression(residual, u))
     assert (report["colors"], report["lower_bound"]) == (5, 5)
     result = chainorder.jacobian(residual, sparse=True)(u)
@@ -233,7 +237,6 @@ def test_sparse_result_runs_the_mode_jax_can_run():
     """A custom_vjp refuses JVPs: sparse=True pulls its rows back even where columns would need as
     few colors (the elementwise map: one of each). A while_loop refuses VJPs: its columns are pushed.
     jax.jacobian's own errors for invalid uses come first (an integer output)."""
-    from chainorder.backend.compressed import compression
 
     @jax.custom_vjp
     def sine(v):
@@ -309,8 +312,6 @@ def test_sparse_jacobian_called_eagerly_is_prepared_once():
 
 
 def test_colors_reach_the_lower_bound_on_structured_jacobians():
-    from chainorder.backend.compressed import colors_and_density, compression
-
     weights = jnp.asarray(RNG.standard_normal((16, 16)))
     cases = {
         "batched": (lambda X: jnp.tanh(X @ weights), _random(8, 16), 16),

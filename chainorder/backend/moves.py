@@ -119,9 +119,11 @@ def _scatter(name, params, avals, values):
     return [index_map(kept, size), None, updates_map]
 
 
-def _conv(params, avals, out_aval, limit):
+def _conv(params, avals, out_aval, values, limit):
     """Window maps of ``conv_general_dilated`` (batch_group_count 1); raises
-    :class:`TooManyDependencies` before building more than ``limit`` entries."""
+    :class:`TooManyDependencies` before building more than ``limit`` entries. Where one operand is a
+    known constant (``values``), the other's entries read through its zeros are left out (a
+    5-point Laplacian written as a 3 x 3 kernel reads 5 neighbours, not 9)."""
     if params["batch_group_count"] != 1:
         return None
     lhs, rhs = avals
@@ -153,11 +155,14 @@ def _conv(params, avals, out_aval, limit):
     out_index = _flat(out_aval.shape, out_spec, b, o, np.unravel_index(p, out_spatial))
     lhs_index = _flat(lhs.shape, lhs_spec, b, channel, np.unravel_index(np.maximum(source, 0), spatial_in))
     rhs_index = _flat(rhs.shape, rhs_spec, o, c, np.unravel_index(k, window))
-    rows, out_size = np.broadcast_to(out_index, valid.shape)[valid], math.prod(out_aval.shape)
-    return [
-        _pairs_map(rows, np.broadcast_to(operand_index, valid.shape)[valid], (out_size, math.prod(aval.shape)))
-        for operand_index, aval in ((lhs_index, lhs), (rhs_index, rhs))
-    ]
+    out_size = math.prod(out_aval.shape)
+    maps = []
+    for operand_index, aval, other_index, other in ((lhs_index, lhs, rhs_index, values[1]),
+                                                     (rhs_index, rhs, lhs_index, values[0])):  # fmt: skip
+        reads = valid if other is None else valid & (np.ravel(other)[other_index] != 0)
+        rows, columns = (np.broadcast_to(index, reads.shape)[reads] for index in (out_index, operand_index))
+        maps.append(_pairs_map(rows, columns, (out_size, math.prod(aval.shape))))
+    return maps
 
 
 def _flat(shape, spec, first, second, spatial) -> np.ndarray:
@@ -204,7 +209,7 @@ def index_maps(name: str, params: dict, avals: list, out_aval, values: list, lim
     if name == "dynamic_update_slice":
         return _dynamic_update_slice(params, avals, values)
     if name == "conv_general_dilated":
-        return _conv(params, avals, out_aval, limit)
+        return _conv(params, avals, out_aval, values, limit)
     if name.startswith("scatter"):
         return _scatter(name, params, avals, values)
     return None

@@ -10,7 +10,7 @@ depends on. Each primitive maps its operands' rows to its outputs' rows:
   included: an output entry depends on its row of the left and its column of the right
   operand), reductions (an entry depends on the entries it reduces), ``cumsum``/``cumprod``/
   ``cummax``/``cummin``, ``select_n`` (the predicate contributes nothing); nested
-  ``jit``/``checkpoint`` calls are entered;
+  ``jit``/``checkpoint`` calls are entered; ``stop_gradient`` depends on nothing;
 * exactly, by running the primitive on codes (:mod:`.moves`): gathers, ``dynamic_slice``,
   ``dynamic_update_slice`` and scatters (add, mul, min, max, overwrite) whose index operands
   are known while tracing, and convolutions (any padding, strides, dilations, layouts and
@@ -211,6 +211,8 @@ class _Propagation:
         if name in _CALLS and inner_jaxpr(params) is not None:
             jaxpr, consts = inner_jaxpr(params)
             return self.run(jaxpr, operands, values, consts)
+        if name == "stop_gradient":  # its derivative is zero: it depends on no input
+            return [None]
         if name in MOVES:
             limit = MAX_DEPENDENCIES if self.budget is None else 64 * self.budget
             try:

@@ -23,7 +23,9 @@ from ..backend.compressed import colors_and_density, compression
 from ..backend.dropin import jacobian
 from .zoo import median_times
 
-__all__ = ["pde", "sparse_cases", "run_sparse", "format_sparse_table", "SparseResult"]
+__all__ = [
+    "pde", "pde_by_convolution", "pde_by_matrix", "sparse_cases", "run_sparse", "format_sparse_table", "SparseResult",
+]  # fmt: skip
 
 
 def pde(size: int) -> tuple[Callable[[Any], Any], Any]:
@@ -50,6 +52,28 @@ def sparse_cases() -> Iterator[tuple[str, Callable[[Any], Any], Any]]:
     )
     yield ("PDE residual 40x40", *pde(40))
     yield ("PDE residual 64x64", *pde(64))
+    yield ("Laplacian as a 3x3 kernel, 40x40", *pde_by_convolution(40))
+    yield ("Laplacian stored dense, 40x40", *pde_by_matrix(40))
+
+
+def pde_by_convolution(size: int) -> tuple[Callable[[Any], Any], Any]:
+    """The residual of :func:`pde` as people also write it: the 5-point Laplacian as a 3 x 3
+    convolution kernel (its corners zero), zero padding, plus the cubic term."""
+    kernel = jnp.asarray([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], jnp.float32)[None, None]
+
+    def residual(u):
+        return jax.lax.conv_general_dilated(u[None, None], kernel, (1, 1), "SAME")[0, 0] + u**3
+
+    return residual, pde(size)[1]
+
+
+def pde_by_matrix(size: int) -> tuple[Callable[[Any], Any], Any]:
+    """The same residual with the 2-D Laplacian as a constant dense ``size^2 x size^2`` matrix:
+    ``L @ u + u^3`` (a sparse matrix stored dense; its zeros are the Jacobian's)."""
+    one_d = np.diag(np.full(size, -2.0)) + np.diag(np.ones(size - 1), 1) + np.diag(np.ones(size - 1), -1)
+    identity = np.eye(size)
+    laplacian = jnp.asarray(np.kron(identity, one_d) + np.kron(one_d, identity), jnp.float32)
+    return lambda u: (laplacian @ u.ravel()).reshape(u.shape) + u**3, pde(size)[1]
 
 
 @dataclass
