@@ -1,4 +1,4 @@
-"""Which entries of a Jacobian can be nonzero, found on the jaxpr without evaluating numbers.
+"""Which entries of a Jacobian can be nonzero, found on the jaxpr without evaluating f at any point.
 
 Every value of the jaxpr gets a boolean sparse matrix (``scipy.sparse``, one row per
 entry of the value, one column per differentiated input entry) saying which inputs it
@@ -18,14 +18,14 @@ depends on. Each primitive maps its operands' rows to its outputs' rows:
 * with the known values' zeros and choices: a ``select_n`` whose predicate is known takes each
   entry from the case it chooses; a ``mul`` or ``dot_general`` with a known constant operand
   drops the products with its zeros (``jnp.where(mask, ...)``, ``mask * x``, a sparse matrix
-  stored dense, ``L @ u``).
+  stored dense, ``L @ u``), as does a convolution with a known kernel;
+* conservatively, for every other primitive (sort, control flow, custom rules, and the
+  above with indices computed from the inputs): each output entry depends on every input any
+  operand depends on. Never a missing nonzero; possibly extra ones.
 
 Known values (:mod:`.knownvalues`) are the jaxpr's constants and literals and what is computed
 from them alone, computed only where a rule reads one; a tracer closed over from an outer
 ``jax.jit`` is not known.
-* conservatively, for every other primitive (sort, control flow, custom rules, and the
-  above with indices computed from the inputs): each output entry depends on every input any
-  operand depends on. Never a missing nonzero; possibly extra ones.
 
 :func:`sparsity` returns the pattern of the flattened Jacobian as a
 ``jax.experimental.sparse.BCOO`` of ones (rows: the outputs' entries, raveled and
@@ -92,6 +92,21 @@ def _dense(dependencies: Sequence, rows: int, columns: int):
     """Every row depending on everything any operand depends on (the conservative rule)."""
     every = _union([matrix.max(axis=0) for matrix in dependencies if matrix is not None], 1, columns)
     return sparse.csr_matrix(np.ones((rows, 1), dtype=bool)) @ every if every.nnz else None
+
+
+def _dot_general_reads(avals: list, out_size: int, params: dict, factors: list) -> list[int]:
+    """How many (output entry, operand entry) pairs each operand of a ``dot_general`` reaches: every
+    output entry reads one entry per contracted index, except through a known factor's zeros (each
+    nonzero of the other operand reaches every entry of this one's free dimensions)."""
+    contracting, batch = params["dimension_numbers"]
+    contracted = math.prod(avals[0].shape[d] for d in contracting[0])
+    reads = []
+    for operand, other in ((0, 1), (1, 0)):
+        fixed = set(contracting[operand]) | set(batch[operand])
+        free = math.prod(size for d, size in enumerate(avals[operand].shape) if d not in fixed)
+        factor = factors[other]
+        reads.append(out_size * contracted if factor is None else int(np.count_nonzero(factor)) * free)
+    return reads
 
 
 def _too_large(count: int) -> ValueError:
@@ -246,10 +261,9 @@ class _Propagation:
             index = np.concatenate(blocks, axis=axis).ravel()
             return [_rows(sparse.vstack(parts, format="csr"), index, self.columns)]
         if name == "dot_general":
-            contracted = math.prod(avals[0].shape[d] for d in params["dimension_numbers"][0][0])
-            for matrix in operands:  # before the maps are built: they hold out_size * contracted entries
-                self._afford(out_size * contracted, matrix)
             factors = [concrete(value) if matrix is None else None for matrix, value in zip(operands, values)]
+            for matrix, reads in zip(operands, _dot_general_reads(avals, out_size, params, factors)):
+                self._afford(reads, matrix)  # before the maps are built
             maps = dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"], factors)
             parts = [(map_ @ matrix).astype(bool) for map_, matrix in zip(maps, operands) if matrix is not None]
             return [_union(parts, out_size, self.columns)]
