@@ -30,6 +30,7 @@ DEPTHWISE = _random(3, 3, 1, 6)  # HWIO, 2 outputs per input channel
 LAPLACIAN = jnp.asarray(np.diag(np.full(10, -2.0)) + np.diag(np.ones(9), 1) + np.diag(np.ones(9), -1))
 SPARSE_WEIGHTS = jnp.asarray(RNG.standard_normal((5, 8)) * (RNG.random((5, 8)) < 0.4))
 MASK = RNG.random(8) < 0.5
+BATCHED_SPARSE = jnp.asarray(RNG.standard_normal((3, 4, 4)) * (RNG.random((3, 4, 4)) < 0.4))
 FIVE_POINT = jnp.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]  # OIHW
 
 EXACT = {
@@ -72,6 +73,11 @@ EXACT = {
     # known values: constants' zeros and predicates, read where a rule needs them
     "a sparse matrix stored dense (L @ u)": (lambda u: LAPLACIAN @ u + u**3, _random(10)),
     "weights with zeros, transposed inside": (lambda x: jnp.tanh(x @ SPARSE_WEIGHTS.T), _random(3, 8)),
+    "batched product, a constant with zeros": (
+        lambda x: jnp.einsum("bij,bjk->bik", BATCHED_SPARSE, jnp.sin(x)) + jnp.einsum("bij,bkj->bki", x, BATCHED_SPARSE)
+        ** 2,
+        _random(3, 4, 4),
+    ),
     "where, a constant mask": (lambda x: jnp.where(MASK, x**2, jnp.roll(x, 1)), _random(8)),
     "where, a mask computed from constants": (lambda x: jnp.where(jnp.arange(8) % 3 == 0, jnp.sin(x), 0.0), _random(8)),
     "conv, a 5-point kernel with zeros": (

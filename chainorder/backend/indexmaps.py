@@ -52,44 +52,94 @@ def cumulative_map(shape: tuple[int, ...], axis: int, reverse: bool):
     return sparse.csr_matrix((np.ones(len(rows), bool), (rows, columns)), (size, size))
 
 
-def dot_general_maps(left, right, out, dimension_numbers, factors=(None, None)):
-    """``(out_size x left_size)`` and ``(out_size x right_size)``: the entries each output entry reads.
+def dot_general_maps(left, right, out, dimension_numbers, factors=(None, None), wanted=(True, True)):
+    """``(out_size x left_size)`` and ``(out_size x right_size)``: the entries each output entry reads
+    (None for an operand not ``wanted``: one that depends on no input).
 
     ``factors``: each operand's value where it is a known constant (else None). An entry of one
     operand reaches an output entry only through its product with an entry of the other: where
-    that one is a known zero, the pair is left out (a sparse matrix stored dense, ``L @ u``)."""
-    (left_contract, right_contract), (left_batch, right_batch) = dimension_numbers
-    left_free = [d for d in range(left.ndim) if d not in left_contract and d not in left_batch]
-    right_free = [d for d in range(right.ndim) if d not in right_contract and d not in right_batch]
-    contract_shape = [left.shape[d] for d in left_contract]
-    out_grid = np.indices(out.shape).reshape(out.ndim, -1)
-    contract_grid = (
-        np.indices(contract_shape).reshape(len(contract_shape), -1) if contract_shape else np.zeros((0, 1), int)
-    )
-    pairs = out_grid.shape[1] * contract_grid.shape[1]
-    out_rows = np.repeat(np.arange(out_grid.shape[1]), contract_grid.shape[1])
-    batch = len(left_batch)
-    flats = []
-    for operand, free, contract, batch_dims, offset in (
-        (left, left_free, left_contract, left_batch, batch),
-        (right, right_free, right_contract, right_batch, batch + len(left_free)),
-    ):
-        index = np.zeros((operand.ndim, pairs), dtype=np.int64)
-        for k, d in enumerate(batch_dims):
-            index[d] = np.repeat(out_grid[k], contract_grid.shape[1])
-        for k, d in enumerate(free):
-            index[d] = np.repeat(out_grid[offset + k], contract_grid.shape[1])
-        for k, d in enumerate(contract):
-            index[d] = np.tile(contract_grid[k], out_grid.shape[1])
-        flats.append(np.ravel_multi_index(index, operand.shape) if operand.ndim else np.zeros(pairs, int))
+    that one is a known zero, the pair is left out (a sparse matrix stored dense, ``L @ u``), and
+    the map is built from the factor's nonzeros alone (never every output entry times the
+    contracted length)."""
     maps = []
-    for operand, (flat, other), factor in ((left, flats, factors[1]), (right, flats[::-1], factors[0])):
-        rows = out_rows
-        if factor is not None:
-            through = np.ravel(factor)[other] != 0
-            rows, flat = rows[through], flat[through]
-        maps.append(sparse.csr_matrix((np.ones(len(rows), bool), (rows, flat)), (out_grid.shape[1], size(operand))))
+    for side, operand, other, factor in ((0, left, right, factors[1]), (1, right, left, factors[0])):
+        if not wanted[side]:
+            maps.append(None)
+        elif factor is not None and np.ndim(factor):
+            maps.append(_map_through_nonzeros(side, operand, other, np.asarray(factor), out, dimension_numbers))
+        else:
+            maps.append(_map_of_every_pair(side, operand, other, out, dimension_numbers))
     return maps
+
+
+def _sides(side: int, dimension_numbers) -> tuple:
+    """This operand's and the other's contracting and batch dimensions."""
+    contracting, batch = dimension_numbers
+    return contracting[side], contracting[1 - side], batch[side], batch[1 - side]
+
+
+def _free(operand, contracting, batch) -> list[int]:
+    return [d for d in range(operand.ndim) if d not in contracting and d not in batch]
+
+
+def _output_coordinates(side: int, batch: list, own_free: list, other_free: list) -> list:
+    """Output dimensions in ``dot_general``'s order: batch, the left operand's free, the right's."""
+    return batch + (own_free + other_free if side == 0 else other_free + own_free)
+
+
+def _grid(shape) -> np.ndarray:
+    """Every index of ``shape``, one column each: ``(len(shape), prod(shape))`` (one empty column for ``()``)."""
+    return np.indices(shape).reshape(len(shape), -1) if len(shape) else np.zeros((0, 1), np.int64)
+
+
+def _pairs(rows, columns, out, operand):
+    return sparse.csr_matrix((np.ones(len(rows), bool), (rows, columns)), (size(out), size(operand)))
+
+
+def _ravel(coordinates: list, shape: tuple, count: int) -> np.ndarray:
+    return np.ravel_multi_index(coordinates, shape) if shape else np.zeros(count, np.int64)
+
+
+def _map_of_every_pair(side: int, operand, other, out, dimension_numbers):
+    """Each output entry reads this operand's entries along every contracted index."""
+    own_contract, _, own_batch, _ = _sides(side, dimension_numbers)
+    own_free = _free(operand, own_contract, own_batch)
+    other_free = _free(other, *_sides(1 - side, dimension_numbers)[::2])
+    out_grid = _grid(out.shape)
+    contract_grid = _grid([operand.shape[d] for d in own_contract])
+    outs, contracted = out_grid.shape[1], contract_grid.shape[1]
+    batch_out = list(range(len(own_batch)))
+    free_out = len(own_batch) + (0 if side == 0 else len(other_free)) + np.arange(len(own_free))
+    index = [None] * operand.ndim
+    for k, d in zip(batch_out, own_batch):
+        index[d] = np.repeat(out_grid[k], contracted)
+    for k, d in zip(free_out, own_free):
+        index[d] = np.repeat(out_grid[k], contracted)
+    for k, d in enumerate(own_contract):
+        index[d] = np.tile(contract_grid[k], outs)
+    rows = np.repeat(np.arange(outs), contracted)
+    return _pairs(rows, _ravel(index, operand.shape, outs * contracted), out, operand)
+
+
+def _map_through_nonzeros(side: int, operand, other, factor: np.ndarray, out, dimension_numbers):
+    """A pair for each nonzero of the other operand (``factor``) and each entry of this operand's
+    free dimensions: the nonzero fixes the batch and contracted indices."""
+    own_contract, other_contract, own_batch, other_batch = _sides(side, dimension_numbers)
+    own_free = _free(operand, own_contract, own_batch)
+    other_free = _free(other, other_contract, other_batch)
+    nonzero = np.nonzero(factor)
+    free_grid = _grid([operand.shape[d] for d in own_free])
+    count, free = len(nonzero[0]), free_grid.shape[1]
+    at = [np.repeat(coordinate, free) for coordinate in nonzero]  # per dimension of the factor
+    free_at = [np.tile(coordinate, count) for coordinate in free_grid]
+    index = [None] * operand.ndim
+    for own, theirs in zip(own_batch + own_contract, other_batch + other_contract):
+        index[own] = at[theirs]
+    for k, d in enumerate(own_free):
+        index[d] = free_at[k]
+    coordinates = _output_coordinates(side, [at[d] for d in other_batch], free_at, [at[d] for d in other_free])
+    pairs = count * free
+    return _pairs(_ravel(coordinates, out.shape, pairs), _ravel(index, operand.shape, pairs), out, operand)
 
 
 def broadcasts(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:

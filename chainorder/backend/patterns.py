@@ -264,7 +264,8 @@ class _Propagation:
             factors = [concrete(value) if matrix is None else None for matrix, value in zip(operands, values)]
             for matrix, reads in zip(operands, _dot_general_reads(avals, out_size, params, factors)):
                 self._afford(reads, matrix)  # before the maps are built
-            maps = dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"], factors)
+            wanted = [matrix is not None for matrix in operands]
+            maps = dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"], factors, wanted)
             parts = [(map_ @ matrix).astype(bool) for map_, matrix in zip(maps, operands) if matrix is not None]
             return [_union(parts, out_size, self.columns)]
         if name in REDUCTIONS and len(operands) == 1:
