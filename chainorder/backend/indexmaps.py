@@ -102,19 +102,16 @@ def _ravel(coordinates: list, shape: tuple, count: int) -> np.ndarray:
 
 def _map_of_every_pair(side: int, operand, other, out, dimension_numbers):
     """Each output entry reads this operand's entries along every contracted index."""
-    own_contract, _, own_batch, _ = _sides(side, dimension_numbers)
+    own_contract, other_contract, own_batch, other_batch = _sides(side, dimension_numbers)
     own_free = _free(operand, own_contract, own_batch)
-    other_free = _free(other, *_sides(1 - side, dimension_numbers)[::2])
+    other_free = [None] * len(_free(other, other_contract, other_batch))  # not this operand's
     out_grid = _grid(out.shape)
     contract_grid = _grid([operand.shape[d] for d in own_contract])
     outs, contracted = out_grid.shape[1], contract_grid.shape[1]
-    batch_out = list(range(len(own_batch)))
-    free_out = len(own_batch) + (0 if side == 0 else len(other_free)) + np.arange(len(own_free))
     index = [None] * operand.ndim
-    for k, d in zip(batch_out, own_batch):
-        index[d] = np.repeat(out_grid[k], contracted)
-    for k, d in zip(free_out, own_free):
-        index[d] = np.repeat(out_grid[k], contracted)
+    for position, d in enumerate(_output_coordinates(side, list(own_batch), own_free, other_free)):
+        if d is not None:  # this operand's batch or free dimension d is output dimension `position`
+            index[d] = np.repeat(out_grid[position], contracted)
     for k, d in enumerate(own_contract):
         index[d] = np.tile(contract_grid[k], outs)
     rows = np.repeat(np.arange(outs), contracted)
