@@ -19,6 +19,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from .primitives import bind_equation
+
 __all__ = ["Deferred", "deferred", "concrete", "MAX_KNOWN"]
 
 #: The most entries a value computed from constants may have for :func:`concrete` to compute it.
@@ -47,9 +49,7 @@ class _Evaluation:
             return
         try:
             with jax.ensure_compile_time_eval():
-                results = self.equation.primitive.bind(*operands, **self.equation.params)
-            results = results if self.equation.primitive.multiple_results else [results]
-            self.results = [np.asarray(result) for result in results]
+                self.results = [np.asarray(result) for result in bind_equation(self.equation, operands)]
         except Exception:  # a primitive that cannot run eagerly here: its outputs stay unknown
             self.results = None
 
