@@ -85,6 +85,10 @@ EXACT = {
         _random(6, 6),
     ),
     "stop_gradient": (lambda x: x * jax.lax.stop_gradient(jnp.roll(x, 1)) + jax.lax.stop_gradient(x[0]), _random(6)),
+    "a mask from a custom_jvp of constants": (
+        lambda x: jnp.sin(x) * (jax.nn.relu(jnp.arange(6.0) - 3) > 0),
+        _random(6),
+    ),
     "times a constant with zeros": (lambda x: jnp.sin(x) * jnp.array([1.0, 0.0, 2.0, 0.0, 0.0, 3.0]), _random(6)),
 }
 
