@@ -80,10 +80,12 @@ class Program:
                 _evaluate(op, env)
         return env
 
-    def fingerprint(self, index: int) -> tuple:
+    def fingerprint(self, index: int, env: dict[int, Any] | None = None) -> tuple:
         """The structure of segment ``index``: its active ops' primitives, parameters and operand
         shapes, variables numbered by first appearance. Equal fingerprints, equal costs (costs do
-        not depend on the values of constants)."""
+        not depend on the values of constants). With ``env`` (:meth:`constant_env`), constants count
+        by identity too: equal fingerprints, equal patterns (which read the zeros of constants,
+        :mod:`.knownvalues`)."""
         numbers: dict[int, int] = {var: n for n, var in enumerate(self.states[index])}
         parts: list = [tuple((self.avals[var].shape, str(self.avals[var].dtype)) for var in self.states[index])]
         for op in self.ops[self.cuts[index] : self.cuts[index + 1]]:
@@ -95,8 +97,9 @@ class Program:
                     operands.append(("literal", repr(item[1])))
                 elif item in numbers:
                     operands.append(numbers[item])
-                else:  # a constant of the segment: only its shape matters
-                    operands.append(("constant", self.avals[item].shape, str(self.avals[item].dtype)))
+                else:  # a constant of the segment: its shape (and with env, which value it is)
+                    identity = () if env is None else (id(env[item]),)
+                    operands.append(("constant", self.avals[item].shape, str(self.avals[item].dtype), *identity))
             for var in op.outputs:
                 numbers.setdefault(var, len(numbers))
             parts.append((op.equation.primitive.name, repr(sorted(op.equation.params.items())), tuple(operands)))

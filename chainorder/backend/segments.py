@@ -219,16 +219,19 @@ def _matrix(pattern: LayerPattern | None):
     return scipy_sparse.csr_matrix((ones, (pattern.rows, pattern.columns)), shape=pattern.shape)
 
 
-def _per_segment(program: Program, others: Sequence[Any], segments: list[Segment], measure: Callable) -> list:
+def _per_segment(
+    program: Program, others: Sequence[Any], segments: list[Segment], measure: Callable, by_constants: bool = False
+) -> list:
     """``measure(function, input)`` of every segment (its function and an abstract input), with the
-    other arguments abstract; segments of the same structure share theirs."""
+    other arguments abstract; segments of the same structure share theirs (``by_constants``: and of
+    the same constants, for a measure that reads their values)."""
     found: list = []
 
     def probe(*values):
         env = program.constant_env(values)
         known: dict[Any, Any] = {}
         for k, segment in enumerate(segments):
-            key = program.fingerprint(k)
+            key = program.fingerprint(k, env if by_constants else None)
             if key not in known:
                 vector = jax.ShapeDtypeStruct((segment.in_dim,), _state_dtype(program, k))
                 known[key] = measure(program.segment_function(k, env), vector)
@@ -249,7 +252,7 @@ def _segment_patterns(program: Program, others: Sequence[Any], segments: list[Se
     def pattern(function: Callable, vector: jax.ShapeDtypeStruct) -> LayerPattern | None:
         return sparse_layer_pattern(function, vector.shape[0], vector.dtype)
 
-    return _per_segment(program, others, segments, pattern)
+    return _per_segment(program, others, segments, pattern, by_constants=True)
 
 
 def _whole_function_costs(flat_function: Callable[..., Any], avals: list) -> list:
