@@ -15,7 +15,7 @@ import scipy.sparse as sparse
 
 __all__ = [
     "size", "broadcasts", "broadcast_index", "index_rule", "padded_index", "reduction_map", "cumulative_map",
-    "dot_general_maps", "split_indices", "INDEX_RULES",
+    "dot_general_maps", "dot_general_reads", "split_indices", "INDEX_RULES",
 ]  # fmt: skip
 
 
@@ -70,6 +70,21 @@ def dot_general_maps(left, right, out, dimension_numbers, factors=(None, None), 
         else:
             maps.append(_map_of_every_pair(side, operand, other, out, dimension_numbers))
     return maps
+
+
+def dot_general_reads(left, right, out, dimension_numbers, factors=(None, None)) -> list[int]:
+    """How many pairs the maps of :func:`dot_general_maps` hold, before building them: every output
+    entry reads one entry per contracted index, except through a known factor's zeros (each
+    nonzero of the other operand reaches every entry of this operand's free dimensions)."""
+    reads = []
+    for side, operand, factor in ((0, left, factors[1]), (1, right, factors[0])):
+        own_contract, _, own_batch, _ = _sides(side, dimension_numbers)
+        if factor is not None and np.ndim(factor):
+            free = math.prod(operand.shape[d] for d in _free(operand, own_contract, own_batch))
+            reads.append(int(np.count_nonzero(factor)) * free)
+        else:
+            reads.append(size(out) * math.prod(operand.shape[d] for d in own_contract))
+    return reads
 
 
 def _sides(side: int, dimension_numbers) -> tuple:

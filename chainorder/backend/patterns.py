@@ -34,7 +34,6 @@ concatenated; columns: the differentiated inputs' entries).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,6 +49,7 @@ from .indexmaps import (
     broadcasts,
     cumulative_map,
     dot_general_maps,
+    dot_general_reads,
     index_rule,
     reduction_map,
     split_indices,
@@ -92,21 +92,6 @@ def _dense(dependencies: Sequence, rows: int, columns: int):
     """Every row depending on everything any operand depends on (the conservative rule)."""
     every = _union([matrix.max(axis=0) for matrix in dependencies if matrix is not None], 1, columns)
     return sparse.csr_matrix(np.ones((rows, 1), dtype=bool)) @ every if every.nnz else None
-
-
-def _dot_general_reads(avals: list, out_size: int, params: dict, factors: list) -> list[int]:
-    """How many (output entry, operand entry) pairs each operand of a ``dot_general`` reaches: every
-    output entry reads one entry per contracted index, except through a known factor's zeros (each
-    nonzero of the other operand reaches every entry of this one's free dimensions)."""
-    contracting, batch = params["dimension_numbers"]
-    contracted = math.prod(avals[0].shape[d] for d in contracting[0])
-    reads = []
-    for operand, other in ((0, 1), (1, 0)):
-        fixed = set(contracting[operand]) | set(batch[operand])
-        free = math.prod(size for d, size in enumerate(avals[operand].shape) if d not in fixed)
-        factor = factors[other]
-        reads.append(out_size * contracted if factor is None else int(np.count_nonzero(factor)) * free)
-    return reads
 
 
 def _too_large(count: int) -> ValueError:
@@ -205,7 +190,7 @@ class _Propagation:
         if name == "mul":
             for operand, other in ((0, 1), (1, 0)):
                 factor = concrete(values[other]) if operands[other] is None else None
-                if factor is not None:
+                if factor is not None and not np.all(factor != 0):  # `2 * x`: nothing to drop
                     counts[operand] = np.broadcast_to(factor != 0, out.shape).ravel()
         parts = []
         for matrix, aval, where in zip(operands, avals, counts):
@@ -262,8 +247,9 @@ class _Propagation:
             return [_rows(sparse.vstack(parts, format="csr"), index, self.columns)]
         if name == "dot_general":
             factors = [concrete(value) if matrix is None else None for matrix, value in zip(operands, values)]
-            for matrix, reads in zip(operands, _dot_general_reads(avals, out_size, params, factors)):
-                self._afford(reads, matrix)  # before the maps are built
+            reads = dot_general_reads(avals[0], avals[1], outs[0], params["dimension_numbers"], factors)
+            for matrix, count in zip(operands, reads):
+                self._afford(count, matrix)  # before the maps are built
             wanted = [matrix is not None for matrix in operands]
             maps = dot_general_maps(avals[0], avals[1], outs[0], params["dimension_numbers"], factors, wanted)
             parts = [(map_ @ matrix).astype(bool) for map_, matrix in zip(maps, operands) if matrix is not None]
