@@ -43,6 +43,8 @@ SEPARABLE = {
     "reshape within rows": lambda X: jnp.tanh(X.reshape(B, 2, 3)).transpose(0, 2, 1).reshape(B, 6) @ W,
     "concatenate, slice, pad": lambda X: jnp.pad(jnp.concatenate([X[:, 1:], jnp.sin(X[:, :2])], 1), ((0, 0), (1, 0))),
     "cumsum within rows": lambda X: jnp.cumsum(jnp.exp(X), axis=1),
+    "stack (its own primitive)": lambda X: jnp.stack([jnp.sin(X), X**2], 1).reshape(B, 2 * N) @ jnp.vstack([W, W.T]),
+    "stack before the batch": lambda X: jnp.stack([jnp.sin(X), X * Y[:, :N]]),
     "nested jit": jax.jit(lambda X: jax.jit(jnp.tanh)(X @ W)),
 }
 
@@ -56,6 +58,7 @@ NOT_SEPARABLE = {
     "sort (no rule)": lambda X: jnp.sort(X, axis=1),
     "gather (no rule)": lambda X: X[:, jnp.array([0, 2, 2])],
     "constant output": lambda X: jnp.ones((B, N)),
+    "stack of shifted examples": lambda X: jnp.stack([X[1:], X[:-1]], axis=1),
 }
 
 

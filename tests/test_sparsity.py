@@ -45,6 +45,8 @@ EXACT = {
     "cumsum": (lambda x: jnp.cumsum(jnp.sin(x)), _random(6)),
     "batched matmul (attention scores)": (lambda q: jnp.einsum("bij,bjk->bik", q, q), _random(3, 4, 4)),
     "concatenate, pad, rev": (lambda x: jnp.concatenate([jnp.pad(x[:3], 2), x[::-1]]), _random(5)),
+    "stack (its own primitive)": (lambda x: jnp.stack([x[1:] ** 2, x[:-1, ::-1] * 3], axis=1), _random(4, 3)),
+    "stack of reductions": (lambda x: jnp.stack([jnp.sum(x[1:] ** 2), x[0]]), _random(6)),
     "broadcast a row": (lambda x: jnp.tanh(x[None, :] + jnp.ones((3, 1))), _random(4)),
     "where": (lambda x: jnp.where(x > 0, jnp.sin(x), x**3), _random(6)),
     "pytree out": (lambda x: {"a": x[:2] * 3, "b": jnp.sum(x)}, _random(5)),

@@ -310,6 +310,15 @@ def _concatenate(equation, operands, index, batch):
     return _bind(equation, values), axis
 
 
+def _stack(equation, operands, index, batch):
+    axes = {axis for _, axis in operands if axis is not None}
+    if len(axes) != 1:
+        raise _NotSeparable("a stack of different examples")
+    (axis,) = axes
+    values = [value if own is not None else _cut(value, axis, index, batch) for value, own in operands]
+    return _bind(equation, values), axis + (axis >= equation.params["axis"])
+
+
 def _slice(equation, operands, index, batch):
     (value, axis), = operands
     start, limit = equation.params["start_indices"], list(equation.params["limit_indices"])
@@ -341,6 +350,7 @@ _RULES = {
     "transpose": _transpose,
     "dot_general": _dot_general,
     "concatenate": _concatenate,
+    "stack": _stack,
     "slice": _slice,
     "pad": _pad,
     "rev": _rev,

@@ -56,6 +56,7 @@ FREE_PRIMITIVES = {
     "dynamic_slice",
     "dynamic_update_slice",
     "concatenate",
+    "stack",
     "pad",
     "copy",
     "copy_p",

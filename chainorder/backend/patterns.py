@@ -6,7 +6,7 @@ depends on. Each primitive maps its operands' rows to its outputs' rows:
 
 * exactly, through index maps (:mod:`.indexmaps`): elementwise ops (operands of rank 0, or
   with dimensions of 1, broadcast), ``broadcast_in_dim``, ``reshape``/``squeeze``/``expand_dims``,
-  ``transpose``, ``slice``, ``rev``, ``concatenate``, ``pad``, ``dot_general`` (batch dimensions
+  ``transpose``, ``slice``, ``rev``, ``concatenate``, ``stack``, ``pad``, ``dot_general`` (batch dimensions
   included: an output entry depends on its row of the left and its column of the right
   operand), reductions (an entry depends on the entries it reduces), ``cumsum``/``cumprod``/
   ``cummax``/``cummin``, ``select_n`` (the predicate contributes nothing); nested
@@ -235,15 +235,15 @@ class _Propagation:
         if name == "split":
             indices = split_indices(params, avals[0])
             return [None if operands[0] is None else _rows(operands[0], index, self.columns) for index in indices]
-        if name == "concatenate":
+        if name in ("concatenate", "stack"):  # stack: jnp.stack's own primitive (jax >= 0.10)
             parts = [
                 matrix if matrix is not None else sparse.csr_matrix((_size(aval), self.columns), dtype=bool)
                 for matrix, aval in zip(operands, avals)
             ]
-            axis = params["dimension"]
+            join, axis = (np.concatenate, params["dimension"]) if name == "concatenate" else (np.stack, params["axis"])
             blocks = [np.arange(_size(aval)).reshape(aval.shape) + offset for aval, offset in
                       zip(avals, np.cumsum([0] + [_size(aval) for aval in avals[:-1]]))]  # fmt: skip
-            index = np.concatenate(blocks, axis=axis).ravel()
+            index = join(blocks, axis=axis).ravel()
             return [_rows(sparse.vstack(parts, format="csr"), index, self.columns)]
         if name == "dot_general":
             factors = [concrete(value) if matrix is None else None for matrix, value in zip(operands, values)]

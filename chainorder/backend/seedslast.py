@@ -47,7 +47,7 @@ STRUCTURAL = (
         {
             "broadcast_in_dim", "concatenate", "conv_general_dilated", "dot_general", "dynamic_slice",
             "dynamic_update_slice", "expand_dims", "gather", "pad", "reduce_window_sum", "reshape", "rev",
-            "scatter", "scatter-add", "scatter_add", "select_and_gather_add", "slice", "squeeze", "transpose",
+            "scatter", "scatter-add", "scatter_add", "select_and_gather_add", "slice", "squeeze", "stack", "transpose",
         }
     )  # fmt: skip
     | REDUCTIONS
