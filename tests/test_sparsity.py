@@ -282,11 +282,12 @@ def test_sparse_result_runs_the_mode_jax_can_run():
         _assert_sparse_equals(chainorder.jacobian(f, sparse=True)(z), jax.jacobian(f)(z))
 
 
-def test_a_compressed_jacobian_stored_whole_pads_with_out_of_bounds_indices():
-    """The 2-D residual on a 22 x 22 grid, zero on the boundary: 5 colors hold 22 x 22 x 5 entries
-    for 20 x 20 x 5 nonzeros (within STORED_WHOLE). The BCOO, shaped (22, 22, 22, 22) like
-    jax.jacobian's result, stores them all, the empty ones at index (22, 22, 22, 22), out of bounds in
-    every dimension. Every BCOO operation drops those: todense, a product, sum_duplicates."""
+def test_a_compressed_jacobian_stored_whole_is_batched_by_rows_with_out_of_bounds_padding():
+    """The 2-D residual on a 22 x 22 grid, zero on the boundary: 5 colors of JVPs hold 22 x 22 x 5
+    entries for 20 x 20 x 5 nonzeros (within STORED_WHOLE). The BCOO, shaped (22, 22, 22, 22) like
+    jax.jacobian's result, is batched over the output (n_batch 2, data (22, 22, 5): each output entry's
+    nonzero in each color), the empty entries at input index (22, 22), out of bounds. Every BCOO
+    operation drops those: todense, a product, the flat layout with its duplicates summed."""
     from chainorder.backend.compressed import STORED_WHOLE, compression
 
     residual, x = EXACT["2D Poisson residual"][0], _random(22, 22)
@@ -294,21 +295,49 @@ def test_a_compressed_jacobian_stored_whole_pads_with_out_of_bounds_indices():
     def f(u):
         return jnp.pad(residual(u), 1)
 
-    rows, _, coloring, m, n = compression(f, x)
+    rows, columns, coloring, m, n = compression(f, x)
     J = chainorder.jacobian(f, sparse=True)(x)
     dense = np.asarray(jax.jacobian(f)(x))
-    slots = coloring.count * (m if coloring.mode == "columns" else n)
-    assert len(rows) < slots <= STORED_WHOLE * len(rows) and J.nse == slots and J.shape == dense.shape
+    slots = coloring.count * m
+    assert coloring.mode == "columns" and len(rows) < slots <= STORED_WHOLE * len(rows)
+    assert J.shape == dense.shape and (J.n_batch, J.n_sparse, J.n_dense) == (2, 2, 0)
+    assert J.data.shape == (22, 22, coloring.count) and J.indices.shape == (22, 22, coloring.count, 2)
     indices = np.asarray(J.indices)
-    padding = (indices == dense.shape).all(axis=1)
-    assert padding.sum() == slots - len(rows) and (indices[~padding] < dense.shape).all()
+    padding = (indices == (22, 22)).all(axis=-1)
+    assert padding.sum() == slots - len(rows) and (indices[~padding] < 22).all()
     assert (np.asarray(J.data)[padding] == 0).all()
+    # each stored entry sits in its row's batch, at the column its color holds there
+    held = np.argwhere(~padding)
+    assert sorted(zip(held[:, 0] * 22 + held[:, 1], indices[~padding] @ (22, 1))) == sorted(zip(rows, columns))
     np.testing.assert_allclose(np.asarray(J.todense()), dense, rtol=0, atol=1e-12)
     v = _random(22, 22)
     product = jax_sparse.bcoo_dot_general(J, v, dimension_numbers=(([2, 3], [0, 1]), ([], [])))
     np.testing.assert_allclose(np.asarray(product), np.einsum("ijkl,kl->ij", dense, v), rtol=1e-12, atol=1e-12)
+    flat = jax_sparse.bcoo_update_layout(J, n_batch=0).sum_duplicates(nse=len(rows))
+    assert flat.nse == len(rows)
+    np.testing.assert_allclose(np.asarray(flat.todense()), dense, rtol=0, atol=1e-12)
+
+
+def test_a_compressed_jacobian_by_rows_stored_whole_pads_with_out_of_bounds_indices():
+    """Compressed by rows (VJPs: two outputs, each of almost every input), the one block stores the
+    compressed Jacobian flat, (nse,), the empty entry out of bounds in every dimension."""
+    from chainorder.backend.compressed import STORED_WHOLE, compression
+
+    def f(u):
+        return jnp.stack([jnp.sum(jnp.sin(u)), jnp.sum(u[1:] ** 2)])
+
+    x = _random(30)
+    rows, _, coloring, m, n = compression(f, x)
+    J = chainorder.jacobian(f, sparse=True)(x)
+    dense = np.asarray(jax.jacobian(f)(x))
+    slots = coloring.count * n
+    assert coloring.mode == "rows" and len(rows) < slots <= STORED_WHOLE * len(rows)
+    assert J.n_batch == 0 and J.nse == slots and J.shape == dense.shape
+    indices = np.asarray(J.indices)
+    padding = (indices == dense.shape).all(axis=1)
+    assert padding.sum() == slots - len(rows) and (indices[~padding] < dense.shape).all()
+    np.testing.assert_allclose(np.asarray(J.todense()), dense, rtol=0, atol=1e-12)
     assert J.sum_duplicates(nse=len(rows)).nse == len(rows)
-    np.testing.assert_allclose(np.asarray(J.sum_duplicates(nse=len(rows)).todense()), dense, rtol=0, atol=1e-12)
 
 
 def test_sparse_jacobian_called_eagerly_is_prepared_once():

@@ -30,6 +30,7 @@ __all__ = [
     "compression", "sparse_jacobian", "sparse_jacobian_function", "compressed_strategy", "CompressedStrategy",
     "DETECTION_BUDGET", "COMPRESSION_MARGIN", "layer_pattern", "sparse_layer_pattern", "compressed_preaccumulation",
     "one_hot_seeds", "nonzero_positions", "slot_indices", "STORED_WHOLE", "compressed_values", "runnable_modes",
+    "compressed_matrix", "stored_whole",
 ]  # fmt: skip
 
 #: Dependencies the dense path's detection tracks per value before it calls the pattern dense
@@ -151,31 +152,50 @@ def compressed_values(fun: Callable[[Any], Any], x: Any, found: tuple) -> tuple[
     """The jitted function of the stored entries of ``fun``'s flattened ``(m, n)`` Jacobian at arguments
     shaped like ``x`` (one JVP or VJP per color of ``found``, :func:`compression`'s), and their
     ``(nse, 2)`` indices: the compressed Jacobian whole, padding at ``(m, n)``
-    (:func:`slot_indices`), where that stores at most :data:`STORED_WHOLE` entries per nonzero; the
-    nonzeros alone elsewhere."""
+    (:func:`slot_indices`), where :func:`stored_whole`; the nonzeros alone elsewhere."""
     rows, columns, coloring, m, n = found
     dtype = jax.eval_shape(lambda x: _called(*_flat_of(fun, x)), shapes_of(x)).dtype
-    seeds = one_hot_seeds(coloring)
+    matrix = compressed_matrix(fun, coloring)
     where = nonzero_positions(coloring, rows, columns, (m, n))
-    slots = coloring.count * (m if coloring.mode == "columns" else n)
-    whole = bool(len(rows)) and slots <= STORED_WHOLE * len(rows)
+    whole = stored_whole(found)
 
     @jax.jit
     def values(x: Any) -> Any:
-        vector, flat = _flat_of(fun, x)
-        seed_matrix = jnp.asarray(seeds, dtype)
-        if coloring.mode == "columns":
-            compressed = jax.vmap(lambda seed: jax.jvp(flat, (vector,), (seed.astype(vector.dtype),))[1])(seed_matrix)
-        else:
-            _, pullback = jax.vjp(flat, vector)
-            compressed = jax.vmap(lambda seed: pullback(seed)[0])(seed_matrix)
         if not len(rows):
             return jnp.zeros(0, dtype)
-        return jnp.ravel(compressed) if whole else jnp.ravel(compressed)[where]
+        return jnp.ravel(matrix(x)) if whole else jnp.ravel(matrix(x))[where]
 
     if whole:
-        return values, slot_indices(where, rows, columns, slots, (m, n))
+        return values, slot_indices(where, rows, columns, _compressed_size(found), (m, n))
     return values, np.stack([rows, columns], axis=1).astype(np.int32)
+
+
+def compressed_matrix(fun: Callable[[Any], Any], coloring: Coloring) -> Callable[[Any], Any]:
+    """The compressed Jacobian of ``fun`` flattened: ``(colors, m)``, the JVP of each color's seed
+    (``coloring.mode == "columns"``), or ``(colors, n)``, the VJPs (``"rows"``), as ``vmap`` over the
+    seeds gives them. Entry ``(i, j)`` of the Jacobian is at ``[color(j), i]`` (``[color(i), j]``)."""
+    seeds = one_hot_seeds(coloring)
+
+    def matrix(x: Any) -> Any:
+        vector, flat = _flat_of(fun, x)
+        if coloring.mode == "columns":
+            return jax.vmap(lambda seed: jax.jvp(flat, (vector,), (seed,))[1])(jnp.asarray(seeds, vector.dtype))
+        output, pullback = jax.vjp(flat, vector)
+        return jax.vmap(lambda seed: pullback(seed)[0])(jnp.asarray(seeds, output.dtype))
+
+    return matrix
+
+
+def stored_whole(found: tuple) -> bool:
+    """Whether a sparse result stores the compressed Jacobian of ``found`` (:func:`compression`'s)
+    whole, padding included: where that is at most :data:`STORED_WHOLE` entries per nonzero."""
+    return bool(len(found[0])) and _compressed_size(found) <= STORED_WHOLE * len(found[0])
+
+
+def _compressed_size(found: tuple) -> int:
+    """Entries of the compressed Jacobian of ``found``: colors x ``m`` (JVPs) or x ``n`` (VJPs)."""
+    _, _, coloring, m, n = found
+    return coloring.count * (m if coloring.mode == "columns" else n)
 
 
 def one_hot_seeds(coloring: Coloring) -> np.ndarray:

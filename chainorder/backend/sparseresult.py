@@ -7,8 +7,13 @@ Jacobian (one JVP or VJP per color). Here they become what ``jax.jacobian`` retu
 block's dtype, in the same pytree. So ``todense()`` of each block is ``jax.jacobian``'s block.
 
 A Jacobian of one block (one array in, one array out) keeps the compressed Jacobian whole where
-:mod:`~chainorder.backend.compressed` stores it so (its padding out of bounds in every
-dimension); one of several blocks gathers each block's nonzeros.
+:mod:`~chainorder.backend.compressed` stores it so (:func:`~chainorder.backend.compressed.stored_whole`).
+Compressed by columns (JVPs), each output entry then holds one stored entry per color: the BCOO is
+batched over the output's dimensions (``n_batch = out.ndim``; data ``(*out.shape, colors)``, the row-wise
+ELL layout), so the values are the JVPs transposed. Flattened to one ``(nse,)`` array instead, XLA on CPU
+computes each entry's position by division: 106.8 against 54.8 us for a 40 x 40 residual, 169.5 against
+52.4 us at 64 x 64 (medians of 200 jitted calls). Compressed by rows, the padding is out of bounds in
+every dimension. One of several blocks gathers each block's nonzeros.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 from jax.experimental import sparse as jax_sparse
 
 from .calls import jacobian_blocks, reverse_else_forward
-from .compressed import compressed_values, compression, shapes_of
+from .compressed import compressed_matrix, compressed_values, compression, shapes_of, stored_whole
 
 __all__ = ["sparse_result_function", "expected_jacobian"]
 
@@ -44,17 +49,20 @@ def sparse_result_function(
 
     >>> jacobian = sparse_result_function(lambda X: X[:, 1:] * X[:, :-1], jnp.ones((2, 3)), None)
     >>> J = jacobian(jnp.arange(6.0).reshape(2, 3))
-    >>> J.shape, J.nse, bool((J.todense() == jax.jacobian(lambda X: X[:, 1:] * X[:, :-1])(
+    >>> J.shape, J.n_batch, J.data.shape, bool((J.todense() == jax.jacobian(lambda X: X[:, 1:] * X[:, :-1])(
     ...     jnp.arange(6.0).reshape(2, 3))).all())
-    ((2, 2, 2, 3), 8, True)
+    ((2, 2, 2, 3), 2, (2, 2, 2), True)
     """
     found = found if found is not None else compression(fun, x)
     expected = expected if expected is not None else expected_jacobian(fun, x)
-    values, indices = compressed_values(fun, x, found)
-    m, n = found[3:]
     leaves, tree = jax.tree_util.tree_flatten(expected)
     in_shapes = [np.shape(leaf) for leaf in jax.tree_util.tree_leaves(x)]
     blocks = list(jacobian_blocks(leaves, in_shapes))
+    if len(blocks) == 1 and found[2].mode == "columns" and stored_whole(found) and blocks[0][2]:
+        ((_, out_shape, in_shape, _, _),) = blocks
+        return _batched_by_rows(fun, found, out_shape, in_shape, leaves[0], tree)
+    values, indices = compressed_values(fun, x, found)
+    m, n = found[3:]
     if len(blocks) == 1:
         ((_, out_shape, in_shape, _, _),) = blocks
         positions = [None]
@@ -83,6 +91,29 @@ def sparse_result_function(
             for values, indices, leaf in zip(data(x), device_indices, leaves)
         ]
         return jax.tree_util.tree_unflatten(tree, bcoos)
+
+    return jacobian
+
+
+def _batched_by_rows(
+    fun: Callable[[Any], Any], found: tuple, out_shape: tuple, in_shape: tuple, leaf: Any, tree: Any
+) -> Callable[[Any], Any]:
+    """The one block compressed by columns as a BCOO batched over the output's dimensions: entry
+    ``(*i, k)`` holds the nonzero of row ``i`` in color ``k``, at the input position ``indices[*i, k]``,
+    or padding (``in_shape``, out of bounds) where that row has none (see the module docstring)."""
+    rows, columns, coloring, m, _ = found
+    matrix = compressed_matrix(fun, coloring)
+    slots = np.empty((m, coloring.count, len(in_shape)), dtype=np.int32 if max(in_shape) < 2**31 else np.int64)
+    slots[:] = in_shape
+    slots[rows, coloring.colors[columns]] = np.stack(np.unravel_index(columns, in_shape), axis=1)
+    indices = jnp.asarray(slots.reshape(*out_shape, coloring.count, len(in_shape)))
+
+    @jax.jit
+    def data(x: Any) -> Any:
+        return matrix(x).T.reshape(*out_shape, coloring.count).astype(leaf.dtype)
+
+    def jacobian(x: Any) -> Any:
+        return jax.tree_util.tree_unflatten(tree, [jax_sparse.BCOO((data(x), indices), shape=leaf.shape)])
 
     return jacobian
 
