@@ -33,6 +33,43 @@ MASK = RNG.random(8) < 0.5
 BATCHED_SPARSE = jnp.asarray(RNG.standard_normal((3, 4, 4)) * (RNG.random((3, 4, 4)) < 0.4))
 FIVE_POINT = jnp.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]  # OIHW
 
+@jax.custom_jvp
+def STRAIGHT_THROUGH(x):
+    """Rounds (whose derivative is zero); its rule passes the tangent through, reversed: a
+    derivative the primal computation does not have."""
+    return jnp.round(x)
+
+
+STRAIGHT_THROUGH.defjvp(lambda primals, tangents: (jnp.round(primals[0]), tangents[0][::-1]))
+
+
+@jax.custom_vjp
+def REVERSED_PRODUCT(x):
+    """``sin(x) * x[::-1]`` with its own pullback (what diffrax's adjoints and flash attention do)."""
+    return jnp.sin(x) * x[::-1]
+
+
+REVERSED_PRODUCT.defvjp(
+    lambda x: (REVERSED_PRODUCT(x), x),
+    lambda x, ct: (jnp.cos(x) * x[::-1] * ct + (jnp.sin(x) * ct)[::-1],),
+)
+
+
+@jax.custom_vjp
+def TWO_OUTPUTS(x, y):
+    """Two arrays and an integer out of a custom_vjp: ``(x * y[0], cumsum(y), argmax(x))``."""
+    return x * y[0], jnp.cumsum(y), jnp.argmax(x)
+
+
+TWO_OUTPUTS.defvjp(
+    lambda x, y: (TWO_OUTPUTS(x, y), (x, y)),
+    lambda res, ct: (
+        ct[0] * res[1][0],
+        jnp.zeros_like(res[1]).at[0].set(jnp.sum(ct[0] * res[0])) + jnp.cumsum(ct[1][::-1])[::-1],
+    ),
+)
+
+
 EXACT = {
     "elementwise": (lambda x: jnp.sin(x) * 2 + x**2 - jnp.tanh(x) / 3, _random(10)),
     "batched MLP (block diagonal)": (lambda X: jnp.tanh(jnp.tanh(X @ W1) @ W2), _random(6, 8)),
@@ -92,6 +129,20 @@ EXACT = {
         _random(6),
     ),
     "times a constant with zeros": (lambda x: jnp.sin(x) * jnp.array([1.0, 0.0, 2.0, 0.0, 0.0, 3.0]), _random(6)),
+    # custom_jvp functions: the pattern of the JVP their rule computes
+    "softplus and logaddexp (custom_jvp)": (
+        lambda x: jax.nn.softplus(x @ SPARSE_WEIGHTS.T) + jnp.logaddexp(x, x[:, ::-1])[:, :5],
+        _random(3, 8),
+    ),
+    "a straight-through rule (custom_jvp)": (lambda x: STRAIGHT_THROUGH(x) + x[0], _random(6)),
+    # custom_vjp functions: the pullback their rule computes, transposed
+    "a custom_vjp with its own pullback": (lambda x: REVERSED_PRODUCT(x[1:]) * x[0], _random(6)),
+    "a custom_vjp of two arguments, three outputs": (
+        lambda x: jnp.concatenate([TWO_OUTPUTS(x[:3], x[2:])[0], TWO_OUTPUTS(x[:3], x[2:])[1] * 2.0]),
+        _random(6),
+    ),
+    # integers and booleans have no derivative: an argmax depends on nothing
+    "times an argmax": (lambda x: jnp.sin(x) * (jnp.argmax(x) + 1) + jnp.where(x > x[0], x, 2 * x), _random(6)),
 }
 
 

@@ -19,7 +19,12 @@ depends on. Each primitive maps its operands' rows to its outputs' rows:
   entry from the case it chooses; a ``mul`` or ``dot_general`` with a known constant operand
   drops the products with its zeros (``jnp.where(mask, ...)``, ``mask * x``, a sparse matrix
   stored dense, ``L @ u``), as does a convolution with a known kernel;
-* conservatively, for every other primitive (sort, control flow, custom rules, and the
+* a ``custom_jvp`` function (``relu``, ``softplus``, ``logaddexp``) by the JVP its rule computes,
+  traced abstractly: the rule decides what the derivative reads;
+* integer and boolean values depend on nothing (their derivative is zero): an ``argmax``, a
+  comparison, a one-hot made from them;
+* a ``custom_vjp`` function by the pullback its rule computes, traced abstractly and transposed;
+* conservatively, for every other primitive (sort, control flow, and the
   above with indices computed from the inputs): each output entry depends on every input any
   operand depends on. Never a missing nonzero; possibly extra ones.
 
@@ -43,6 +48,7 @@ import numpy as np
 import scipy.sparse as sparse
 from jax.experimental import sparse as jax_sparse
 
+from .customrules import inexact, jvp_jaxpr, pullback_jaxpr
 from .indexmaps import (
     INDEX_RULES,
     broadcast_index,
@@ -92,6 +98,12 @@ def _dense(dependencies: Sequence, rows: int, columns: int):
     """Every row depending on everything any operand depends on (the conservative rule)."""
     every = _union([matrix.max(axis=0) for matrix in dependencies if matrix is not None], 1, columns)
     return sparse.csr_matrix(np.ones((rows, 1), dtype=bool)) @ every if every.nnz else None
+
+
+def _moving(equation, operands: list) -> list[int]:
+    """The operands that depend on an input and have derivatives."""
+    pairs = enumerate(zip(operands, equation.invars))
+    return [i for i, (matrix, var) in pairs if matrix is not None and inexact(var.aval)]
 
 
 def _too_large(count: int) -> ValueError:
@@ -172,8 +184,41 @@ class _Propagation:
                 continue
             results = self.equation(equation, operands, operand_values)
             for var, value in zip(equation.outvars, self._check(results)):
-                env[var] = value
+                env[var] = value if inexact(var.aval) else None  # integers and booleans: zero derivative
         return [read(var) for var in jaxpr.outvars]
+
+    def _custom_jvp(self, equation, operands: list, values: list) -> list:
+        """A ``custom_jvp`` function (``relu``, ``softplus``, ``logaddexp``): the pattern of the JVP its
+        rule computes (:func:`.customrules.jvp_jaxpr`), the primals depending on nothing."""
+        moving = _moving(equation, operands)
+        closed = jvp_jaxpr(equation, moving)
+        inputs = [None] * len(operands) + [operands[i] for i in moving]
+        return self.run(closed.jaxpr, inputs, list(values) + [None] * len(moving), closed.consts)
+
+    def _custom_vjp(self, equation, operands: list, values: list) -> list:
+        """A ``custom_vjp`` function: output entry ``o`` depends on the inputs whose cotangents the
+        cotangent of ``o`` reaches through the pullback its rule computes
+        (:func:`.customrules.pullback_jaxpr`, walked with one column per output entry), through what
+        those inputs depend on."""
+        outs = [var.aval for var in equation.outvars]
+        moving, pulled = _moving(equation, operands), [k for k, aval in enumerate(outs) if inexact(aval)]
+        closed = pullback_jaxpr(equation, moving, pulled)
+        offsets = np.cumsum([0] + [_size(outs[k]) for k in pulled])
+        every = sparse.eye(offsets[-1], format="csr", dtype=bool)
+        seeds = [every[start:stop] for start, stop in zip(offsets, offsets[1:])]
+        reached = _Propagation(int(offsets[-1]), self.budget).run(
+            closed.jaxpr, [None] * len(operands) + seeds, list(values) + [None] * len(pulled), closed.consts
+        )
+        results: list = [None] * len(outs)
+        for k, start, stop in zip(pulled, offsets, offsets[1:]):
+            parts = []
+            for i, matrix in zip(moving, reached):
+                if matrix is not None:
+                    local = matrix[:, start:stop].T.tocsr()  # output entries by the input's entries
+                    self._afford(local.nnz, operands[i])
+                    parts.append((local @ operands[i]).astype(bool))
+            results[k] = _union(parts, _size(outs[k]), self.columns) if parts else None
+        return results
 
     def _elementwise(self, name: str, operands: list, avals: list, out, values: list):
         """An elementwise op: each output entry depends on what the operand entries broadcast to it
@@ -213,6 +258,10 @@ class _Propagation:
             return self.run(jaxpr, operands, values, consts)
         if name == "stop_gradient":  # its derivative is zero: it depends on no input
             return [None]
+        if name == "custom_jvp_call":
+            return self._custom_jvp(equation, operands, values)
+        if name == "custom_vjp_call":
+            return self._custom_vjp(equation, operands, values)
         if name in MOVES:
             limit = MAX_DEPENDENCIES if self.budget is None else 64 * self.budget
             try:
