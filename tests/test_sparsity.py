@@ -141,6 +141,16 @@ EXACT = {
         lambda x: jnp.concatenate([TWO_OUTPUTS(x[:3], x[2:])[0], TWO_OUTPUTS(x[:3], x[2:])[1] * 2.0]),
         _random(6),
     ),
+    "special functions, complex": (
+        lambda x: jnp.abs(jax.lax.complex(x, x[::-1])) * jax.scipy.special.i0e(x)
+        + jax.scipy.special.gammainc(3.0, x**2) + jax.scipy.special.polygamma(1, x + 2.0)
+        + jax.scipy.special.zeta(x + 3.0, 1.0),
+        _random(6),
+    ),
+    "optimization_barrier": (
+        lambda x: jnp.prod(jnp.stack(jax.lax.optimization_barrier((x[1:], x[:-1] ** 2))), 0),
+        _random(6),
+    ),
     # integers and booleans have no derivative: an argmax depends on nothing
     "times an argmax": (lambda x: jnp.sin(x) * (jnp.argmax(x) + 1) + jnp.where(x > x[0], x, 2 * x), _random(6)),
 }

@@ -10,7 +10,8 @@ depends on. Each primitive maps its operands' rows to its outputs' rows:
   included: an output entry depends on its row of the left and its column of the right
   operand), reductions (an entry depends on the entries it reduces), ``cumsum``/``cumprod``/
   ``cummax``/``cummin``, ``select_n`` (the predicate contributes nothing); nested
-  ``jit``/``checkpoint`` calls are entered; ``stop_gradient`` depends on nothing;
+  ``jit``/``checkpoint`` calls are entered; ``optimization_barrier`` passes its operands through;
+  ``stop_gradient`` depends on nothing;
 * exactly, by running the primitive on codes (:mod:`.moves`): gathers, ``dynamic_slice``,
   ``dynamic_update_slice`` and scatters (add, mul, min, max, overwrite) whose index operands
   are known while tracing, and convolutions (any padding, strides, dilations, layouts and
@@ -258,6 +259,8 @@ class _Propagation:
             return self.run(jaxpr, operands, values, consts)
         if name == "stop_gradient":  # its derivative is zero: it depends on no input
             return [None]
+        if name == "optimization_barrier":  # each output is its operand
+            return list(operands)
         if name == "custom_jvp_call":
             return self._custom_jvp(equation, operands, values)
         if name == "custom_vjp_call":

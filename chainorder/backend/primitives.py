@@ -13,7 +13,8 @@ ELEMENTWISE = frozenset({
     "copy", "copy_p", "cos", "cosh", "digamma", "div", "erf", "erf_inv", "erfc", "exp", "exp2", "expm1", "integer_pow",
     "lgamma", "log", "log1p", "logistic", "max", "min", "mul", "neg", "nextafter", "pow", "reduce_precision", "rem",
     "round", "rsqrt", "sign", "sin", "sinh", "sqrt", "square", "sub", "tan", "tanh", "floor", "ceil", "real", "imag",
-    "conj", "stop_gradient", "select_n", "add_any",
+    "conj", "stop_gradient", "select_n", "add_any", "complex", "bessel_i0e", "bessel_i1e", "igamma", "igammac",
+    "igamma_grad_a", "polygamma", "zeta", "random_gamma_grad", "regularized_incomplete_beta",
 })  # fmt: skip
 #: Elementwise primitives with boolean results (no derivative; they steer ``select_n``).
 COMPARISONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not", "xor", "is_finite"})
