@@ -216,12 +216,18 @@ def _bind(equation: Any, values: list, **changed: Any) -> Any:
     return equation.primitive.bind(*values, **{**equation.params, **changed})
 
 
-def _elementwise(equation, operands, index, batch):
+def _aligned(operands: list, index: Any, batch: int, problem: str) -> tuple[list, int]:
+    """The operands, those without the batch cut to this example, and the one batch axis the others
+    share (not separable, ``problem``, where they carry it on different axes)."""
     axes = {axis for _, axis in operands if axis is not None}
     if len(axes) != 1:
-        raise _NotSeparable("operands carry the batch on different axes")
+        raise _NotSeparable(problem)
     (axis,) = axes
-    values = [value if own is not None else _cut(value, axis, index, batch) for value, own in operands]
+    return [value if own is not None else _cut(value, axis, index, batch) for value, own in operands], axis
+
+
+def _elementwise(equation, operands, index, batch):
+    values, axis = _aligned(operands, index, batch, "operands carry the batch on different axes")
     return _bind(equation, values), axis
 
 
@@ -302,20 +308,14 @@ def _cumulative(equation, operands, index, batch):
 
 
 def _concatenate(equation, operands, index, batch):
-    axes = {axis for _, axis in operands if axis is not None}
-    if len(axes) != 1 or equation.params["dimension"] in axes:
+    values, axis = _aligned(operands, index, batch, "a concatenation of operands with different batch axes")
+    if equation.params["dimension"] == axis:
         raise _NotSeparable("a concatenation along the batch")
-    (axis,) = axes
-    values = [value if own is not None else _cut(value, axis, index, batch) for value, own in operands]
     return _bind(equation, values), axis
 
 
 def _stack(equation, operands, index, batch):
-    axes = {axis for _, axis in operands if axis is not None}
-    if len(axes) != 1:
-        raise _NotSeparable("a stack of different examples")
-    (axis,) = axes
-    values = [value if own is not None else _cut(value, axis, index, batch) for value, own in operands]
+    values, axis = _aligned(operands, index, batch, "a stack of operands with different batch axes")
     return _bind(equation, values), axis + (axis >= equation.params["axis"])
 
 
