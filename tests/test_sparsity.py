@@ -70,6 +70,19 @@ TWO_OUTPUTS.defvjp(
 )
 
 
+@jax.custom_jvp
+def EAGER_RULE(x):
+    """A rule that reads its primal's values (jax.jacobian calls it eagerly; a trace cannot)."""
+    return jnp.sin(x)
+
+
+@EAGER_RULE.defjvp
+def _eager_rule_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    scale = 2.0 if float(jnp.max(x)) > 100 else 1.0
+    return jnp.sin(x), scale * jnp.cos(x) * t[::-1]
+
+
 EXACT = {
     "elementwise": (lambda x: jnp.sin(x) * 2 + x**2 - jnp.tanh(x) / 3, _random(10)),
     "batched MLP (block diagonal)": (lambda X: jnp.tanh(jnp.tanh(X @ W1) @ W2), _random(6, 8)),
@@ -178,8 +191,9 @@ def test_detected_pattern_equals_the_real_nonzeros(name):
         (lambda x: jax.lax.fori_loop(0, 3, lambda i, v: jnp.sin(v) + v[::-1], x), _random(5)),
         (lambda x: x[jnp.argsort(x)] * 2, _random(3)),
         (lambda x: x.at[jnp.argmax(x)].add(x[0]), _random(4)),
+        (lambda x: EAGER_RULE(x[::-1] * x), _random(5)),
     ],
-    ids=["sort", "fori_loop", "gather, computed indices", "scatter, computed index"],
+    ids=["sort", "fori_loop", "gather, computed indices", "scatter, computed index", "a rule reading values"],
 )
 def test_conservative_rules_never_miss_a_nonzero(f, x):
     pattern, nonzeros = _pattern_and_nonzeros(f, x)

@@ -21,7 +21,8 @@ depends on. Each primitive maps its operands' rows to its outputs' rows:
   drops the products with its zeros (``jnp.where(mask, ...)``, ``mask * x``, a sparse matrix
   stored dense, ``L @ u``), as does a convolution with a known kernel;
 * a ``custom_jvp`` function (``relu``, ``softplus``, ``logaddexp``) by the JVP its rule computes,
-  traced abstractly: the rule decides what the derivative reads;
+  traced abstractly (:mod:`.customrules`): the rule decides what the derivative reads; a rule
+  that cannot be traced without values gets the conservative rule below;
 * integer and boolean values depend on nothing (their derivative is zero): an ``argmax``, a
   comparison, a one-hot made from them;
 * a ``custom_vjp`` function by the pullback its rule computes, traced abstractly and transposed;
@@ -192,7 +193,10 @@ class _Propagation:
         """A ``custom_jvp`` function (``relu``, ``softplus``, ``logaddexp``): the pattern of the JVP its
         rule computes (:func:`.customrules.jvp_jaxpr`), the primals depending on nothing."""
         moving = _moving(equation, operands)
-        closed = jvp_jaxpr(equation, moving)
+        try:
+            closed = jvp_jaxpr(equation, moving)
+        except Exception:  # noqa: BLE001 - a rule that needs concrete values (jax.jacobian calls it eagerly)
+            return self._conservative(equation, operands)
         inputs = [None] * len(operands) + [operands[i] for i in moving]
         return self.run(closed.jaxpr, inputs, list(values) + [None] * len(moving), closed.consts)
 
@@ -203,7 +207,10 @@ class _Propagation:
         those inputs depend on."""
         outs = [var.aval for var in equation.outvars]
         moving, pulled = _moving(equation, operands), [k for k, aval in enumerate(outs) if inexact(aval)]
-        closed = pullback_jaxpr(equation, moving, pulled)
+        try:
+            closed = pullback_jaxpr(equation, moving, pulled)
+        except Exception:  # noqa: BLE001 - as for a custom_jvp
+            return self._conservative(equation, operands)
         offsets = np.cumsum([0] + [_size(outs[k]) for k in pulled])
         every = sparse.eye(offsets[-1], format="csr", dtype=bool)
         seeds = [every[start:stop] for start, stop in zip(offsets, offsets[1:])]
@@ -314,10 +321,15 @@ class _Propagation:
             map_ = cumulative_map(avals[0].shape, params["axis"], params.get("reverse", False))
             self._afford(map_.nnz, operands[0])
             return [(map_ @ operands[0]).astype(bool)]
+        return self._conservative(equation, operands)
+
+    def _conservative(self, equation, operands: list) -> list:
+        """Every output entry depending on every input any operand depends on."""
+        outs = [var.aval for var in equation.outvars]
         if self.budget is not None:
             every = sum(matrix.max(axis=0).nnz for matrix in operands if matrix is not None)
             if every * sum(_size(out) for out in outs) > self.budget:
-                raise PatternTooDense(f"{name} makes its outputs depend on {every:,} inputs each")
+                raise PatternTooDense(f"{equation.primitive.name} makes its outputs depend on {every:,} inputs each")
         return [_dense(operands, _size(out), self.columns) for out in outs]
 
 
