@@ -476,6 +476,30 @@ def test_coloring_is_valid_on_random_patterns():
                 assert pattern[:, only.colors == color].sum(axis=1).max(initial=0) <= 1
 
 
+def test_coloring_a_diagonal_and_repeated_coordinates():
+    """No two columns sharing a row: one color, without a graph; a nonzero listed twice counts once."""
+    from chainorder.core.coloring import color_columns
+
+    diagonal = color_columns(np.arange(6), np.array([3, 0, 5, 1, 2, 4]), (6, 7))
+    assert diagonal.count == diagonal.lower_bound == 1 and (diagonal.colors == 0).all()
+    rows, columns = np.nonzero(np.eye(5, dtype=bool) | np.eye(5, k=1, dtype=bool))
+    twice = color_columns(np.r_[rows, rows], np.r_[columns, columns], (5, 5))
+    assert (twice.count, twice.lower_bound) == (2, 2)
+
+
+def test_rows_are_not_colored_where_columns_reach_what_rows_cannot_beat(monkeypatch):
+    """Columns colored at their lower bound, the rows' own bound as high: the rows are not colored
+    (compression keeps columns on a tie), and where rows might win they are."""
+    from chainorder.backend import compressed
+
+    colored = []
+    original = compressed._COLORS["rows"]
+    monkeypatch.setitem(compressed._COLORS, "rows", lambda *args: colored.append(1) or original(*args))
+    assert compressed.compression(lambda v: v * jnp.sin(v), _random(50))[2].count == 1 and not colored
+    found = compressed.compression(lambda v: jnp.stack([jnp.sum(v), jnp.sum(v**2)]), _random(50))
+    assert colored and found[2].mode == "rows" and found[2].count == 2
+
+
 def _batched_mlp():
     rng = np.random.default_rng(0)
     w1, w2 = jnp.asarray(rng.standard_normal((16, 48)) / 4), jnp.asarray(rng.standard_normal((48, 16)) / 7)

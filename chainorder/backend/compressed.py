@@ -56,8 +56,18 @@ def compression(
     shapes = shapes_of(x)
     rows, columns, (m, n) = pattern_coordinates(fun, shapes, budget=budget)
     modes = runnable_modes(fun, shapes)
-    colorings = [color(rows, columns, (m, n)) for mode, color in _COLORS.items() if mode in modes]
+    colorings: list[Coloring] = []
+    for mode, color in _COLORS.items():
+        if mode in modes and not (colorings and _lower_bound(mode, rows, columns) >= colorings[0].count):
+            colorings.append(color(rows, columns, (m, n)))  # (rows cannot beat columns reaching their bound)
     return rows, columns, min(colorings, key=lambda coloring: coloring.count), m, n
+
+
+def _lower_bound(mode: str, rows: np.ndarray, columns: np.ndarray) -> int:
+    """The fewest colors any coloring of ``mode`` can have: the densest row's nonzeros (``"columns"``),
+    or the densest column's (``"rows"``)."""
+    counted = rows if mode == "columns" else columns
+    return int(np.bincount(counted).max()) if len(counted) else 0
 
 
 #: How each mode's colors are found, columns first: the fewer colors win, columns on a tie.

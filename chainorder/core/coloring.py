@@ -92,16 +92,17 @@ def color_columns(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
     >>> coloring.count, coloring.lower_bound
     (2, 2)
     """
-    rows, columns = np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
-    graph = nx.Graph()
-    graph.add_nodes_from(range(shape[1]))
-    order = np.lexsort((columns, rows))
-    rows, columns = rows[order], columns[order]
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, int)
-    patterns = {tuple(part) for part in np.split(columns, starts[1:])} if len(rows) else set()
-    lower = max((len(pattern) for pattern in patterns), default=0)
+    keys = np.unique(np.asarray(rows, dtype=np.int64) * shape[1] + np.asarray(columns, dtype=np.int64))
+    rows, columns = keys // max(shape[1], 1), keys % max(shape[1], 1)  # each nonzero once, row by row
+    lower = int(np.bincount(rows).max()) if len(rows) else 0  # the densest row
     if lower == shape[1] and lower:  # a row holds every column: one color each, nothing to search
         return Coloring("columns", np.arange(shape[1], dtype=np.int64), lower)
+    if lower <= 1:  # no two columns share a row (a diagonal): one color holds them all
+        return Coloring("columns", np.zeros(shape[1], dtype=np.int64), lower)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(shape[1]))
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    patterns = {tuple(part) for part in np.split(columns, starts[1:])}
     if sum(len(pattern) * (len(pattern) - 1) // 2 for pattern in patterns) > MAX_SHARING_PAIRS:
         # nearly dense rows: no coloring beats one color per column by much; that one is valid
         return Coloring("columns", np.arange(shape[1], dtype=np.int64), lower)
