@@ -21,7 +21,7 @@ import numpy as np
 from jax.experimental import sparse as jax_sparse
 
 from ..core.chain import Chain
-from ..core.coloring import Coloring, LayerPattern, color_columns, color_rows
+from ..core.coloring import Coloring, LayerPattern, color_columns, color_rows, lower_bound
 from ..core.plan import Plan
 from .patterns import MAX_DEPENDENCIES, PatternTooDense, pattern_coordinates
 from .ravel import ravel
@@ -58,16 +58,9 @@ def compression(
     modes = runnable_modes(fun, shapes)
     colorings: list[Coloring] = []
     for mode, color in _COLORS.items():
-        if mode in modes and not (colorings and _lower_bound(mode, rows, columns) >= colorings[0].count):
+        if mode in modes and not (colorings and lower_bound(rows, columns, mode) >= colorings[0].count):
             colorings.append(color(rows, columns, (m, n)))  # (rows cannot beat columns reaching their bound)
     return rows, columns, min(colorings, key=lambda coloring: coloring.count), m, n
-
-
-def _lower_bound(mode: str, rows: np.ndarray, columns: np.ndarray) -> int:
-    """The fewest colors any coloring of ``mode`` can have: the densest row's nonzeros (``"columns"``),
-    or the densest column's (``"rows"``)."""
-    counted = rows if mode == "columns" else columns
-    return int(np.bincount(counted).max()) if len(counted) else 0
 
 
 #: How each mode's colors are found, columns first: the fewer colors win, columns on a tie.

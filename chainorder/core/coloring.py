@@ -30,6 +30,7 @@ __all__ = [
     "MAX_SHARING_PAIRS",
     "STRATEGIES",
     "INTERCHANGE_COLUMNS",
+    "lower_bound",
 ]
 
 
@@ -94,7 +95,7 @@ def color_columns(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
     """
     keys = np.unique(np.asarray(rows, dtype=np.int64) * shape[1] + np.asarray(columns, dtype=np.int64))
     rows, columns = keys // max(shape[1], 1), keys % max(shape[1], 1)  # each nonzero once, row by row
-    lower = int(np.bincount(rows).max()) if len(rows) else 0  # the densest row
+    lower = lower_bound(rows, columns, "columns")
     if lower == shape[1] and lower:  # a row holds every column: one color each, nothing to search
         return Coloring("columns", np.arange(shape[1], dtype=np.int64), lower)
     if lower <= 1:  # no two columns share a row (a diagonal): one color holds them all
@@ -119,6 +120,18 @@ def color_columns(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
         if best.count <= lower:
             break
     return best
+
+
+def lower_bound(rows: np.ndarray, columns: np.ndarray, mode: str) -> int:
+    """The fewest colors any coloring of ``mode`` can have: the densest row's nonzeros (``"columns"``)
+    or the densest column's (``"rows"``), each nonzero ``(rows[k], columns[k])`` listed once.
+
+    >>> rows, columns = np.array([0, 0, 1]), np.array([0, 1, 1])   # [[1, 1], [0, 1]]
+    >>> lower_bound(rows, columns, "columns"), lower_bound(rows, columns, "rows")
+    (2, 2)
+    """
+    counted = np.asarray(rows if mode == "columns" else columns, dtype=np.int64)
+    return int(np.bincount(counted).max()) if len(counted) else 0
 
 
 #: The most column pairs sharing a row that a coloring builds its graph from; past it (rows of
