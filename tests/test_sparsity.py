@@ -72,7 +72,7 @@ TWO_OUTPUTS.defvjp(
 
 @jax.custom_jvp
 def EAGER_RULE(x):
-    """A rule that reads its primal's values (jax.jacobian calls it eagerly; a trace cannot)."""
+    """A rule that reads its primal's values (eager jax.jvp and jax.jacfwd run it; a trace cannot)."""
     return jnp.sin(x)
 
 

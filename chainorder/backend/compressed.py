@@ -59,7 +59,7 @@ def compression(
     colorings: list[Coloring] = []
     for mode, color in _COLORS.items():
         if mode in modes and not (colorings and lower_bound(rows, columns, mode) >= colorings[0].count):
-            colorings.append(color(rows, columns, (m, n)))  # (rows cannot beat columns reaching their bound)
+            colorings.append(color(rows, columns, (m, n)))  # rows need at least their bound; columns win ties
     return rows, columns, min(colorings, key=lambda coloring: coloring.count), m, n
 
 

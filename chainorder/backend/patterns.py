@@ -21,11 +21,11 @@ depends on. Each primitive maps its operands' rows to its outputs' rows:
   drops the products with its zeros (``jnp.where(mask, ...)``, ``mask * x``, a sparse matrix
   stored dense, ``L @ u``), as does a convolution with a known kernel;
 * a ``custom_jvp`` function (``relu``, ``softplus``, ``logaddexp``) by the JVP its rule computes,
-  traced abstractly (:mod:`.customrules`): the rule decides what the derivative reads; a rule
-  that cannot be traced without values gets the conservative rule below;
+  a ``custom_vjp`` one by its pullback, transposed, both traced abstractly (:mod:`.customrules`):
+  the rule decides what the derivative reads; a rule that cannot be traced without values gets
+  the conservative rule below;
 * integer and boolean values depend on nothing (their derivative is zero): an ``argmax``, a
   comparison, a one-hot made from them;
-* a ``custom_vjp`` function by the pullback its rule computes, traced abstractly and transposed;
 * conservatively, for every other primitive (sort, control flow, and the
   above with indices computed from the inputs): each output entry depends on every input any
   operand depends on. Never a missing nonzero; possibly extra ones.
@@ -195,7 +195,7 @@ class _Propagation:
         moving = _moving(equation, operands)
         try:
             closed = jvp_jaxpr(equation, moving)
-        except Exception:  # noqa: BLE001 - a rule that needs concrete values (jax.jacobian calls it eagerly)
+        except Exception:  # noqa: BLE001 - a rule that reads its primal's values (jax.jvp runs it eagerly)
             return self._conservative(equation, operands)
         inputs = [None] * len(operands) + [operands[i] for i in moving]
         return self.run(closed.jaxpr, inputs, list(values) + [None] * len(moving), closed.consts)

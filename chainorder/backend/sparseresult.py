@@ -103,7 +103,7 @@ def _batched_by_rows(
     or padding (``in_shape``, out of bounds) where that row has none (see the module docstring)."""
     rows, columns, coloring, m, _ = found
     matrix = compressed_matrix(fun, coloring)
-    slots = np.empty((m, coloring.count, len(in_shape)), dtype=np.int32 if max(in_shape) < 2**31 else np.int64)
+    slots = np.empty((m, coloring.count, len(in_shape)), dtype=_index_dtype(in_shape))
     slots[:] = in_shape
     slots[rows, coloring.colors[columns]] = np.stack(np.unravel_index(columns, in_shape), axis=1)
     indices = jnp.asarray(slots.reshape(*out_shape, coloring.count, len(in_shape)))
@@ -132,8 +132,12 @@ def _block_indices(
     result = np.stack(coordinates, axis=1) if coordinates else np.zeros((len(indices), len(shape)), dtype=np.int64)
     if padding.any():
         result[padding] = shape
-    dtype = np.int32 if max(shape, default=0) < 2**31 else np.int64
-    return result.astype(dtype)
+    return result.astype(_index_dtype(shape))
+
+
+def _index_dtype(shape: tuple[int, ...]) -> type:
+    """int32 where every coordinate (and the padding, ``shape`` itself) fits, else int64."""
+    return np.int32 if max(shape, default=0) < 2**31 else np.int64
 
 
 def _unravelled(flat: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
