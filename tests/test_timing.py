@@ -224,6 +224,27 @@ def test_plot_fidelity_draws_and_checks(tmp_path):
         chainorder.plot_fidelity([0.0], [1e-3])
 
 
+def test_measure_plans_times_each_distinct_plan_once_and_the_others_in_the_same_rounds(monkeypatch):
+    import jax
+    import jax.numpy as jnp
+
+    from chainorder.front import fidelity
+    from chainorder.front.zoo import dense_chain, fresh_array
+
+    functions, x = dense_chain([6, 3, 5], 0, jnp.float32)
+    chain = Chain.from_functions(functions, x)
+    plans = {"forward": optimize(chain, "forward"), "also forward": optimize(chain, "forward")}
+    plans["reverse"] = optimize(chain, "reverse")
+    timed = []
+    original = fidelity.median_times
+    monkeypatch.setattr(fidelity, "median_times", lambda fns, *a: timed.append(sorted(fns)) or original(fns, *a))
+    measured = fidelity.measure_plans(plans, x, 2, others={"floor": fresh_array((chain.out_dim, chain.in_dim))})
+    assert timed == [sorted(["forward", "reverse", "floor"])]  # one interleaved call, each plan once
+    assert set(measured) == {"forward", "also forward", "reverse", "floor"}
+    assert measured["forward"] == measured["also forward"] and all(t > 0 for t in measured.values())
+    assert fresh_array((5, 6))(x).shape == (5, 6) and jax.numpy.all(fresh_array((5, 6))(x)[1:] == 0)
+
+
 def test_cli_objective_time_and_calibrate(tmp_path, monkeypatch, capsys):
     from chainorder.backend import calibration
     from chainorder.front.cli import main

@@ -93,7 +93,7 @@ def color_columns(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
     >>> coloring.count, coloring.lower_bound
     (2, 2)
     """
-    keys = np.unique(np.asarray(rows, dtype=np.int64) * shape[1] + np.asarray(columns, dtype=np.int64))
+    keys = _sorted_unique(np.asarray(rows, dtype=np.int64) * shape[1] + np.asarray(columns, dtype=np.int64))
     rows, columns = keys // max(shape[1], 1), keys % max(shape[1], 1)  # each nonzero once, row by row
     lower = lower_bound(rows, columns, "columns")
     if lower == shape[1] and lower:  # a row holds every column: one color each, nothing to search
@@ -152,8 +152,19 @@ def _sharing_pairs(patterns: set[tuple[int, ...]], columns: int) -> np.ndarray:
         first, second = np.triu_indices(length, 1)
         pairs.append(np.stack([table[:, first].ravel(), table[:, second].ravel()], axis=1))
     pairs = np.concatenate(pairs)
-    keys = np.unique(pairs[:, 0] * columns + pairs[:, 1])  # one integer per pair: a fast unique
+    keys = _sorted_unique(pairs[:, 0] * columns + pairs[:, 1])  # one integer per pair
     return np.stack([keys // columns, keys % columns], axis=1)
+
+
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """``np.unique(keys)`` of integers, by a sort: numpy 2.4's ``np.unique`` hashes them, 0.97 s for
+    10^6 keys where sorting takes 0.015 s.
+
+    >>> _sorted_unique(np.array([3, 1, 3, 2])).tolist()
+    [1, 2, 3]
+    """
+    ordered = np.sort(keys)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
 
 
 def color_rows(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int], strategy: str | None = None):

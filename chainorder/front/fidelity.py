@@ -10,7 +10,7 @@ gives the rank correlation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -67,14 +67,18 @@ def distinct(plans: dict[str, Plan]) -> list[str]:
     return names
 
 
-def measure_plans(plans: dict[str, Plan], x, repeat: int = 15) -> dict[str, float]:
+def measure_plans(
+    plans: dict[str, Plan], x, repeat: int = 15, others: dict[str, Callable] | None = None
+) -> dict[str, float]:
     """Median seconds of each plan's jitted Jacobian at ``x`` (interleaved rounds; a plan
-    that several names hold is timed once and reported under each)."""
+    that several names hold is timed once and reported under each), and of ``others`` (jitted
+    functions of ``x``, such as a floor: :func:`chainorder.front.zoo.fresh_array`) timed in the same rounds."""
     names = distinct(plans)
-    times = median_times({name: jax.jit(plans[name].jacobian) for name in names}, x, repeat)
-    return {
+    times = median_times({name: jax.jit(plans[name].jacobian) for name in names} | dict(others or {}), x, repeat)
+    measured = {
         name: times[next(other for other in names if plans[other].steps == plan.steps)] for name, plan in plans.items()
     }
+    return measured | {name: times[name] for name in others or {}}
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:

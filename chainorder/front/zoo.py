@@ -71,6 +71,12 @@ def xla_bytes(function: Callable, *args) -> int:
     return analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
 
 
+def fresh_array(shape: tuple[int, ...]) -> Callable:
+    """A jitted function of ``x`` that returns a fresh array of ``shape`` in ``x``'s dtype: the floor of
+    any dense result of that shape (writing it), timed beside the functions it bounds."""
+    return jax.jit(lambda x: jnp.zeros(shape, x.dtype).at[(0,) * len(shape)].set(jnp.ravel(x)[0]))
+
+
 def median_times(functions: dict[str, Callable], x, repeat: int) -> dict[str, float]:
     """Median wall time of each function. The functions take turns, so drifts in
     the machine's speed hit all of them alike, in a new random order each round
