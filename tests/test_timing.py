@@ -243,6 +243,8 @@ def test_measure_plans_times_each_distinct_plan_once_and_the_others_in_the_same_
     assert set(measured) == {"forward", "also forward", "reverse", "floor"}
     assert measured["forward"] == measured["also forward"] and all(t > 0 for t in measured.values())
     assert fresh_array((5, 6))(x).shape == (5, 6) and jax.numpy.all(fresh_array((5, 6))(x)[1:] == 0)
+    with pytest.raises(ValueError, match="name both a plan and another function"):
+        fidelity.measure_plans(plans, x, 1, others={"reverse": fresh_array((5, 6))})
 
 
 def test_cli_objective_time_and_calibrate(tmp_path, monkeypatch, capsys):
