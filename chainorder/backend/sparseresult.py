@@ -58,13 +58,13 @@ def sparse_result_function(
     leaves, tree = jax.tree_util.tree_flatten(expected)
     in_shapes = [np.shape(leaf) for leaf in jax.tree_util.tree_leaves(x)]
     blocks = list(jacobian_blocks(leaves, in_shapes))
-    if len(blocks) == 1 and found[2].mode == "columns" and stored_whole(found) and blocks[0][2]:
+    if len(blocks) == 1:
         ((_, out_shape, in_shape, _, _),) = blocks
-        return _batched_by_rows(fun, found, out_shape, in_shape, leaves[0], tree)
+        if found[2].mode == "columns" and in_shape and stored_whole(found):  # a scalar input: no index to store
+            return _batched_by_rows(fun, found, out_shape, in_shape, leaves[0], tree)
     values, indices = compressed_values(fun, x, found)
     m, n = found[3:]
     if len(blocks) == 1:
-        ((_, out_shape, in_shape, _, _),) = blocks
         positions = [None]
         block_indices = [_block_indices(indices, out_shape, in_shape, (0, 0), (m, n))]
     else:

@@ -73,14 +73,15 @@ def measure_plans(
     """Median seconds of each plan's jitted Jacobian at ``x`` (interleaved rounds; a plan
     that several names hold is timed once and reported under each), and of ``others`` (jitted
     functions of ``x``, such as a floor: :func:`chainorder.front.zoo.fresh_array`) timed in the same rounds."""
-    if set(others or {}) & set(plans):
+    others = dict(others or {})
+    if set(others) & set(plans):
         raise ValueError(f"measure_plans: {sorted(set(others) & set(plans))} name both a plan and another function")
     names = distinct(plans)
-    times = median_times({name: jax.jit(plans[name].jacobian) for name in names} | dict(others or {}), x, repeat)
+    times = median_times({name: jax.jit(plans[name].jacobian) for name in names} | others, x, repeat)
     measured = {
         name: times[next(other for other in names if plans[other].steps == plan.steps)] for name, plan in plans.items()
     }
-    return measured | {name: times[name] for name in others or {}}
+    return measured | {name: times[name] for name in others}
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
