@@ -4,7 +4,9 @@ Run: python benchmarks/bench_fidelity.py [--repeat 15] [--samples 8] [--plot fid
      [--saved-profile] [--per-plan]
 
 Calibrates the machine profile in the same run (chainorder.calibrate(save=False)), then for
-each zoo chain times >= 10 distinct plans (forward, reverse, fma-optimal, time-optimal,
+each zoo chain and each traced model (chainorder.front.tracedzoo: an MLP, a convolutional
+autoencoder and an MLP with layer norms, their chains from chainorder.trace; --scale widens the
+zoo only) times >= 10 distinct plans (forward, reverse, fma-optimal, time-optimal,
 dense-only, tape-limited, random bracketings) jitted, interleaved medians, and reports:
 
 - Spearman: rank correlation between predicted and measured time over the chain's plans
@@ -27,6 +29,7 @@ import chainorder
 from chainorder import Chain
 from chainorder.core.timing import TimeModel, step_times
 from chainorder.front.fidelity import distinct, fidelity_plans, measure_plans, plot_fidelity, predicted_times, spearman
+from chainorder.front.tracedzoo import traced_models
 from chainorder.front.zoo import dense_chain, fresh_array, zoo_chains
 
 
@@ -43,6 +46,37 @@ def print_plans(plans, names, predicted, measured, profile) -> None:
         )
 
 
+def zoo_chain(dims: list[int], seed: int) -> tuple[Chain, jax.Array]:
+    """The zoo's chain of ``dims`` (float32) and its input."""
+    functions, x = dense_chain(dims, seed, jax.numpy.float32)
+    return Chain.from_functions(functions, x), x
+
+
+def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int):
+    """Time the chain's plans beside the Jacobian-sized floor, print its row; return the plans, the distinct
+    plans' names and every plan's predicted and measured seconds."""
+    plans = fidelity_plans(chain, profile, samples=samples)
+    floor = fresh_array((chain.out_dim, chain.in_dim))  # the Jacobian written, in the same rounds
+    measured = measure_plans(plans, x, repeat, others={"floor": floor})
+    predicted = predicted_times(plans, profile)
+    names = distinct(plans)
+    rho = spearman([predicted[n] for n in names], [measured[n] for n in names])
+    speed_predicted = min(predicted["forward"], predicted["reverse"]) / predicted["time-optimal"]
+    speed_measured = min(measured["forward"], measured["reverse"]) / measured["time-optimal"]
+    plan = plans["time-optimal"]
+    roofline = (plan.work / profile.gemm_peak + measured["floor"]) / measured["time-optimal"]
+    differ = "same plan"
+    if plan.steps != plans["fma-optimal"].steps:
+        differ = f"{1e3 * measured['time-optimal']:.3f} vs {1e3 * measured['fma-optimal']:.3f}"
+    print(
+        f"{name:<44} {len(names):>5} {rho:>8.2f} {speed_predicted:>6.2f}x {speed_measured:>6.2f}x "
+        f"{speed_predicted / speed_measured - 1:>+6.0%} {plans['fma-optimal'].speedup:>6.2f}x "
+        f"{1e3 * measured['floor']:>8.3f} {roofline:>8.0%}  {differ}",
+        flush=True,
+    )
+    return plans, names, predicted, measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=15)
@@ -53,43 +87,21 @@ def main() -> None:
     parser.add_argument(
         "--saved-profile", action="store_true", help="use the saved profile (chainorder calibrate), not a new one"
     )
-    parser.add_argument(
-        "--per-plan", action="store_true", help="print each plan's predicted and measured ms too"
-    )
+    parser.add_argument("--per-plan", action="store_true", help="print each plan's predicted and measured ms too")
     args = parser.parse_args()
     profile = chainorder.machine_profile() if args.saved_profile else chainorder.calibrate(save=False)
     print(f"jax {jax.__version__} on {profile.device_kind}; profile: {profile}")
     header = (
-        f"{'chain':<36} {'plans':>5} {'spearman':>8} {'pred x':>7} {'meas x':>7} {'err':>6} {'FMA x':>7} "
+        f"{'chain':<44} {'plans':>5} {'spearman':>8} {'pred x':>7} {'meas x':>7} {'err':>6} {'FMA x':>7} "
         f"{'write ms':>8} {'roofline':>8}  time-opt vs fma-opt (ms)"
     )
     print(header)
     print("-" * len(header))
     points = []
-    for seed, name, dims in zoo_chains(args.only, args.scale):
-        functions, x = dense_chain(dims, seed, jax.numpy.float32)
-        chain = Chain.from_functions(functions, x)
-        plans = fidelity_plans(chain, profile, samples=args.samples)
-        floor = fresh_array((chain.out_dim, chain.in_dim))  # the Jacobian written, in the same rounds
-        measured = measure_plans(plans, x, args.repeat, others={"floor": floor})
-        predicted = predicted_times(plans, profile)
-        names = distinct(plans)
-        rho = spearman([predicted[n] for n in names], [measured[n] for n in names])
-        pure_predicted = min(predicted["forward"], predicted["reverse"])
-        pure_measured = min(measured["forward"], measured["reverse"])
-        speed_predicted = pure_predicted / predicted["time-optimal"]
-        speed_measured = pure_measured / measured["time-optimal"]
-        plan = plans["time-optimal"]
-        bound = plan.work / profile.gemm_peak + measured["floor"]
-        roofline = bound / measured["time-optimal"]
-        differ = "same plan"
-        if plan.steps != plans["fma-optimal"].steps:
-            differ = f"{1e3 * measured['time-optimal']:.3f} vs {1e3 * measured['fma-optimal']:.3f}"
-        print(
-            f"{name:<36} {len(names):>5} {rho:>8.2f} {speed_predicted:>6.2f}x {speed_measured:>6.2f}x "
-            f"{speed_predicted / speed_measured - 1:>+6.0%} {plans['fma-optimal'].speedup:>6.2f}x "
-            f"{1e3 * measured['floor']:>8.3f} {roofline:>8.0%}  {differ}"
-        )
+    chains = [(name, *zoo_chain(dims, seed)) for seed, name, dims in zoo_chains(args.only, args.scale)]
+    chains += [(name, chainorder.trace(f, x), x) for name, f, x in traced_models(args.only)]
+    for name, chain, x in chains:
+        plans, names, predicted, measured = fidelity_row(name, chain, x, profile, args.repeat, args.samples)
         points.append((name, names, predicted, measured))
         if args.per_plan:
             print_plans(plans, names, predicted, measured, profile)

@@ -13,31 +13,11 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import chainorder
+from chainorder.front.tracedzoo import mlp_function
 from chainorder.front.zoo import median_times
-
-
-def mlp_function(dims: list[int], seed: int = 0, dtype=jnp.float32):
-    rng = np.random.default_rng(seed)
-    params = [
-        (
-            jnp.asarray(rng.standard_normal((dims[i + 1], dims[i])) / np.sqrt(dims[i]), dtype),
-            jnp.asarray(0.1 * rng.standard_normal(dims[i + 1]), dtype),
-        )
-        for i in range(len(dims) - 1)
-    ]
-
-    def f(x):
-        for weight, bias in params[:-1]:
-            x = jnp.tanh(weight @ x + bias)
-        weight, bias = params[-1]
-        return weight @ x + bias
-
-    return f, jnp.asarray(rng.standard_normal(dims[0]), dtype)
-
 
 MODELS = {
     "autoencoder MLP 1024-512-16-512-1024": [1024, 512, 16, 512, 1024],

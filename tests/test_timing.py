@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -37,7 +38,15 @@ def profiles(draw):
         mode_dims=(1, 64),
         tangent_factors=(draw(st.floats(0.2, 5)), draw(st.floats(0.2, 5))),
         adjoint_factors=(draw(st.floats(0.2, 5)), draw(st.floats(0.2, 5))),
+        conv_dims=(4, 256),
+        conv_tangent_factors=(draw(st.floats(0.5, 20)), draw(st.floats(0.5, 20))),
+        conv_adjoint_factors=(draw(st.floats(0.5, 20)), draw(st.floats(0.5, 20))),
     )
+
+
+def with_convolutions(chain, data):
+    """``chain`` with a drawn share of each layer's JVP FMAs in convolutions."""
+    return Chain(dataclasses.replace(layer, conv_cost=data.draw(st.integers(0, layer.tangent_cost))) for layer in chain)
 
 
 def test_profile_round_trips_and_rejects_bad_fields():
@@ -51,6 +60,8 @@ def test_profile_round_trips_and_rejects_bad_fields():
         ("step_overhead", float("nan"), "finite"),
         ("itemsize", 0, "itemsize"),
         ("tangent_factors", [1.0, 2.0], "one rate per dimension of mode_dims"),
+        ("conv_adjoint_factors", [1.0, 2.0], "one rate per dimension of conv_dims"),
+        ("conv_tangent_factors", [0.0], "positive finite"),
     ]:
         with pytest.raises(ValueError, match=message):
             MachineProfile.from_json(json.dumps({**data, field: value}))
@@ -112,9 +123,43 @@ def test_the_primal_pass_is_every_layer_once_at_the_matrix_vector_rate():
     assert MachineProfile.from_json(json.dumps(data)).primal_overhead == 0.0
 
 
+def test_convolutions_are_priced_at_the_profiles_conv_factor_for_their_share():
+    """A step's arithmetic through a layer counts its conv share ``conv_factor(seeds)`` times; a layer
+    without convolutions, and a profile saved before the factors existed, price as before."""
+    plain = MachineProfile("cpu", "x", (1, 1024), (1e9, 1e10), 1e10, 0.0)
+    profile = dataclasses.replace(
+        plain, conv_dims=(16, 256), conv_tangent_factors=(3.0, 5.0), conv_adjoint_factors=(2.0, 2.0)
+    )
+    layer = chainorder.Layer(64, 64, tangent_cost=1000, adjoint_cost=1000, conv_cost=250)
+    assert layer.conv_share == 0.25 and "conv_cost=250" in repr(layer)
+    chain = Chain([layer])
+    for kind, factor in (("tangent_preaccumulation", 4.0), ("adjoint_preaccumulation", 2.0)):  # 64 seeds: halfway
+        base = float(TimeModel(chain, plain).cost(kind, 0, 0))
+        moved = float(
+            TimeModel(Chain([chainorder.Layer(64, 64, tangent_cost=0, adjoint_cost=0)]), plain).cost(kind, 0, 0)
+        )
+        arithmetic = base - moved
+        assert math.isclose(
+            float(TimeModel(chain, profile).cost(kind, 0, 0)), moved + arithmetic * (0.75 + 0.25 * factor)
+        )
+    dense = Chain([dataclasses.replace(layer, conv_cost=0)])
+    assert TimeModel(dense, profile).cost("tangent_preaccumulation", 0, 0) == TimeModel(dense, plain).cost(
+        "tangent_preaccumulation", 0, 0
+    )
+    data = json.loads(profile.to_json())
+    for field in ("conv_dims", "conv_tangent_factors", "conv_adjoint_factors"):
+        del data[field]
+    assert MachineProfile.from_json(json.dumps(data)) == plain
+    assert MachineProfile.from_json(profile.to_json()) == profile
+    with pytest.raises(ValueError, match="conv_cost 1,001 is more than its tangent_cost 1,000"):
+        dataclasses.replace(layer, conv_cost=1001)
+    assert Chain.from_graph(chain.graph)[0].conv_cost == 250
+
+
 @settings(max_examples=40, deadline=None)
-@given(chain=chains(max_length=5, colors=True), profile=profiles())
-def test_time_objective_is_optimal_for_its_own_cost(chain, profile):
+@given(chain=chains(max_length=5, colors=True), profile=profiles(), data=st.data())
+def test_time_objective_is_optimal_for_its_own_cost(chain, profile, data):
+    chain = with_convolutions(chain, data)
     every = all_plan_times(chain, profile)
     steps, seconds = fastest_steps(chain, profile)
     assert math.isclose(seconds, min(every), rel_tol=1e-9)
@@ -194,6 +239,7 @@ def test_calibrate_measures_saves_and_is_loaded(tmp_path, monkeypatch):
     monkeypatch.setenv("CHAINORDER_CACHE", str(tmp_path))
     profile = chainorder.calibrate(repeat=3, progress=False)
     assert profile.calibrated and profile.platform == "cpu" and profile.gemm_peak > 1e8
+    assert profile.conv_dims == (16, 512) and min(profile.conv_tangent_factors + profile.conv_adjoint_factors) > 0
     assert calibration.profile_path().exists()
     assert chainorder.machine_profile() == profile
     plan = optimize(Chain.from_dims([64, 8, 64]))

@@ -116,7 +116,7 @@ def test_nested_jit_and_custom_jvp_are_split():
 
 
 def test_fori_loop_is_one_segment():
-    (w, _), = mlp_params([16, 16])
+    ((w, _),) = mlp_params([16, 16])
 
     def f(x):
         y = jnp.tanh(jnp.ones((40, 16)) @ x)
@@ -220,7 +220,7 @@ def test_errors_like_jax():
 
 
 def test_a_while_loop_jax_cannot_reverse_is_pushed_forward():
-    (w, _), = mlp_params([20, 20])
+    ((w, _),) = mlp_params([20, 20])
 
     def f(x):
         y = jnp.tanh(w @ x)
@@ -233,3 +233,27 @@ def test_a_while_loop_jax_cannot_reverse_is_pushed_forward():
     assert any("cannot run in reverse mode" in note for note in report.notes)
     assert all(step.kind.startswith("tangent") for step in report.plan.steps)
     _tree_close(chainorder.jacobian(f)(x), jax.jacfwd(f)(x))
+
+
+@pytest.mark.parametrize("model", ["mlp", "conv", "layer norm"])
+def test_traced_zoo_models_against_jax(model):
+    """The fidelity benchmark's traced models (smaller): a time-optimal and a random plan give jax.jacobian's."""
+    from chainorder.core.profile import default_profile
+    from chainorder.front import tracedzoo
+
+    f, x = {
+        "mlp": lambda: tracedzoo.mlp_function([48, 24, 4, 24, 48], dtype=jnp.float64),
+        "conv": lambda: tracedzoo.conv_autoencoder(side=8, code=4, dtype=jnp.float64),
+        "layer norm": lambda: tracedzoo.layer_norm_mlp([16, 40, 6, 40, 16], dtype=jnp.float64),
+    }[model]()
+    chain = chainorder.trace(f, x)
+    expected = jax.jacobian(f)(x).reshape(chain.out_dim, chain.in_dim)
+    assert chain.dims[0] == x.size and len(chain) >= 3
+    # the conv model's 3x3 convolutions: 8 channels from 1 on 8x8 pixels, 16 from 8 on 4x4; none elsewhere
+    assert sum(layer.conv_cost for layer in chain) == (8 * 8 * 8 * 9 + 16 * 4 * 4 * 8 * 9 if model == "conv" else 0)
+    plans = (
+        chainorder.optimize(chain, objective="time", profile=default_profile()),
+        chainorder.random_plan(chain, seed=1),
+    )
+    for plan in plans:
+        assert _close(jax.jit(plan.jacobian)(x).reshape(expected.shape), expected)

@@ -32,10 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.chain import Chain
+from ..core.layer import Layer
 from ..core.profile import MachineProfile, default_profile
 from ..core.pure import forward_steps, reverse_steps
 from ..core.timing import TimeModel
-from .seedslast import jacfwd_seeds_last
+from .seedslast import column_jvps, jacfwd_seeds_last
 
 __all__ = ["calibrate", "machine_profile", "profile_path", "ProfileWarning"]
 
@@ -202,6 +203,58 @@ def _mode_rates(profile: MachineProfile, chains, repeat: int, tick: Callable[[],
     return fits
 
 
+def _conv_layer(side: int) -> tuple[Callable[[Any], Any], Any, Layer]:
+    """One ``tanh(conv(v))`` layer: a 3x3 convolution, 8 channels to 8 on a ``side x side`` image,
+    flattened (``8 side^2`` wide): the function, an input, its Layer (with its ``conv_cost``; dense,
+    as JVPs and VJPs of all its columns and rows run it)."""
+    kernel = jnp.asarray(np.random.default_rng(2).standard_normal((8, 8, 3, 3)) / np.sqrt(72), jnp.float32)
+
+    def f(v):
+        image = v.reshape(1, 8, side, side)
+        return jnp.tanh(jax.lax.conv_general_dilated(image, kernel, (1, 1), "SAME")).reshape(-1)
+
+    x = jnp.linspace(-1.0, 1.0, 8 * side * side, dtype=jnp.float32)
+    return f, x, Chain.from_functions([f], x).without_structure()[0]
+
+
+def _conv_factors(profile: MachineProfile, repeat: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The convolution factors at each of :data:`_CONV_SEEDS`: ``seeds`` JVPs (kept last, as plans
+    run them) and VJPs through the conv layer, measured, against the model's time of the step that
+    does them (the layer behind, or before, a free layer as wide as the seeds). The model's time is
+    linear in the factor (``rest + factor * conv``, ``conv`` read off the model at factors 1 and 2),
+    so each factor is ``(measured - rest) / conv``."""
+    f, x, layer = _conv_layer(_CONV_SIDE)
+    width = layer.in_dim
+    rng = np.random.default_rng(3)
+    factors: dict[str, list[float]] = {"tangent": [], "adjoint": []}
+    for seeds in _CONV_SEEDS:
+        free = {"edges": 0, "tangent_cost": 0, "adjoint_cost": 0}
+        runs = (
+            ("tangent", Chain([Layer(seeds, width, **free), layer]), column_jvps(f, x), (width, seeds)),
+            ("adjoint", Chain([layer, Layer(width, seeds, **free)]), jax.vmap(jax.vjp(f, x)[1]), (seeds, width)),
+        )
+        for direction, chain, run, shape in runs:
+            steps = forward_steps(chain) if direction == "tangent" else reverse_steps(chain)
+            once, twice = (
+                sum(TimeModel(chain, _with_conv_factor(profile, factor)).steps_time(steps))
+                for factor in (1.0, 2.0)
+            )
+            conv = twice - once
+            seconds = _median_time(jax.jit(run), jnp.asarray(rng.standard_normal(shape), jnp.float32), repeat=repeat)
+            measured = seconds - TimeModel(chain, profile).primal_time()
+            factors[direction].append(max((measured - (once - conv)) / conv, 0.05))
+    return tuple(factors["tangent"]), tuple(factors["adjoint"])
+
+
+def _with_conv_factor(profile: MachineProfile, factor: float) -> MachineProfile:
+    """``profile`` with one convolution factor, both directions, at every seed count."""
+    return dataclasses.replace(profile, conv_dims=(1,), conv_tangent_factors=(factor,), conv_adjoint_factors=(factor,))
+
+
+#: seed counts the convolution factors are measured at, and the side of the image convolved
+_CONV_SEEDS = (16, 512)
+_CONV_SIDE = 16
+
 #: (seeds = width, layers) of the dense tanh chains the JVP/VJP rates are fitted on
 _MODE_CHAINS = {"cpu": ((32, 16), (128, 4), (512, 2)), "other": ((128, 16), (1024, 4), (4096, 2))}
 
@@ -234,7 +287,7 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
     dims = (1, 4, 16, 64, 256, 1024) if device.platform == "cpu" else (1, 4, 16, 64, 256, 1024, 4096)
     show = progress if progress is not None else os.isatty(2)
     mode_chains = _MODE_CHAINS["cpu" if device.platform == "cpu" else "other"]
-    with tqdm(total=len(dims) + 3 + len(mode_chains), desc="calibrating", disable=not show, leave=False) as bar:
+    with tqdm(total=len(dims) + 4 + len(mode_chains), desc="calibrating", disable=not show, leave=False) as bar:
         rates = _gemm_rates(dims, repeat, bar.update)
         bandwidth = _bandwidth(2048, 1024, repeat) if device.platform == "cpu" else _bandwidth(16384, 8192, repeat)
         bar.update()
@@ -255,12 +308,17 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
         (tangent, tangent_overhead), (adjoint, adjoint_overhead) = _mode_rates(
             measured, mode_chains, repeat, bar.update
         )
+        profile = dataclasses.replace(
+            measured,
+            tangent_overhead=tangent_overhead,
+            adjoint_overhead=adjoint_overhead,
+            tangent_factors=(tangent,),
+            adjoint_factors=(adjoint,),
+        )
+        conv_tangent, conv_adjoint = _conv_factors(profile, repeat)
+        bar.update()
     profile = dataclasses.replace(
-        measured,
-        tangent_overhead=tangent_overhead,
-        adjoint_overhead=adjoint_overhead,
-        tangent_factors=(tangent,),
-        adjoint_factors=(adjoint,),
+        profile, conv_dims=_CONV_SEEDS, conv_tangent_factors=conv_tangent, conv_adjoint_factors=conv_adjoint
     )
     if save:
         path = profile_path(device)

@@ -43,7 +43,12 @@ from ..core.layer import Layer
 from .compressed import sparse_layer_pattern
 from .explicit import has_explicit_form
 
-__all__ = ["count_fmas", "layer_costs", "price_out", "chain_from_functions"]
+__all__ = ["count_fmas", "conv_cost", "layer_costs", "price_out", "chain_from_functions"]
+
+#: The convolution primitive (its FMAs are a layer's ``conv_cost``)
+CONV = "conv_general_dilated"
+#: Primitives whose FMAs are counted in the jaxprs they hold
+_LOOPS = {"scan", "while", "cond"}
 
 FREE_PRIMITIVES = {
     "reshape",
@@ -106,13 +111,16 @@ def _sub_jaxprs(params: dict[str, Any]) -> list[Any]:
     return found
 
 
-def count_fmas(jaxpr: Any) -> int:
-    """FMAs of one evaluation of ``jaxpr`` (a Jaxpr or ClosedJaxpr), by the rules above.
+def count_fmas(jaxpr: Any, only: str | None = None) -> int:
+    """FMAs of one evaluation of ``jaxpr`` (a Jaxpr or ClosedJaxpr), by the rules above; with ``only`` (a
+    primitive's name), those of its equations of that primitive alone (inside loops and calls too).
 
     >>> import jax, jax.numpy as jnp
     >>> W = jnp.ones((3, 4))
     >>> count_fmas(jax.make_jaxpr(lambda x: W @ x)(jnp.ones(4)))
     12
+    >>> count_fmas(jax.make_jaxpr(lambda x: jnp.tanh(W @ x))(jnp.ones(4)), only=CONV)
+    0
     """
     jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
     total = 0
@@ -120,6 +128,8 @@ def count_fmas(jaxpr: Any) -> int:
         name = equation.primitive.name
         params = equation.params
         outputs = sum(_size(var.aval) for var in equation.outvars)
+        if only is not None and name != only and not _sub_jaxprs(params) and name not in _LOOPS:
+            continue
         if name == "dot_general":
             (contracting, _), _ = params["dimension_numbers"]
             left = equation.invars[0].aval.shape
@@ -134,18 +144,30 @@ def count_fmas(jaxpr: Any) -> int:
         elif name in FREE_PRIMITIVES:
             continue
         elif name == "scan":
-            total += params["length"] * count_fmas(params["jaxpr"])
+            total += params["length"] * count_fmas(params["jaxpr"], only)
         elif name == "while":
-            total += count_fmas(params["body_jaxpr"]) + count_fmas(params["cond_jaxpr"])
+            total += count_fmas(params["body_jaxpr"], only) + count_fmas(params["cond_jaxpr"], only)
         elif name == "cond":
-            total += max(count_fmas(branch) for branch in params["branches"])
+            total += max(count_fmas(branch, only) for branch in params["branches"])
         else:
             inner = _sub_jaxprs(params)
             if inner:
-                total += sum(count_fmas(sub) for sub in inner)
+                total += sum(count_fmas(sub, only) for sub in inner)
             else:
                 total += outputs
     return total
+
+
+def conv_cost(function: Callable[[Any], Any], x: Any) -> int:
+    """FMAs of ``function``'s convolutions in one evaluation at ``x`` (an array or a
+    ``jax.ShapeDtypeStruct``; traced abstractly).
+
+    >>> import jax, jax.numpy as jnp
+    >>> kernel = jnp.ones((2, 1, 3, 3))
+    >>> conv_cost(lambda v: jax.lax.conv_general_dilated(v, kernel, (1, 1), "SAME"), jnp.ones((1, 1, 4, 4)))
+    288
+    """
+    return count_fmas(jax.make_jaxpr(function)(x), only=CONV)
 
 
 def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int | None, int | None, int]:
@@ -284,10 +306,11 @@ def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> 
     x = _check_functions(functions, x0)
     costs: list[tuple[int, int | None, int]] = []
     shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-    patterns, explicit = [], []
+    patterns, explicit, convolutions = [], [], []
     for index, function in enumerate(functions):
         output = _layer_output(index, function, x)
         costs.append(layer_costs(function, x))
+        convolutions.append(conv_cost(function, x))
         shapes.append((tuple(x.shape), tuple(output.shape)))
         flat = functools.partial(_flat_call, function, tuple(x.shape))
         patterns.append(sparse_layer_pattern(flat, math.prod(x.shape), x.dtype))
@@ -307,9 +330,10 @@ def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> 
             out_shape=out_shape,
             pattern=pattern,
             explicit=form,
+            conv_cost=min(convolution, tangent),
         )
-        for function, (tangent, adjoint, edges), (in_shape, out_shape), pattern, form in zip(
-            functions, priced, shapes, patterns, explicit
+        for function, (tangent, adjoint, edges), (in_shape, out_shape), pattern, form, convolution in zip(
+            functions, priced, shapes, patterns, explicit, convolutions
         )
     )
 

@@ -31,7 +31,7 @@ from ..core.layer import Layer
 from .compressed import sparse_layer_pattern
 from .cuts import Opaque, Program, build_program
 from .explicit import has_explicit_form
-from .opcount import layer_costs, price_out
+from .opcount import CONV, conv_cost, count_fmas, layer_costs, price_out
 
 __all__ = ["Segment", "Traced", "prepare", "sparse_runs", "MAX_RUN_NONZEROS"]
 
@@ -49,6 +49,7 @@ class Segment:
     edges: int = 0
     colors: tuple[int, int] | None = None  # a sparse segment's column and row colors
     explicit: bool = False  # an affine map followed by an elementwise one (chainorder.backend.explicit)
+    conv_cost: int = 0  # FMAs of its convolutions in one evaluation
 
     def describe(self) -> str:
         counts: dict[str, int] = {}
@@ -123,6 +124,9 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
         patterns = _segment_patterns(program, others, segments) if len(segments) > 1 else [None]
         for segment, explicit in zip(segments, _per_segment(program, others, segments, has_explicit_form)):
             segment.explicit = explicit
+        if count_fmas(closed, only=CONV):  # only a program with convolutions traces its segments again
+            for segment, convolutions in zip(segments, _per_segment(program, others, segments, conv_cost)):
+                segment.conv_cost = convolutions
     except Opaque as reason:
         program = None
         notes.append(f"not split: {reason}; the whole function is one segment")
@@ -167,6 +171,7 @@ def _run_layer(run: list[Segment], pattern: LayerPattern | None) -> Layer:
         edges=sum(segment.edges for segment in run),
         tangent_cost=sum(segment.tangent_cost for segment in run),
         adjoint_cost=sum(segment.adjoint_cost for segment in run),
+        conv_cost=min(sum(segment.conv_cost for segment in run), sum(segment.tangent_cost for segment in run)),
         name=f"segment {first.index}" if first is last else f"segments {first.index}..{last.index}",
         pattern=pattern,
         explicit=first is last and first.explicit,

@@ -84,6 +84,11 @@ class Layer:
         :func:`chainorder.trace` and :meth:`Chain.from_functions`). Its tangent
         preaccumulation then writes it so where that is cheaper than its JVPs
         (:attr:`preaccumulates_explicitly`).
+    conv_cost : int, optional
+        FMAs of its convolutions in one evaluation (0: none; counted by :func:`chainorder.trace`
+        and :meth:`Chain.from_functions`). Not a cost of its own: the time model prices this
+        share of its JVP and VJP FMAs at the profile's convolution factors
+        (:meth:`conv_share`). At most ``tangent_cost``.
 
     Examples
     --------
@@ -111,6 +116,7 @@ class Layer:
     nonzeros: int | None = field(default=None, compare=False)
     pattern: Any = field(default=None, compare=False, repr=False)
     explicit: bool = False
+    conv_cost: int = 0
 
     def __post_init__(self) -> None:
         label = f"layer {self.name!r}" if self.name else "layer"
@@ -123,6 +129,11 @@ class Layer:
             value = getattr(self, attr)
             value = self.edges if value is None else value
             set_(self, attr, check_int(value, f"{label}: {attr}", minimum=0))
+        set_(self, "conv_cost", check_int(self.conv_cost, f"{label}: conv_cost", minimum=0))
+        if self.conv_cost > self.tangent_cost:
+            raise ValueError(
+                f"{label}: conv_cost {self.conv_cost:,} is more than its tangent_cost {self.tangent_cost:,}"
+            )
         if not isinstance(self.explicit, (bool, np.bool_)):
             raise TypeError(f"{label}: explicit must be True or False, got {self.explicit!r}")
         set_(self, "explicit", bool(self.explicit))
@@ -196,6 +207,16 @@ class Layer:
         memory and time models and the executor read."""
         return self.explicit and self.explicit_cost < self.tangent_seeds * self.tangent_cost
 
+    @property
+    def conv_share(self) -> float:
+        """The share of its JVP (and VJP) FMAs done by convolutions: ``conv_cost / tangent_cost`` (0
+        when it costs nothing).
+
+        >>> Layer(8, 8, tangent_cost=40, conv_cost=30).conv_share
+        0.75
+        """
+        return self.conv_cost / self.tangent_cost if self.tangent_cost else 0.0
+
     def __repr__(self) -> str:
         text = (
             f"Layer(in_dim={self.in_dim}, out_dim={self.out_dim}, edges={self.edges}, "
@@ -205,6 +226,8 @@ class Layer:
             text += f", tangent_colors={self.tangent_colors}, adjoint_colors={self.adjoint_colors}"
         if self.explicit:
             text += ", explicit=True"
+        if self.conv_cost:
+            text += f", conv_cost={self.conv_cost}"
         if self.name:
             text += f", name={self.name!r}"
         return text + ")"

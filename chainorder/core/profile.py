@@ -22,6 +22,12 @@ field               meaning
 ``tangent_factors`` time of a JVP's FMA over a GEMM FMA at the same seed count,
                     per ``mode_dims`` entry (interpolated in ``log seeds``)
 ``adjoint_factors`` the same for a VJP (it also records and reads the tape)
+``conv_dims``       seed counts the convolution factors were measured at (rising)
+``conv_tangent_factors`` time of a JVP's FMA in a convolution over one in a dense layer, per
+                    ``conv_dims`` entry (interpolated in ``log seeds``): the ``conv_cost``
+                    share of a layer's JVP FMAs is priced this many times higher (XLA's
+                    CPU convolutions run far below its GEMMs)
+``conv_adjoint_factors`` the same for a VJP (a transposed convolution)
 ``itemsize``        bytes per element (4: float32)
 ==================  =================================================================
 
@@ -79,6 +85,11 @@ class MachineProfile:
         Measured (``True``) or an analytic default.
     primal_overhead : float
         Non-negative and finite (default 0: profiles saved before it existed).
+    conv_dims : tuple of int
+        Rising seed counts (default ``(1,)``).
+    conv_tangent_factors, conv_adjoint_factors : tuple of float
+        One per ``conv_dims`` entry, positive and finite (default 1.0: a convolution's FMA costs
+        a dense layer's; profiles saved before they existed).
 
     Raises
     ------
@@ -109,10 +120,14 @@ class MachineProfile:
     jax_version: str | None = None
     calibrated: bool = False
     primal_overhead: float = 0.0
+    conv_dims: tuple[int, ...] = (1,)
+    conv_tangent_factors: tuple[float, ...] = (1.0,)
+    conv_adjoint_factors: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         self._check_table("gemm_dims", ("gemm_rates",))
         self._check_table("mode_dims", ("tangent_factors", "adjoint_factors"))
+        self._check_table("conv_dims", ("conv_tangent_factors", "conv_adjoint_factors"))
         for name in _RATES:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -145,6 +160,19 @@ class MachineProfile:
             if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf for v in values):
                 raise ValueError(f"machine profile: {name} must be positive finite numbers, got {values}")
             object.__setattr__(self, name, tuple(float(v) for v in values))
+
+    def conv_factor(self, direction: str, seeds):
+        """A convolution's JVP (``direction="tangent"``) or VJP time per FMA over a dense layer's, at
+        ``seeds`` (scalar or array).
+
+        >>> profile = MachineProfile("cpu", "x", (1,), (1e9,), 1e9, 0.0, conv_dims=(16, 256),
+        ...                          conv_tangent_factors=(3.0, 5.0), conv_adjoint_factors=(2.0, 2.0))
+        >>> float(profile.conv_factor("tangent", 64)), float(profile.conv_factor("adjoint", 1024))
+        (4.0, 2.0)
+        """
+        factors = self.conv_tangent_factors if direction == "tangent" else self.conv_adjoint_factors
+        with np.errstate(invalid="ignore"):
+            return np.interp(np.log(seeds), np.log(self.conv_dims), factors)
 
     def mode_factor(self, direction: str, seeds):
         """JVP (``direction="tangent"``) or VJP time per FMA over a GEMM's, at ``seeds`` (scalar or array)."""

@@ -12,7 +12,9 @@ tangent/adjoint kinds  ``factor(seeds) * sum_l FMAs_l / rate_l``,    its operand
                        pulled, in chunks the chunk's width; the      layer it goes through, per chunk
                        JVP or VJP factor at ``seeds``; ``l``: the
                        layers it goes through, whose GEMM is thin
-                       where the layer is narrower than the seeds)
+                       where the layer is narrower than the seeds;
+                       a layer's convolution share of ``FMAs_l``
+                       counts ``conv_factor(seeds)`` times)
 product                ``FMAs / gemm_rate(min(rows, inner, cols))``  both operands + the result;
                                                                      ``step_overhead``
 explicit tangent       none: scaling ``W``'s rows streams at the     ``W`` read, the result written;
@@ -74,6 +76,7 @@ class TimeModel:
         self.chain = chain
         self.profile = profile
         self.costs = CostModel(chain, _FLOATS)
+        self.conv_shares = np.array([layer.conv_share for layer in chain], dtype=np.float64)
 
     def _size(self, first, last):
         return self.costs.result_size(first, last)
@@ -116,7 +119,8 @@ class TimeModel:
         weighted by how much slower its GEMM runs with ``seeds`` columns (rows) than a product as
         wide as the seeds: ``gemm_rate(seeds) / gemm_rate(min(seeds, n_l, m_l))``. A layer narrower
         than the seeds makes a thin GEMM (a 512 -> 16 layer with 512 seeds runs at the rate of
-        16); a layer at least as wide weighs 1. ``seeds``: an array; the result has a row of
+        16); a layer at least as wide weighs 1. A layer's convolutions (its ``conv_share``) weigh
+        the profile's ``conv_factor`` at the seeds more. ``seeds``: an array; the result has a row of
         ``q + 1`` prefix sums per seed count."""
         costs, profile = self.costs, self.profile
         per_layer = np.diff(costs.tangent_prefix if direction == "tangent" else costs.adjoint_prefix)
@@ -124,6 +128,7 @@ class TimeModel:
         widths, inverse = np.unique(np.asarray(seeds, dtype=np.float64), return_inverse=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             weight = profile.gemm_rate(widths)[:, None] / profile.gemm_rate(np.minimum(widths[:, None], narrowest))
+            weight = weight * (1.0 + self.conv_shares * (profile.conv_factor(direction, widths)[:, None] - 1.0))
         weighted = np.cumsum(np.where(per_layer == 0, 0.0, per_layer * weight), axis=1)
         table = np.concatenate([np.zeros((len(widths), 1)), weighted], axis=1)
         return table[inverse.reshape(np.shape(seeds))]
