@@ -193,10 +193,8 @@ def _calibrate(args: argparse.Namespace) -> None:
         for seeds, tangent, adjoint in zip(profile.mode_dims, profile.tangent_factors, profile.adjoint_factors)
     )
     print(f"  JVP/VJP time per FMA (x GEMM) {factors}")
-    convolutions = ", ".join(
-        f"{seeds} seeds: {tangent:.3g}/{adjoint:.3g}"
-        for seeds, tangent, adjoint in zip(profile.conv_dims, profile.conv_tangent_factors, profile.conv_adjoint_factors)
-    )
+    conv_factors = zip(profile.conv_dims, profile.conv_tangent_factors, profile.conv_adjoint_factors)
+    convolutions = ", ".join(f"{seeds} seeds: {tangent:.3g}/{adjoint:.3g}" for seeds, tangent, adjoint in conv_factors)
     print(f"  convolution FMA (x dense)     {convolutions} (JVP/VJP)")
     if not args.no_save:
         print(f"saved to {profile_path()}; plans now predict their times with it")
