@@ -16,12 +16,15 @@ dense-only, tape-limited, random bracketings) jitted, interleaved medians, and r
 - roofline: the bound (the plan's FMAs at the profile's peak GEMM rate plus the time of writing a
   fresh Jacobian-sized array, timed in the same rounds as the plans) over the executed time of the
   chosen plan (target >= 60%);
-- where the time-optimal and the FMA-optimal plan differ, both measured.
+- where the time-optimal and the FMA-optimal plan differ, both measured;
+- for a chain with convolutions, the same plans' Spearman and speedup with every convolution
+  factor 1 (the convolutions priced as dense layers), beside the row.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import jax
 
@@ -74,7 +77,24 @@ def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int)
         f"{1e3 * measured['floor']:>8.3f} {roofline:>8.0%}  {differ}",
         flush=True,
     )
+    if any(layer.conv_cost for layer in chain):  # the same plans and times, the convolutions priced as dense
+        print_without_conv_factors(plans, names, measured, profile)
     return plans, names, predicted, measured
+
+
+def print_without_conv_factors(plans, names, measured, profile) -> None:
+    """The Spearman and predicted speedup of the same plans and measured times, every convolution
+    factor 1 (what the model predicted before it priced convolutions apart)."""
+    flat = dataclasses.replace(profile, conv_dims=(1,), conv_tangent_factors=(1.0,), conv_adjoint_factors=(1.0,))
+    predicted = predicted_times(plans, flat)
+    rho = spearman([predicted[n] for n in names], [measured[n] for n in names])
+    speed_predicted = min(predicted["forward"], predicted["reverse"]) / predicted["time-optimal"]
+    speed_measured = min(measured["forward"], measured["reverse"]) / measured["time-optimal"]
+    print(
+        f"{'  the same, convolution factors 1':<44} {'':>5} {rho:>8.2f} {speed_predicted:>6.2f}x "
+        f"{speed_measured:>6.2f}x {speed_predicted / speed_measured - 1:>+6.0%}",
+        flush=True,
+    )
 
 
 def main() -> None:
