@@ -227,8 +227,8 @@ def _conv_factors(profile: MachineProfile, repeat: int) -> tuple[tuple[float, ..
     width = layer.in_dim
     rng = np.random.default_rng(3)
     factors: dict[str, list[float]] = {"tangent": [], "adjoint": []}
+    free = {"edges": 0, "tangent_cost": 0, "adjoint_cost": 0}  # the seeds' layer: priced at nothing
     for seeds in _CONV_SEEDS:
-        free = {"edges": 0, "tangent_cost": 0, "adjoint_cost": 0}
         runs = (
             ("tangent", Chain([Layer(seeds, width, **free), layer]), column_jvps(f, x), (width, seeds)),
             ("adjoint", Chain([layer, Layer(width, seeds, **free)]), jax.vmap(jax.vjp(f, x)[1]), (seeds, width)),
