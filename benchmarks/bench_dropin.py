@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import chainorder
+from chainorder.front.tracedzoo import layer_norm_mlp
 from chainorder.front.zoo import ZOO, composed, dense_chain, median_times
 
 
@@ -56,6 +57,8 @@ def cases():
         yield name, composed(functions), x
     f, x = rk4(32, 20)
     yield "unrolled RK4 (20 steps, width 32)", f, x
+    f, x = layer_norm_mlp([256, 1024, 32, 1024, 8])
+    yield "traced layer-norm MLP 256-1024-32-1024-8", f, x
 
 
 def _once(function, x) -> float:
@@ -75,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--first", type=int, default=3)
+    parser.add_argument("--only", default=None, help="the cases whose name contains this")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, float32; steady: median of {args.repeat}, "
           f"first call: median of {args.first}")
@@ -87,6 +91,8 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name, f, x in cases():
+        if args.only and args.only not in name:
+            continue
         ours = chainorder.jacobian(f)
         by_time = chainorder.jacobian(f, objective="time")
         jitted = {

@@ -232,3 +232,28 @@ def test_a_plan_too_big_for_memory_is_refused_before_compiling():
 
     with pytest.raises(MemoryError, match=r"needs .* GB at its peak \(the Jacobian itself is .* GB\), but only"):
         chainorder.jacobian(f)(jnp.ones(n))
+
+
+def test_a_plan_amounting_to_reverse_mode_runs_as_jacrev(monkeypatch):
+    """The cost ties of a traced layer-norm MLP give a reverse plan of one adjoint step per layer (it
+    holds less at once); chosen freely, it runs as jax.jacrev's program, not a stage per step. Asked
+    for with a tape limit, it keeps its steps."""
+    from chainorder.backend import dropin
+    from chainorder.front.tracedzoo import layer_norm_mlp
+
+    f, x = layer_norm_mlp([16, 40, 6, 40, 2], dtype=jnp.float64)
+    plan = chainorder.analyze(f, x).plan
+    assert plan.mode == "reverse" and len(plan.steps) > 2
+    calls = []
+
+    def spy(*args):
+        calls.append(1)
+        return reverse(*args)
+
+    reverse = dropin._reverse_program
+    monkeypatch.setattr(dropin, "_reverse_program", spy)
+    expected = jax.jacobian(f)(x)
+    assert jnp.allclose(chainorder.jacobian(f)(x), expected, rtol=1e-12, atol=0) and calls
+    calls.clear()
+    limited = chainorder.jacobian(f, tape_limit=max(chainorder.trace(f, x).edges))
+    assert jnp.allclose(limited(x), expected, rtol=1e-12, atol=0) and not calls

@@ -606,3 +606,20 @@ def test_rows_too_dense_to_color_get_a_color_per_column(monkeypatch):
     assert by_columns.count == 2
     J = chainorder.jacobian(f, sparse=True)(x)
     np.testing.assert_allclose(np.asarray(J.todense()), np.asarray(jax.jacobian(f)(x)), rtol=1e-12)
+
+
+def test_a_row_of_half_the_columns_is_colored_only_while_its_graph_is_small():
+    """A layer norm's variance row holds 1,024 of 2,048 columns (523,776 pairs): a coloring can save
+    2x at most there, so past FEW_SHARING_PAIRS every column gets its own color (networkx took about
+    1 s per such pattern); a smaller such row is still colored at its bound."""
+    from chainorder.core import coloring
+
+    def half_row(columns):
+        half = columns // 2  # row 0: the first half; row 1 + j: column half + j alone
+        rows = np.r_[np.zeros(half, dtype=np.int64), 1 + np.arange(half)]
+        return rows, np.r_[np.arange(half), half + np.arange(half)], (1 + half, columns)
+
+    big = coloring.color_columns(*half_row(2048))
+    assert big.lower_bound == 1024 and big.count == 2048 and 1024 * 1023 // 2 > coloring.FEW_SHARING_PAIRS
+    small = coloring.color_columns(*half_row(400))  # 19,900 pairs
+    assert small.lower_bound == small.count == 200

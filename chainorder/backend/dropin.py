@@ -140,7 +140,7 @@ class _Entry:
                 return
         self.strategy, self.cost = "plan", self.plan.cost
         check_fits(self.plan, vector.dtype)
-        if library_mode(self.plan) == "reverse":  # exactly jax.jacrev's program
+        if _runs_as_jacrev(self.plan, chosen_freely=plan is None and not optimize_options):
             self.program = jax.jit(functools.partial(_reverse_program, options, signature, expected))
             return
         compute = _compute(self.plan, traced, flat)
@@ -175,6 +175,18 @@ def _per_example_program(
     leaves = list(leaves)
     x = FlatCall(options, signature).chosen(leaves)
     return block_diagonal(split.blocks(x, *leaves), split.found).astype(expected.dtype)
+
+
+def _runs_as_jacrev(plan: Plan, chosen_freely: bool) -> bool:
+    """Whether ``plan`` runs as ``jax.jacrev`` of the function itself: it is exactly jacrev's program
+    (:func:`~chainorder.backend.execute.library_mode`), or it amounts to reverse mode (no chunks) and
+    was ``chosen_freely`` (no plan given, no options such as a tape or memory limit). Its steps then
+    split reverse mode only because the split holds less at once (the tie-break among equal costs),
+    which ``jax.jacobian``, whose stand-in this is, does not do either, and each step runs as a stage
+    of its own: a traced 16-layer MLP with layer norms took 0.53 ms so, jacrev 0.39 ms."""
+    if library_mode(plan) == "reverse":
+        return True
+    return chosen_freely and plan.mode == "reverse" and all(step.chunk is None for step in plan.steps)
 
 
 def _reverse_program(options: CallOptions, signature: Signature, expected: Any, leaves: Sequence[Any]) -> Any:

@@ -104,8 +104,10 @@ def color_columns(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
     graph.add_nodes_from(range(shape[1]))
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     patterns = {tuple(part) for part in np.split(columns, starts[1:])}
-    if sum(len(pattern) * (len(pattern) - 1) // 2 for pattern in patterns) > MAX_SHARING_PAIRS:
-        # nearly dense rows: no coloring beats one color per column by much; that one is valid
+    pairs = sum(len(pattern) * (len(pattern) - 1) // 2 for pattern in patterns)
+    if pairs > MAX_SHARING_PAIRS or (2 * lower >= shape[1] and pairs > FEW_SHARING_PAIRS):
+        # nearly dense rows, or a row of half the columns: no coloring beats one color per column by
+        # much (by 2x at most in the second case) for the cost of its graph; that one is valid
         return Coloring("columns", np.arange(shape[1], dtype=np.int64), lower)
     graph.add_edges_from(_sharing_pairs(patterns, shape[1]).tolist())
     best = None
@@ -137,6 +139,10 @@ def lower_bound(rows: np.ndarray, columns: np.ndarray, mode: str) -> int:
 #: The most column pairs sharing a row that a coloring builds its graph from; past it (rows of
 #: thousands of nonzeros) every column gets a color of its own instead.
 MAX_SHARING_PAIRS = 20_000_000
+#: Past this many pairs, a pattern whose densest row holds half its columns or more (its coloring
+#: can save 2x at most) gets a color per column too: a traced layer norm's variance row (1,024 of
+#: 2,048 columns, 523,776 pairs) took networkx about 1 s per pattern to color, 16 s per model.
+FEW_SHARING_PAIRS = 100_000
 
 
 def _sharing_pairs(patterns: set[tuple[int, ...]], columns: int) -> np.ndarray:
