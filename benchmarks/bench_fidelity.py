@@ -55,6 +55,15 @@ def zoo_chain(dims: list[int], seed: int) -> tuple[Chain, jax.Array]:
     return Chain.from_functions(functions, x), x
 
 
+def agreement(names, predicted, measured) -> tuple[float, float, float]:
+    """Spearman over the distinct plans ``names``, and the better pure mode's speedup over the
+    time-optimal plan, predicted and measured."""
+    rho = spearman([predicted[n] for n in names], [measured[n] for n in names])
+    speed_predicted = min(predicted["forward"], predicted["reverse"]) / predicted["time-optimal"]
+    speed_measured = min(measured["forward"], measured["reverse"]) / measured["time-optimal"]
+    return rho, speed_predicted, speed_measured
+
+
 def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int):
     """Time the chain's plans beside the Jacobian-sized floor, print its row; return the plans, the distinct
     plans' names and every plan's predicted and measured seconds."""
@@ -63,9 +72,7 @@ def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int)
     measured = measure_plans(plans, x, repeat, others={"floor": floor})
     predicted = predicted_times(plans, profile)
     names = distinct(plans)
-    rho = spearman([predicted[n] for n in names], [measured[n] for n in names])
-    speed_predicted = min(predicted["forward"], predicted["reverse"]) / predicted["time-optimal"]
-    speed_measured = min(measured["forward"], measured["reverse"]) / measured["time-optimal"]
+    rho, speed_predicted, speed_measured = agreement(names, predicted, measured)
     plan = plans["time-optimal"]
     roofline = (plan.work / profile.gemm_peak + measured["floor"]) / measured["time-optimal"]
     differ = "same plan"
@@ -86,10 +93,7 @@ def print_without_conv_factors(plans, names, measured, profile) -> None:
     """The Spearman and predicted speedup of the same plans and measured times, every convolution
     factor 1 (what the model predicted before it priced convolutions apart)."""
     flat = dataclasses.replace(profile, conv_dims=(1,), conv_tangent_factors=(1.0,), conv_adjoint_factors=(1.0,))
-    predicted = predicted_times(plans, flat)
-    rho = spearman([predicted[n] for n in names], [measured[n] for n in names])
-    speed_predicted = min(predicted["forward"], predicted["reverse"]) / predicted["time-optimal"]
-    speed_measured = min(measured["forward"], measured["reverse"]) / measured["time-optimal"]
+    rho, speed_predicted, speed_measured = agreement(names, predicted_times(plans, flat), measured)
     print(
         f"{'  the same, convolution factors 1':<44} {'':>5} {rho:>8.2f} {speed_predicted:>6.2f}x "
         f"{speed_measured:>6.2f}x {speed_predicted / speed_measured - 1:>+6.0%}",

@@ -116,7 +116,7 @@ def test_nested_jit_and_custom_jvp_are_split():
 
 
 def test_fori_loop_is_one_segment():
-    ((w, _),) = mlp_params([16, 16])
+    (w, _), = mlp_params([16, 16])
 
     def f(x):
         y = jnp.tanh(jnp.ones((40, 16)) @ x)
@@ -220,7 +220,7 @@ def test_errors_like_jax():
 
 
 def test_a_while_loop_jax_cannot_reverse_is_pushed_forward():
-    ((w, _),) = mlp_params([20, 20])
+    (w, _), = mlp_params([20, 20])
 
     def f(x):
         y = jnp.tanh(w @ x)
