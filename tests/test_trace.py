@@ -80,6 +80,26 @@ def test_residual_mlp_cuts_after_the_merge():
     _tree_close(chainorder.jacobian(f)(x), jax.jacobian(f)(x))
 
 
+def test_a_step_runs_its_segments_joined():
+    """A step through several segments runs them as the program does: the states between them (a
+    layer norm's activations with their mean, then with their variance) are not packed into vectors."""
+    from chainorder.core.profile import default_profile
+    from chainorder.front import tracedzoo
+
+    f, x = tracedzoo.layer_norm_mlp([16, 40, 6, 40, 16], dtype=jnp.float64)
+    chain = chainorder.trace(f, x)
+    assert 41 in chain.dims and 80 in chain.dims  # the packed states inside the layer norms
+    expected = jax.jacobian(f)(x)
+    plans = [chainorder.optimize(chain, mode) for mode in ("forward", "reverse")]
+    plans.append(chainorder.optimize(chain, objective="time", profile=default_profile()))
+    boundaries = {chain.dims[index] for step in plans[-1].steps for index in (step.first, step.last + 1)}
+    assert plans[-1].mode == "mixed" and boundaries <= {16, 40, 6}  # its steps begin and end between layers
+    for plan in plans:
+        compiled = jax.jit(plan.jacobian).lower(x).compile().as_text()
+        assert " concatenate(" not in compiled, plan
+        _tree_close(plan.jacobian(x), expected)
+
+
 def test_small_cnn():
     rng = np.random.default_rng(1)
     k1 = jnp.asarray(rng.standard_normal((4, 1, 3, 3)) / 3)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core.chain import Chain
 from ..core.plan import Plan
+from .cuts import Stretch, compose
 from .explicit import dense
 from .seedslast import jacfwd_seeds_last
 from .steprun import EXECUTORS, Run
@@ -95,9 +96,13 @@ def check_input(chain: Chain, x: Any) -> Any:
 
 
 def apply_chain(chain: Chain, x: Any) -> Any:
-    """``F_{q-1}(... F_0(x))``, checking each layer's output shape."""
+    """``F_{q-1}(... F_0(x))``, checking each layer's output shape (a traced program's stretches
+    run joined, :func:`.cuts.compose`)."""
     functions = _layer_functions(chain)
     x = check_input(chain, x)
+    joined = compose(functions) if all(isinstance(function, Stretch) for function in functions) else None
+    if isinstance(joined, Stretch):  # one program's stretches, in order: its output has the shape it had
+        return joined(jnp.reshape(x, (-1,)))
     for index, function in enumerate(functions):
         next_shape = chain[index].in_shape or x.shape
         x = function(jnp.reshape(x, next_shape))
@@ -133,7 +138,7 @@ def flat_layers(chain: Chain, x: Any) -> tuple[list[Callable[[Any], Any]], list[
         output = jax.eval_shape(function, jax.ShapeDtypeStruct(shape, x.dtype))
         _check_output(index, chain, output)
         shapes.append(tuple(output.shape))
-        flats.append(_flat(function, shape))
+        flats.append(function if isinstance(function, Stretch) else _flat(function, shape))  # joins with its neighbours
     return flats, shapes
 
 

@@ -29,7 +29,7 @@ from ..core.chain import Chain
 from ..core.coloring import LayerPattern
 from ..core.layer import Layer
 from .compressed import sparse_layer_pattern
-from .cuts import Opaque, Program, build_program
+from .cuts import Opaque, Program, build_program, compose
 from .explicit import has_explicit_form
 from .opcount import CONV, conv_cost, count_fmas, layer_costs, price_out
 
@@ -86,17 +86,11 @@ class Traced:
         functions = [self.program.segment_function(k, env) for k in range(len(self.segments))]
         if self.runs is None:
             return functions
-        return [functools.partial(_composed, functions[first : last + 1]) for first, last in self.runs]
+        return [compose(functions[first : last + 1]) for first, last in self.runs]
 
 
 def _call_with(function: Callable[..., Any], others: Sequence[Any], vector: Any) -> Any:
     return function(vector, *others)
-
-
-def _composed(functions: Sequence[Callable[[Any], Any]], vector: Any) -> Any:
-    for function in functions:
-        vector = function(vector)
-    return vector
 
 
 def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any]) -> Traced:

@@ -28,6 +28,7 @@ from ..core.coloring import LayerPattern
 from ..core.steps import Step, StepKind
 from .chunks import identity_columns, in_chunks, seed_slice
 from .compressed import compressed_preaccumulation, layer_pattern
+from .cuts import compose
 from .explicit import dense, explicit_jacobian
 from .seedslast import column_jvps
 
@@ -69,12 +70,8 @@ class Run:
             self.values.append(function(self.values[-1]))
 
     def segment(self, first: int, last: int) -> Callable[[Any], Any]:
-        def through(vector):
-            for layer in range(first, last + 1):
-                vector = self.functions[layer](vector)
-            return vector
-
-        return through
+        """Layers first..last as one function (a traced program's stretches joined: :func:`.cuts.compose`)."""
+        return compose(self.functions[first : last + 1])
 
     def push(self, first: int, last: int, seed: Any = None, chunk: int | None = None) -> Any:
         """JVPs through layers first..last of every column of ``seed`` (None: the identity),
