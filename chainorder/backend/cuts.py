@@ -41,6 +41,10 @@ from .primitives import bind_equation
 
 __all__ = ["Opaque", "Program", "Stretch", "build_program", "compose"]
 
+#: following stretches of a program run joined (:meth:`Stretch.joined`); False: each packs its output
+#: into a vector for the next (read while tracing; ``benchmarks/bench_joined.py`` times both)
+JOIN = True
+
 _INLINED = {"pjit", "jit", "closed_call", "core_call"}
 _LAYER_PRIMITIVES = {"dot_general", "conv_general_dilated"}
 
@@ -117,7 +121,8 @@ class Stretch:
     without packing the states between them into a vector: a step through several layers of a
     traced function runs as the program does. Packed, a layer norm's inner states (the activations
     with their mean, then with their variance) cost XLA concatenations and extra passes: a
-    forward sweep through a traced layer-norm MLP took 1.5x the time of the same sweep joined.
+    forward sweep through a traced layer-norm MLP took 1.6-1.7x the time of the same sweep joined
+    (``benchmarks/bench_joined.py``).
     """
 
     def __init__(self, program: Program, env: dict[int, Any], first: int, last: int) -> None:
@@ -128,7 +133,9 @@ class Stretch:
     def joined(self, following: Any) -> Stretch | None:
         """One stretch running this one, then ``following``; None where that is not the next
         stretch of the same program and constants."""
-        if not isinstance(following, Stretch) or following.program is not self.program or following.env is not self.env:
+        if not JOIN or not isinstance(following, Stretch):
+            return None
+        if following.program is not self.program or following.env is not self.env:
             return None
         if following.first != self.last + 1:
             return None
