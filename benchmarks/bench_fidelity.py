@@ -17,19 +17,19 @@ dense-only, tape-limited, random bracketings) jitted, interleaved medians, and r
   fresh Jacobian-sized array, timed in the same rounds as the plans) over the executed time of the
   chosen plan (target >= 60%);
 - where the time-optimal and the FMA-optimal plan differ, both measured;
-- for a chain with convolutions, the same plans' Spearman and speedup with every convolution
-  factor 1 (the convolutions priced as dense layers), beside the row.
+- for a chain with convolutions (reductions), the same plans' Spearman and speedup with every
+  convolution (reduction) factor 1 (priced as dense layers), beside the row.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import jax
 
 import chainorder
 from chainorder import Chain
+from chainorder.core.layer import OP_FAMILIES
 from chainorder.core.timing import TimeModel, step_times
 from chainorder.front.fidelity import distinct, fidelity_plans, measure_plans, plot_fidelity, predicted_times, spearman
 from chainorder.front.tracedzoo import traced_models
@@ -84,18 +84,19 @@ def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int)
         f"{1e3 * measured['floor']:>8.3f} {roofline:>8.0%}  {differ}",
         flush=True,
     )
-    if any(layer.conv_cost for layer in chain):  # the same plans and times, the convolutions priced as dense
-        print_without_conv_factors(plans, names, measured, profile)
+    for family, what in OP_FAMILIES.items():  # the same plans and times, the family priced as dense layers
+        if any(getattr(layer, f"{family}_cost") for layer in chain):
+            print_without_factors(plans, names, measured, profile, family, what)
     return plans, names, predicted, measured
 
 
-def print_without_conv_factors(plans, names, measured, profile) -> None:
-    """The Spearman and predicted speedup of the same plans and measured times, every convolution
-    factor 1 (what the model predicted before it priced convolutions apart)."""
-    flat = dataclasses.replace(profile, conv_dims=(1,), conv_tangent_factors=(1.0,), conv_adjoint_factors=(1.0,))
+def print_without_factors(plans, names, measured, profile, family: str, what: str) -> None:
+    """The Spearman and predicted speedup of the same plans and measured times, every factor of
+    ``family`` 1 (what the model predicted before it priced that family apart)."""
+    flat = profile.with_family_factor(family, 1.0)
     rho, speed_predicted, speed_measured = agreement(names, predicted_times(plans, flat), measured)
     print(
-        f"{'  the same, convolution factors 1':<44} {'':>5} {rho:>8.2f} {speed_predicted:>6.2f}x "
+        f"{f'  the same, {what} factors 1':<44} {'':>5} {rho:>8.2f} {speed_predicted:>6.2f}x "
         f"{speed_measured:>6.2f}x {speed_predicted / speed_measured - 1:>+6.0%}",
         flush=True,
     )

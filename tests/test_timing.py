@@ -41,12 +41,22 @@ def profiles(draw):
         conv_dims=(4, 256),
         conv_tangent_factors=(draw(st.floats(0.5, 20)), draw(st.floats(0.5, 20))),
         conv_adjoint_factors=(draw(st.floats(0.5, 20)), draw(st.floats(0.5, 20))),
+        reduction_dims=(8, 512),
+        reduction_tangent_factors=(draw(st.floats(0.5, 80)), draw(st.floats(0.5, 80))),
+        reduction_adjoint_factors=(draw(st.floats(0.5, 80)), draw(st.floats(0.5, 80))),
     )
 
 
-def with_convolutions(chain, data):
-    """``chain`` with a drawn share of each layer's JVP FMAs in convolutions."""
-    return Chain(dataclasses.replace(layer, conv_cost=data.draw(st.integers(0, layer.tangent_cost))) for layer in chain)
+def with_families(chain, data):
+    """``chain`` with a drawn share of each layer's JVP FMAs in convolutions and in reductions."""
+    return Chain(
+        dataclasses.replace(
+            layer,
+            conv_cost=data.draw(st.integers(0, layer.tangent_cost)),
+            reduction_cost=data.draw(st.integers(0, layer.tangent_cost)),
+        )
+        for layer in chain
+    )
 
 
 def test_profile_round_trips_and_rejects_bad_fields():
@@ -62,6 +72,8 @@ def test_profile_round_trips_and_rejects_bad_fields():
         ("tangent_factors", [1.0, 2.0], "one rate per dimension of mode_dims"),
         ("conv_adjoint_factors", [1.0, 2.0], "one rate per dimension of conv_dims"),
         ("conv_tangent_factors", [0.0], "positive finite"),
+        ("reduction_adjoint_factors", [1.0, 2.0], "one rate per dimension of reduction_dims"),
+        ("reduction_dims", [8, 8], "rising"),
     ]:
         with pytest.raises(ValueError, match=message):
             MachineProfile.from_json(json.dumps({**data, field: value}))
@@ -123,15 +135,16 @@ def test_the_primal_pass_is_every_layer_once_at_the_matrix_vector_rate():
     assert MachineProfile.from_json(json.dumps(data)).primal_overhead == 0.0
 
 
-def test_convolutions_are_priced_at_the_profiles_conv_factor_for_their_share():
-    """A step's arithmetic through a layer counts its conv share ``conv_factor(seeds)`` times; a layer
-    without convolutions, and a profile saved before the factors existed, price as before."""
+@pytest.mark.parametrize("family", ["conv", "reduction"])
+def test_families_are_priced_at_the_profiles_factor_for_their_share(family):
+    """A step's arithmetic through a layer counts its share of a family of operations (convolutions,
+    reductions) ``family_factor(seeds)`` times; a layer without them, and a profile saved before the
+    factors existed, price as before."""
     plain = MachineProfile("cpu", "x", (1, 1024), (1e9, 1e10), 1e10, 0.0)
-    profile = dataclasses.replace(
-        plain, conv_dims=(16, 256), conv_tangent_factors=(3.0, 5.0), conv_adjoint_factors=(2.0, 2.0)
-    )
-    layer = chainorder.Layer(64, 64, tangent_cost=1000, adjoint_cost=1000, conv_cost=250)
-    assert layer.conv_share == 0.25 and "conv_cost=250" in repr(layer)
+    tables = {f"{family}_dims": (16, 256), f"{family}_tangent_factors": (3.0, 5.0)}
+    profile = dataclasses.replace(plain, **tables, **{f"{family}_adjoint_factors": (2.0, 2.0)})
+    layer = chainorder.Layer(64, 64, tangent_cost=1000, adjoint_cost=1000, **{f"{family}_cost": 250})
+    assert layer.family_share(family) == 0.25 and f"{family}_cost=250" in repr(layer)
     chain = Chain([layer])
     for kind, factor in (("tangent_preaccumulation", 4.0), ("adjoint_preaccumulation", 2.0)):  # 64 seeds: halfway
         base = float(TimeModel(chain, plain).cost(kind, 0, 0))
@@ -142,24 +155,24 @@ def test_convolutions_are_priced_at_the_profiles_conv_factor_for_their_share():
         assert math.isclose(
             float(TimeModel(chain, profile).cost(kind, 0, 0)), moved + arithmetic * (0.75 + 0.25 * factor)
         )
-    dense = Chain([dataclasses.replace(layer, conv_cost=0)])
+    dense = Chain([dataclasses.replace(layer, **{f"{family}_cost": 0})])
     assert TimeModel(dense, profile).cost("tangent_preaccumulation", 0, 0) == TimeModel(dense, plain).cost(
         "tangent_preaccumulation", 0, 0
     )
     data = json.loads(profile.to_json())
-    for field in ("conv_dims", "conv_tangent_factors", "conv_adjoint_factors"):
+    for field in (f"{family}_dims", f"{family}_tangent_factors", f"{family}_adjoint_factors"):
         del data[field]
     assert MachineProfile.from_json(json.dumps(data)) == plain
     assert MachineProfile.from_json(profile.to_json()) == profile
-    with pytest.raises(ValueError, match="conv_cost 1,001 is more than its tangent_cost 1,000"):
-        dataclasses.replace(layer, conv_cost=1001)
-    assert Chain.from_graph(chain.graph)[0].conv_cost == 250
+    with pytest.raises(ValueError, match=f"{family}_cost 1,001 is more than its tangent_cost 1,000"):
+        dataclasses.replace(layer, **{f"{family}_cost": 1001})
+    assert getattr(Chain.from_graph(chain.graph)[0], f"{family}_cost") == 250
 
 
 @settings(max_examples=40, deadline=None)
 @given(chain=chains(max_length=5, colors=True), profile=profiles(), data=st.data())
 def test_time_objective_is_optimal_for_its_own_cost(chain, profile, data):
-    chain = with_convolutions(chain, data)
+    chain = with_families(chain, data)
     every = all_plan_times(chain, profile)
     steps, seconds = fastest_steps(chain, profile)
     assert math.isclose(seconds, min(every), rel_tol=1e-9)
@@ -240,6 +253,8 @@ def test_calibrate_measures_saves_and_is_loaded(tmp_path, monkeypatch):
     profile = chainorder.calibrate(repeat=3, progress=False)
     assert profile.calibrated and profile.platform == "cpu" and profile.gemm_peak > 1e8
     assert profile.conv_dims == (16, 512) and min(profile.conv_tangent_factors + profile.conv_adjoint_factors) > 0
+    assert profile.reduction_dims == (16, 512) and min(profile.reduction_adjoint_factors) > 0
+    assert max(profile.reduction_tangent_factors) > 2  # a reduction is a pass over memory (50-80 here)
     assert calibration.profile_path().exists()
     assert chainorder.machine_profile() == profile
     plan = optimize(Chain.from_dims([64, 8, 64]))

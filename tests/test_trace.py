@@ -271,6 +271,9 @@ def test_traced_zoo_models_against_jax(model):
     assert chain.dims[0] == x.size and len(chain) >= 3
     # the conv model's 3x3 convolutions: 8 channels from 1 on 8x8 pixels, 16 from 8 on 4x4; none elsewhere
     assert sum(layer.conv_cost for layer in chain) == (8 * 8 * 8 * 9 + 16 * 4 * 4 * 8 * 9 if model == "conv" else 0)
+    # a layer norm of k units reduces 3k elements: its mean, the mean of the squares' deviations
+    # (jnp.var: a mean of x, then of the squares); the norms' widths are 40, 6 and 40
+    assert sum(layer.reduction_cost for layer in chain) == (3 * (40 + 6 + 40) if model == "layer norm" else 0)
     plans = (
         chainorder.optimize(chain, objective="time", profile=default_profile()),
         chainorder.random_plan(chain, seed=1),

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.chain import Chain
-from ..core.layer import Layer
+from ..core.layer import OP_FAMILIES, Layer
 from ..core.profile import MachineProfile, default_profile
 from ..core.pure import forward_steps, reverse_steps
 from ..core.timing import TimeModel
@@ -217,18 +217,30 @@ def _conv_layer(side: int) -> tuple[Callable[[Any], Any], Any, Layer]:
     return f, x, Chain.from_functions([f], x).without_structure()[0]
 
 
-def _conv_factors(profile: MachineProfile, repeat: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The convolution factors at each of :data:`_CONV_SEEDS`: ``seeds`` JVPs (kept last, as plans
-    run them) and VJPs through the conv layer, measured, against the model's time of the step that
+def _norm_layer(width: int) -> tuple[Callable[[Any], Any], Any, Layer]:
+    """One layer norm of a ``width``-vector (its mean and variance: two reductions, the elementwise
+    operations around them): the function, an input, its Layer (with its ``reduction_cost``)."""
+
+    def f(v):
+        return (v - v.mean()) / jnp.sqrt(v.var() + 1e-5)
+
+    x = jnp.linspace(-1.0, 1.0, width, dtype=jnp.float32)
+    return f, x, Chain.from_functions([f], x).without_structure()[0]
+
+
+def _family_factors(profile: MachineProfile, family: str, repeat: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The factors of one family of operations (:data:`~chainorder.core.layer.OP_FAMILIES`) at each of
+    :data:`_FAMILY_SEEDS`: ``seeds`` JVPs (kept last, as plans run them) and VJPs through the
+    family's layer (a convolution, a layer norm), measured, against the model's time of the step that
     does them (the layer behind, or before, a free layer as wide as the seeds). The model's time is
-    linear in the factor (``rest + factor * conv``, ``conv`` read off the model at factors 1 and 2),
-    so each factor is ``(measured - rest) / conv``."""
-    f, x, layer = _conv_layer(_CONV_SIDE)
+    linear in the factor (``rest + factor * part``, ``part`` read off the model at factors 1 and 2),
+    so each factor is ``(measured - rest) / part``."""
+    f, x, layer = _conv_layer(_CONV_SIDE) if family == "conv" else _norm_layer(_NORM_WIDTH)
     width = layer.in_dim
     rng = np.random.default_rng(3)
     factors: dict[str, list[float]] = {"tangent": [], "adjoint": []}
     free = {"edges": 0, "tangent_cost": 0, "adjoint_cost": 0}  # the seeds' layer: priced at nothing
-    for seeds in _CONV_SEEDS:
+    for seeds in _FAMILY_SEEDS:
         runs = (
             ("tangent", Chain([Layer(seeds, width, **free), layer]), column_jvps(f, x), (width, seeds)),
             ("adjoint", Chain([layer, Layer(width, seeds, **free)]), jax.vmap(jax.vjp(f, x)[1]), (seeds, width)),
@@ -236,24 +248,21 @@ def _conv_factors(profile: MachineProfile, repeat: int) -> tuple[tuple[float, ..
         for direction, chain, run, shape in runs:
             steps = forward_steps(chain) if direction == "tangent" else reverse_steps(chain)
             once, twice = (
-                sum(TimeModel(chain, _with_conv_factor(profile, factor)).steps_time(steps))
+                sum(TimeModel(chain, profile.with_family_factor(family, factor)).steps_time(steps))
                 for factor in (1.0, 2.0)
             )
-            conv = twice - once
+            part = twice - once
             seconds = _median_time(jax.jit(run), jnp.asarray(rng.standard_normal(shape), jnp.float32), repeat=repeat)
             measured = seconds - TimeModel(chain, profile).primal_time()
-            factors[direction].append(max((measured - (once - conv)) / conv, 0.05))
+            factors[direction].append(max((measured - (once - part)) / part, 0.05))
     return tuple(factors["tangent"]), tuple(factors["adjoint"])
 
 
-def _with_conv_factor(profile: MachineProfile, factor: float) -> MachineProfile:
-    """``profile`` with one convolution factor, both directions, at every seed count."""
-    return dataclasses.replace(profile, conv_dims=(1,), conv_tangent_factors=(factor,), conv_adjoint_factors=(factor,))
-
-
-#: seed counts the convolution factors are measured at, and the side of the image convolved
-_CONV_SEEDS = (16, 512)
+#: seed counts the families' factors are measured at, the side of the image convolved and the
+#: width of the layer norm
+_FAMILY_SEEDS = (16, 512)
 _CONV_SIDE = 16
+_NORM_WIDTH = 2048
 
 #: (seeds = width, layers) of the dense tanh chains the JVP/VJP rates are fitted on
 _MODE_CHAINS = {"cpu": ((32, 16), (128, 4), (512, 2)), "other": ((128, 16), (1024, 4), (4096, 2))}
@@ -287,7 +296,8 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
     dims = (1, 4, 16, 64, 256, 1024) if device.platform == "cpu" else (1, 4, 16, 64, 256, 1024, 4096)
     show = progress if progress is not None else os.isatty(2)
     mode_chains = _MODE_CHAINS["cpu" if device.platform == "cpu" else "other"]
-    with tqdm(total=len(dims) + 4 + len(mode_chains), desc="calibrating", disable=not show, leave=False) as bar:
+    steps = len(dims) + 3 + len(mode_chains) + len(OP_FAMILIES)
+    with tqdm(total=steps, desc="calibrating", disable=not show, leave=False) as bar:
         rates = _gemm_rates(dims, repeat, bar.update)
         bandwidth = _bandwidth(2048, 1024, repeat) if device.platform == "cpu" else _bandwidth(16384, 8192, repeat)
         bar.update()
@@ -315,11 +325,13 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
             tangent_factors=(tangent,),
             adjoint_factors=(adjoint,),
         )
-        conv_tangent, conv_adjoint = _conv_factors(profile, repeat)
-        bar.update()
-    profile = dataclasses.replace(
-        profile, conv_dims=_CONV_SEEDS, conv_tangent_factors=conv_tangent, conv_adjoint_factors=conv_adjoint
-    )
+        tables: dict[str, tuple] = {}
+        for family in OP_FAMILIES:
+            tangent_factors, adjoint_factors = _family_factors(profile, family, repeat)
+            tables[f"{family}_dims"] = _FAMILY_SEEDS
+            tables[f"{family}_tangent_factors"], tables[f"{family}_adjoint_factors"] = tangent_factors, adjoint_factors
+            bar.update()
+    profile = dataclasses.replace(profile, **tables)
     if save:
         path = profile_path(device)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import jax
@@ -43,9 +43,9 @@ from ..core.layer import Layer
 from .compressed import sparse_layer_pattern
 from .explicit import has_explicit_form
 
-__all__ = ["count_fmas", "conv_cost", "layer_costs", "price_out", "chain_from_functions"]
+__all__ = ["count_fmas", "count_equations", "family_costs", "layer_costs", "price_out", "chain_from_functions"]
 
-#: The convolution primitive (its FMAs are a layer's ``conv_cost``)
+#: The convolution primitive
 CONV = "conv_general_dilated"
 #: Primitives whose FMAs are counted in the jaxprs they hold
 _LOOPS = {"scan", "while", "cond"}
@@ -111,9 +111,10 @@ def _sub_jaxprs(params: dict[str, Any]) -> list[Any]:
     return found
 
 
-def count_fmas(jaxpr: Any, only: str | None = None) -> int:
+def count_fmas(jaxpr: Any, only: str | Collection[str] | None = None) -> int:
     """FMAs of one evaluation of ``jaxpr`` (a Jaxpr or ClosedJaxpr), by the rules above; with ``only`` (a
-    primitive's name), those of its equations of that primitive alone (inside loops and calls too).
+    primitive's name, or several), those of its equations of those primitives alone (inside loops
+    and calls too).
 
     >>> import jax, jax.numpy as jnp
     >>> W = jnp.ones((3, 4))
@@ -122,13 +123,18 @@ def count_fmas(jaxpr: Any, only: str | None = None) -> int:
     >>> count_fmas(jax.make_jaxpr(lambda x: jnp.tanh(W @ x))(jnp.ones(4)), only=CONV)
     0
     """
-    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    return count_equations(getattr(jaxpr, "jaxpr", jaxpr).eqns, only)
+
+
+def count_equations(equations: Sequence[Any], only: str | Collection[str] | None = None) -> int:
+    """:func:`count_fmas` of a sequence of jaxpr equations (a stretch of a program)."""
+    names = {only} if isinstance(only, str) else only
     total = 0
-    for equation in jaxpr.eqns:
+    for equation in equations:
         name = equation.primitive.name
         params = equation.params
         outputs = sum(_size(var.aval) for var in equation.outvars)
-        if only is not None and name != only and not _sub_jaxprs(params) and name not in _LOOPS:
+        if names is not None and name not in names and not _sub_jaxprs(params) and name not in _LOOPS:
             continue
         if name == "dot_general":
             (contracting, _), _ = params["dimension_numbers"]
@@ -158,16 +164,21 @@ def count_fmas(jaxpr: Any, only: str | None = None) -> int:
     return total
 
 
-def conv_cost(function: Callable[[Any], Any], x: Any) -> int:
-    """FMAs of ``function``'s convolutions in one evaluation at ``x`` (an array or a
-    ``jax.ShapeDtypeStruct``; traced abstractly).
+#: The primitives of each family of :data:`chainorder.core.layer.OP_FAMILIES`
+FAMILY_PRIMITIVES = {"conv": frozenset({CONV}), "reduction": frozenset(_REDUCTIONS)}
+
+
+def family_costs(equations: Sequence[Any]) -> dict[str, int]:
+    """The FMAs of each family of operations (a layer's ``conv_cost``, ``reduction_cost``) in
+    ``equations``, one evaluation.
 
     >>> import jax, jax.numpy as jnp
     >>> kernel = jnp.ones((2, 1, 3, 3))
-    >>> conv_cost(lambda v: jax.lax.conv_general_dilated(v, kernel, (1, 1), "SAME"), jnp.ones((1, 1, 4, 4)))
-    288
+    >>> f = lambda v: jax.lax.conv_general_dilated(v, kernel, (1, 1), "SAME").sum()
+    >>> family_costs(jax.make_jaxpr(f)(jnp.ones((1, 1, 4, 4))).eqns)
+    {'conv': 288, 'reduction': 32}
     """
-    return count_fmas(jax.make_jaxpr(function)(x), only=CONV)
+    return {family: count_equations(equations, primitives) for family, primitives in FAMILY_PRIMITIVES.items()}
 
 
 def layer_costs(function: Callable[[Any], Any], x: Any) -> tuple[int | None, int | None, int]:
@@ -306,11 +317,11 @@ def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> 
     x = _check_functions(functions, x0)
     costs: list[tuple[int, int | None, int]] = []
     shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-    patterns, explicit, convolutions = [], [], []
+    patterns, explicit, families = [], [], []
     for index, function in enumerate(functions):
         output = _layer_output(index, function, x)
         costs.append(layer_costs(function, x))
-        convolutions.append(conv_cost(function, x))
+        families.append(family_costs(jax.make_jaxpr(function)(x).eqns))
         shapes.append((tuple(x.shape), tuple(output.shape)))
         flat = functools.partial(_flat_call, function, tuple(x.shape))
         patterns.append(sparse_layer_pattern(flat, math.prod(x.shape), x.dtype))
@@ -330,10 +341,10 @@ def chain_from_functions(functions: Sequence[Callable[[Any], Any]], x0: Any) -> 
             out_shape=out_shape,
             pattern=pattern,
             explicit=form,
-            conv_cost=min(convolution, tangent),
+            **{f"{family}_cost": min(cost, tangent) for family, cost in family.items()},
         )
-        for function, (tangent, adjoint, edges), (in_shape, out_shape), pattern, form, convolution in zip(
-            functions, priced, shapes, patterns, explicit, convolutions
+        for function, (tangent, adjoint, edges), (in_shape, out_shape), pattern, form, family in zip(
+            functions, priced, shapes, patterns, explicit, families
         )
     )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -27,11 +27,11 @@ import scipy.sparse as scipy_sparse
 
 from ..core.chain import Chain
 from ..core.coloring import LayerPattern
-from ..core.layer import Layer
+from ..core.layer import OP_FAMILIES, Layer
 from .compressed import sparse_layer_pattern
 from .cuts import Opaque, Program, build_program, compose
 from .explicit import has_explicit_form
-from .opcount import CONV, conv_cost, count_fmas, layer_costs, price_out
+from .opcount import family_costs, layer_costs, price_out
 
 __all__ = ["Segment", "Traced", "prepare", "sparse_runs", "MAX_RUN_NONZEROS"]
 
@@ -49,7 +49,7 @@ class Segment:
     edges: int = 0
     colors: tuple[int, int] | None = None  # a sparse segment's column and row colors
     explicit: bool = False  # an affine map followed by an elementwise one (chainorder.backend.explicit)
-    conv_cost: int = 0  # FMAs of its convolutions in one evaluation
+    family_costs: dict[str, int] = field(default_factory=dict)  # FMAs of its convolutions, reductions
 
     def describe(self) -> str:
         counts: dict[str, int] = {}
@@ -118,9 +118,9 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
         patterns = _segment_patterns(program, others, segments) if len(segments) > 1 else [None]
         for segment, explicit in zip(segments, _per_segment(program, others, segments, has_explicit_form)):
             segment.explicit = explicit
-        if count_fmas(closed, only=CONV):  # only a program with convolutions traces its segments again
-            for segment, convolutions in zip(segments, _per_segment(program, others, segments, conv_cost)):
-                segment.conv_cost = convolutions
+        for k, segment in enumerate(segments):  # counted on the program's own equations
+            active = program.ops[program.cuts[k] : program.cuts[k + 1]]
+            segment.family_costs = family_costs([op.equation for op in active if op.active])
     except Opaque as reason:
         program = None
         notes.append(f"not split: {reason}; the whole function is one segment")
@@ -159,13 +159,15 @@ def prepare(flat_function: Callable[..., Any], vector: Any, others: Sequence[Any
 def _run_layer(run: list[Segment], pattern: LayerPattern | None) -> Layer:
     """The layer of consecutive segments: their JVP and VJP costs and tapes add up."""
     first, last = run[0], run[-1]
+    tangent = sum(segment.tangent_cost for segment in run)
+    families = {family: sum(segment.family_costs.get(family, 0) for segment in run) for family in OP_FAMILIES}
     return Layer(
         first.in_dim,
         last.out_dim,
         edges=sum(segment.edges for segment in run),
-        tangent_cost=sum(segment.tangent_cost for segment in run),
+        tangent_cost=tangent,
         adjoint_cost=sum(segment.adjoint_cost for segment in run),
-        conv_cost=min(sum(segment.conv_cost for segment in run), sum(segment.tangent_cost for segment in run)),
+        **{f"{family}_cost": min(cost, tangent) for family, cost in families.items()},
         name=f"segment {first.index}" if first is last else f"segments {first.index}..{last.index}",
         pattern=pattern,
         explicit=first is last and first.explicit,

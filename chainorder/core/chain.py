@@ -177,7 +177,8 @@ class Chain(Sequence[Layer]):
         Nodes ``0..q`` are the variables between layers (attribute ``size``);
         edge ``(i, i+1)`` is layer ``i`` with attributes ``layer`` (the index),
         ``in_dim``, ``out_dim``, ``edges``, ``tangent_cost``, ``adjoint_cost``,
-        ``tangent_colors``, ``adjoint_colors`` (None: dense), ``explicit``, ``conv_cost`` and ``name``.
+        ``tangent_colors``, ``adjoint_colors`` (None: dense), ``explicit``, ``conv_cost``,
+        ``reduction_cost`` and ``name``.
         """
         if self._graph is None:
             import networkx as nx
@@ -199,6 +200,7 @@ class Chain(Sequence[Layer]):
                     adjoint_colors=layer.adjoint_colors,
                     explicit=layer.explicit,
                     conv_cost=layer.conv_cost,
+                    reduction_cost=layer.reduction_cost,
                     name=layer.name,
                 )
             self._graph = graph
@@ -226,6 +228,7 @@ class Chain(Sequence[Layer]):
                     adjoint_colors=data.get("adjoint_colors"),
                     explicit=data.get("explicit", False),
                     conv_cost=data.get("conv_cost", 0),
+                    reduction_cost=data.get("reduction_cost", 0),
                     name=data.get("name"),
                 )
             )

@@ -32,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Layer", "check_int"]
+__all__ = ["Layer", "OP_FAMILIES", "check_int"]
+
+#: Families of operations the time model prices apart from the rest of a layer's JVP and VJP FMAs,
+#: because XLA runs them far from its GEMM rate: convolutions (below it on CPU) and reductions (a
+#: pass over memory each, where elementwise operations fuse). Each has a :class:`Layer` field
+#: ``{family}_cost`` and, in :class:`chainorder.core.profile.MachineProfile`, the tables
+#: ``{family}_dims``, ``{family}_tangent_factors`` and ``{family}_adjoint_factors``.
+OP_FAMILIES = {"conv": "convolution", "reduction": "reduction"}  # name: what one is
 
 
 def check_int(value: Any, what: str, *, minimum: int) -> int:
@@ -84,11 +91,12 @@ class Layer:
         :func:`chainorder.trace` and :meth:`Chain.from_functions`). Its tangent
         preaccumulation then writes it so where that is cheaper than its JVPs
         (:attr:`preaccumulates_explicitly`).
-    conv_cost : int, optional
-        FMAs of its convolutions in one evaluation (0: none; counted by :func:`chainorder.trace`
-        and :meth:`Chain.from_functions`). Not a cost of its own: the time model prices this
-        share of its JVP and VJP FMAs at the profile's convolution factors
-        (:meth:`conv_share`). At most ``tangent_cost``.
+    conv_cost, reduction_cost : int, optional
+        FMAs of its convolutions, and of its reductions (sums, maxima, cumulative sums: one per
+        element reduced), in one evaluation (0: none; counted by :func:`chainorder.trace` and
+        :meth:`Chain.from_functions`). Not costs of their own: the time model prices these shares
+        of its JVP and VJP FMAs at the profile's factors for each family (:data:`OP_FAMILIES`,
+        :meth:`family_share`). Each at most ``tangent_cost``.
 
     Examples
     --------
@@ -117,6 +125,7 @@ class Layer:
     pattern: Any = field(default=None, compare=False, repr=False)
     explicit: bool = False
     conv_cost: int = 0
+    reduction_cost: int = 0
 
     def __post_init__(self) -> None:
         label = f"layer {self.name!r}" if self.name else "layer"
@@ -129,11 +138,13 @@ class Layer:
             value = getattr(self, attr)
             value = self.edges if value is None else value
             set_(self, attr, check_int(value, f"{label}: {attr}", minimum=0))
-        set_(self, "conv_cost", check_int(self.conv_cost, f"{label}: conv_cost", minimum=0))
-        if self.conv_cost > self.tangent_cost:
-            raise ValueError(
-                f"{label}: conv_cost {self.conv_cost:,} is more than its tangent_cost {self.tangent_cost:,}"
-            )
+        for family in OP_FAMILIES:
+            attr = f"{family}_cost"
+            set_(self, attr, check_int(getattr(self, attr), f"{label}: {attr}", minimum=0))
+            if getattr(self, attr) > self.tangent_cost:
+                raise ValueError(
+                    f"{label}: {attr} {getattr(self, attr):,} is more than its tangent_cost {self.tangent_cost:,}"
+                )
         if not isinstance(self.explicit, (bool, np.bool_)):
             raise TypeError(f"{label}: explicit must be True or False, got {self.explicit!r}")
         set_(self, "explicit", bool(self.explicit))
@@ -207,15 +218,14 @@ class Layer:
         memory and time models and the executor read."""
         return self.explicit and self.explicit_cost < self.tangent_seeds * self.tangent_cost
 
-    @property
-    def conv_share(self) -> float:
-        """The share of its JVP (and VJP) FMAs done by convolutions: ``conv_cost / tangent_cost`` (0
-        when it costs nothing).
+    def family_share(self, family: str) -> float:
+        """The share of its JVP (and VJP) FMAs done by one family of :data:`OP_FAMILIES`:
+        ``{family}_cost / tangent_cost`` (0 when it costs nothing).
 
-        >>> Layer(8, 8, tangent_cost=40, conv_cost=30).conv_share
+        >>> Layer(8, 8, tangent_cost=40, conv_cost=30).family_share("conv")
         0.75
         """
-        return self.conv_cost / self.tangent_cost if self.tangent_cost else 0.0
+        return getattr(self, f"{family}_cost") / self.tangent_cost if self.tangent_cost else 0.0
 
     def __repr__(self) -> str:
         text = (
@@ -226,8 +236,9 @@ class Layer:
             text += f", tangent_colors={self.tangent_colors}, adjoint_colors={self.adjoint_colors}"
         if self.explicit:
             text += ", explicit=True"
-        if self.conv_cost:
-            text += f", conv_cost={self.conv_cost}"
+        for family in OP_FAMILIES:
+            if getattr(self, f"{family}_cost"):
+                text += f", {family}_cost={getattr(self, f'{family}_cost')}"
         if self.name:
             text += f", name={self.name!r}"
         return text + ")"

@@ -28,6 +28,10 @@ field               meaning
                     share of a layer's JVP FMAs is priced this many times higher (XLA's
                     CPU convolutions run far below its GEMMs)
 ``conv_adjoint_factors`` the same for a VJP (a transposed convolution)
+``reduction_dims``, ``reduction_tangent_factors``, ``reduction_adjoint_factors``
+                    the same for the ``reduction_cost`` share (reductions: a pass over
+                    memory each, where XLA fuses elementwise operations into the
+                    GEMM's neighbours; :data:`chainorder.core.layer.OP_FAMILIES`)
 ``itemsize``        bytes per element (4: float32)
 ==================  =================================================================
 
@@ -47,6 +51,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .layer import OP_FAMILIES
 
 __all__ = ["MachineProfile", "DEFAULT_PROFILES", "default_profile", "PROFILE_VERSION"]
 
@@ -90,6 +96,8 @@ class MachineProfile:
     conv_tangent_factors, conv_adjoint_factors : tuple of float
         One per ``conv_dims`` entry, positive and finite (default 1.0: a convolution's FMA costs
         a dense layer's; profiles saved before they existed).
+    reduction_dims, reduction_tangent_factors, reduction_adjoint_factors
+        The same for reductions.
 
     Raises
     ------
@@ -123,11 +131,15 @@ class MachineProfile:
     conv_dims: tuple[int, ...] = (1,)
     conv_tangent_factors: tuple[float, ...] = (1.0,)
     conv_adjoint_factors: tuple[float, ...] = (1.0,)
+    reduction_dims: tuple[int, ...] = (1,)
+    reduction_tangent_factors: tuple[float, ...] = (1.0,)
+    reduction_adjoint_factors: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         self._check_table("gemm_dims", ("gemm_rates",))
         self._check_table("mode_dims", ("tangent_factors", "adjoint_factors"))
-        self._check_table("conv_dims", ("conv_tangent_factors", "conv_adjoint_factors"))
+        for family in OP_FAMILIES:
+            self._check_table(f"{family}_dims", (f"{family}_tangent_factors", f"{family}_adjoint_factors"))
         for name in _RATES:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -161,18 +173,28 @@ class MachineProfile:
                 raise ValueError(f"machine profile: {name} must be positive finite numbers, got {values}")
             object.__setattr__(self, name, tuple(float(v) for v in values))
 
-    def conv_factor(self, direction: str, seeds):
-        """A convolution's JVP (``direction="tangent"``) or VJP time per FMA over a dense layer's, at
-        ``seeds`` (scalar or array).
+    def family_factor(self, family: str, direction: str, seeds):
+        """The JVP (``direction="tangent"``) or VJP time per FMA of one family of operations
+        (:data:`~chainorder.core.layer.OP_FAMILIES`) over a dense layer's, at ``seeds`` (scalar or array).
 
         >>> profile = MachineProfile("cpu", "x", (1,), (1e9,), 1e9, 0.0, conv_dims=(16, 256),
         ...                          conv_tangent_factors=(3.0, 5.0), conv_adjoint_factors=(2.0, 2.0))
-        >>> float(profile.conv_factor("tangent", 64)), float(profile.conv_factor("adjoint", 1024))
+        >>> float(profile.family_factor("conv", "tangent", 64)), float(profile.family_factor("conv", "adjoint", 1024))
         (4.0, 2.0)
         """
-        factors = self.conv_tangent_factors if direction == "tangent" else self.conv_adjoint_factors
+        factors = getattr(self, f"{family}_{direction}_factors")
         with np.errstate(invalid="ignore"):
-            return np.interp(np.log(seeds), np.log(self.conv_dims), factors)
+            return np.interp(np.log(seeds), np.log(getattr(self, f"{family}_dims")), factors)
+
+    def with_family_factor(self, family: str, factor: float) -> MachineProfile:
+        """This profile with one factor for ``family``, both directions, at every seed count (1:
+        the family priced as dense layers).
+
+        >>> float(DEFAULT_PROFILES["cpu"].with_family_factor("conv", 3.0).family_factor("conv", "adjoint", 64))
+        3.0
+        """
+        one = {f"{family}_{direction}_factors": (factor,) for direction in ("tangent", "adjoint")}
+        return dataclasses.replace(self, **{f"{family}_dims": (1,)}, **one)
 
     def mode_factor(self, direction: str, seeds):
         """JVP (``direction="tangent"``) or VJP time per FMA over a GEMM's, at ``seeds`` (scalar or array)."""

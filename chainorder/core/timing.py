@@ -13,8 +13,9 @@ tangent/adjoint kinds  ``factor(seeds) * sum_l FMAs_l / rate_l``,    its operand
                        JVP or VJP factor at ``seeds``; ``l``: the
                        layers it goes through, whose GEMM is thin
                        where the layer is narrower than the seeds;
-                       a layer's convolution share of ``FMAs_l``
-                       counts ``conv_factor(seeds)`` times)
+                       a layer's convolution (reduction) share
+                       of ``FMAs_l`` counts ``family_factor(seeds)``
+                       times)
 product                ``FMAs / gemm_rate(min(rows, inner, cols))``  both operands + the result;
                                                                      ``step_overhead``
 explicit tangent       none: scaling ``W``'s rows streams at the     ``W`` read, the result written;
@@ -43,6 +44,7 @@ import numpy as np
 
 from .chain import Chain
 from .costs import CostModel
+from .layer import OP_FAMILIES
 from .numbers import Numbers
 from .profile import MachineProfile
 from .steps import Step, StepKind
@@ -76,7 +78,10 @@ class TimeModel:
         self.chain = chain
         self.profile = profile
         self.costs = CostModel(chain, _FLOATS)
-        self.conv_shares = np.array([layer.conv_share for layer in chain], dtype=np.float64)
+        self.family_shares = {
+            family: np.array([layer.family_share(family) for layer in chain], dtype=np.float64)
+            for family in OP_FAMILIES
+        }
 
     def _size(self, first, last):
         return self.costs.result_size(first, last)
@@ -119,16 +124,21 @@ class TimeModel:
         weighted by how much slower its GEMM runs with ``seeds`` columns (rows) than a product as
         wide as the seeds: ``gemm_rate(seeds) / gemm_rate(min(seeds, n_l, m_l))``. A layer narrower
         than the seeds makes a thin GEMM (a 512 -> 16 layer with 512 seeds runs at the rate of
-        16); a layer at least as wide weighs 1. A layer's convolutions (its ``conv_share``) weigh
-        the profile's ``conv_factor`` at the seeds more. ``seeds``: an array; the result has a row of
-        ``q + 1`` prefix sums per seed count."""
+        16); a layer at least as wide weighs 1. A layer's convolutions and reductions (its
+        :meth:`~chainorder.core.layer.Layer.family_share` of each of
+        :data:`~chainorder.core.layer.OP_FAMILIES`) weigh the profile's ``family_factor`` at the
+        seeds more. ``seeds``: an array; the result has a row of ``q + 1`` prefix sums per seed count."""
         costs, profile = self.costs, self.profile
         per_layer = np.diff(costs.tangent_prefix if direction == "tangent" else costs.adjoint_prefix)
         narrowest = np.minimum(costs.in_dims, costs.out_dims)
         widths, inverse = np.unique(np.asarray(seeds, dtype=np.float64), return_inverse=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             weight = profile.gemm_rate(widths)[:, None] / profile.gemm_rate(np.minimum(widths[:, None], narrowest))
-            weight = weight * (1.0 + self.conv_shares * (profile.conv_factor(direction, widths)[:, None] - 1.0))
+            families = sum(
+                shares * (profile.family_factor(family, direction, widths)[:, None] - 1.0)
+                for family, shares in self.family_shares.items()
+            )
+            weight = weight * (1.0 + families)
         weighted = np.cumsum(np.where(per_layer == 0, 0.0, per_layer * weight), axis=1)
         table = np.concatenate([np.zeros((len(widths), 1)), weighted], axis=1)
         return table[inverse.reshape(np.shape(seeds))]

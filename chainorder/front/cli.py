@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.chain import Chain
+from ..core.layer import OP_FAMILIES
 from ..core.optimize import optimize, pareto
 from ..core.steps import Objective
 from .inputs import InputError, parse_dims, png_path, read_chain_file, read_plan_file
@@ -193,9 +194,10 @@ def _calibrate(args: argparse.Namespace) -> None:
         for seeds, tangent, adjoint in zip(profile.mode_dims, profile.tangent_factors, profile.adjoint_factors)
     )
     print(f"  JVP/VJP time per FMA (x GEMM) {factors}")
-    conv_factors = zip(profile.conv_dims, profile.conv_tangent_factors, profile.conv_adjoint_factors)
-    convolutions = ", ".join(f"{seeds} seeds: {tangent:.3g}/{adjoint:.3g}" for seeds, tangent, adjoint in conv_factors)
-    print(f"  convolution FMA (x dense)     {convolutions} (JVP/VJP)")
+    for family, what in OP_FAMILIES.items():
+        table = zip(*(getattr(profile, f"{family}_{name}") for name in ("dims", "tangent_factors", "adjoint_factors")))
+        factors = ", ".join(f"{seeds} seeds: {tangent:.3g}/{adjoint:.3g}" for seeds, tangent, adjoint in table)
+        print(f"  {what + ' FMA (x dense)':<29} {factors} (JVP/VJP)")
     if not args.no_save:
         print(f"saved to {profile_path()}; plans now predict their times with it")
 
