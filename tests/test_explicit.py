@@ -144,6 +144,25 @@ def test_products_of_explicit_jacobians_stay_factored_and_equal_jax_jacobian():
     np.testing.assert_allclose(both.dense(), first_two, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("columns", [3, 8, 20])
+def test_an_explicit_factor_scales_the_smaller_of_its_matrix_and_the_product(columns):
+    """``J @ B`` with ``J = diag(d) W`` (12 x 8): where ``B`` has more columns than ``W`` the rows of
+    ``W`` are scaled before the product (12 x 8 entries), elsewhere the product after it (12 x n);
+    the same matrix either way, with a residual diagonal too."""
+    weight = jnp.asarray(RNG.standard_normal((12, 8)))
+    derivative, other = jnp.asarray(RNG.standard_normal(12)), jnp.asarray(RNG.standard_normal((8, columns)))
+    factored = ExplicitJacobian(derivative, weight)
+    np.testing.assert_allclose(factored @ other, factored.dense() @ other, rtol=1e-12)
+    scaled = [
+        equation.outvars[0].aval.shape
+        for equation in jax.make_jaxpr(lambda b: factored @ b)(other).jaxpr.eqns
+        if equation.primitive.name == "mul"
+    ]
+    assert scaled == ([(12, 8)] if columns > 8 else [(12, columns)])
+    square = ExplicitJacobian(derivative[:8], weight[:8], jnp.asarray(RNG.standard_normal(8)))
+    np.testing.assert_allclose(square @ other, square.dense() @ other, rtol=1e-12)
+
+
 def test_an_explicit_layer_costs_one_fma_per_entry_and_shows_in_the_plan():
     # 300 -> 300 -> 300, each a 90,000-FMA JVP: forward mode 300 * 180,000; writing layer 0 explicitly
     # (90,000) and pushing its 300 columns through layer 1: 90,000 + 300 * 90,000

@@ -42,7 +42,7 @@ from .primitives import bind_equation
 __all__ = ["Opaque", "Program", "Stretch", "build_program", "compose"]
 
 #: following stretches of a program run joined (:meth:`Stretch.joined`); False: each packs its output
-#: into a vector for the next (read while tracing; ``benchmarks/bench_joined.py`` times both)
+#: into a vector for the next (read while tracing; ``benchmarks/bench_switches.py`` times both)
 JOIN = True
 
 _INLINED = {"pjit", "jit", "closed_call", "core_call"}
@@ -122,7 +122,7 @@ class Stretch:
     traced function runs as the program does. Packed, a layer norm's inner states (the activations
     with their mean, then with their variance) cost XLA concatenations and extra passes: a
     forward sweep through a traced layer-norm MLP took 1.6-1.7x the time of the same sweep joined
-    (``benchmarks/bench_joined.py``).
+    (``benchmarks/bench_switches.py``).
     """
 
     def __init__(self, program: Program, env: dict[int, Any], first: int, last: int) -> None:

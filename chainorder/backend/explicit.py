@@ -172,12 +172,20 @@ def _diagonal_jvp(elementwise: Callable[[Any, Any], Any], product: Any, vector: 
     return _elementwise_body(closed.jaxpr, [False, False, True, True])
 
 
+#: ``J @ B`` scales ``J``'s matrix before the product where its ``k`` columns are fewer than ``B``'s
+#: ``n`` (``m k`` entries written, not ``m n``); False: always the product after it, a pass of its own
+#: over the ``m x n`` result (read while tracing; ``benchmarks/bench_switches.py`` times both)
+SCALE_FIRST = True
+
+
 @jax.tree_util.register_pytree_node_class
 class ExplicitJacobian:
     """The Jacobian ``diag(derivative) @ matrix (+ diag(diagonal))``, not written out: ``@`` with it
-    scales the other operand (``A @ J = (A * derivative) @ matrix + A * diagonal``,
-    ``J @ B = derivative * (matrix @ B) + diagonal * B``), and :meth:`dense` writes it. The
-    diagonal is a residual layer's (``x + s(Wx + b)``), None elsewhere. A pytree (jit, device_put)."""
+    scales the other operand (``A @ J = (A * derivative) @ matrix + A * diagonal``) or, for ``J @ B``,
+    the smaller of its matrix and the product (``(derivative * matrix) @ B`` or
+    ``derivative * (matrix @ B)``, :data:`SCALE_FIRST`; ``+ diagonal * B``), and :meth:`dense`
+    writes it. The diagonal is a residual layer's (``x + s(Wx + b)``), None elsewhere. A pytree
+    (jit, device_put)."""
 
     def __init__(self, derivative: Any, matrix: Any, diagonal: Any = None) -> None:
         self.derivative, self.matrix, self.diagonal = derivative, matrix, diagonal
@@ -205,7 +213,10 @@ class ExplicitJacobian:
             if self.diagonal is None and other.diagonal is None:  # the left factor stays outside
                 return ExplicitJacobian(self.derivative, (self.matrix * other.derivative) @ other.matrix)
             other = other.dense()
-        product = jnp.reshape(self.derivative, (-1, 1)) * (self.matrix @ other)
+        if SCALE_FIRST and other.shape[1] > self.matrix.shape[1]:
+            product = (jnp.reshape(self.derivative, (-1, 1)) * self.matrix) @ other
+        else:
+            product = jnp.reshape(self.derivative, (-1, 1)) * (self.matrix @ other)
         return product if self.diagonal is None else product + jnp.reshape(self.diagonal, (-1, 1)) * other
 
     def __rmatmul__(self, other: Any) -> Any:
