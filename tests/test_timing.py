@@ -140,6 +140,11 @@ def test_families_are_priced_at_the_profiles_factor_for_their_share(family):
     """A step's arithmetic through a layer counts its share of a family of operations (convolutions,
     reductions) ``family_factor(seeds)`` times; a layer without them, and a profile saved before the
     factors existed, price as before."""
+    from chainorder.backend.calibration import _FAMILY_LAYERS
+    from chainorder.backend.opcount import FAMILY_PRIMITIVES
+    from chainorder.core.layer import OP_FAMILIES
+
+    assert set(FAMILY_PRIMITIVES) == set(_FAMILY_LAYERS) == set(OP_FAMILIES)  # counted, measured, priced
     plain = MachineProfile("cpu", "x", (1, 1024), (1e9, 1e10), 1e10, 0.0)
     tables = {f"{family}_dims": (16, 256), f"{family}_tangent_factors": (3.0, 5.0)}
     profile = dataclasses.replace(plain, **tables, **{f"{family}_adjoint_factors": (2.0, 2.0)})

@@ -235,7 +235,7 @@ def _family_factors(profile: MachineProfile, family: str, repeat: int) -> tuple[
     does them (the layer behind, or before, a free layer as wide as the seeds). The model's time is
     linear in the factor (``rest + factor * part``, ``part`` read off the model at factors 1 and 2),
     so each factor is ``(measured - rest) / part``."""
-    f, x, layer = _conv_layer(_CONV_SIDE) if family == "conv" else _norm_layer(_NORM_WIDTH)
+    f, x, layer = _FAMILY_LAYERS[family]()
     width = layer.in_dim
     rng = np.random.default_rng(3)
     factors: dict[str, list[float]] = {"tangent": [], "adjoint": []}
@@ -263,6 +263,8 @@ def _family_factors(profile: MachineProfile, family: str, repeat: int) -> tuple[
 _FAMILY_SEEDS = (16, 512)
 _CONV_SIDE = 16
 _NORM_WIDTH = 2048
+#: the layer each family's factors are measured on
+_FAMILY_LAYERS = {"conv": lambda: _conv_layer(_CONV_SIDE), "reduction": lambda: _norm_layer(_NORM_WIDTH)}
 
 #: (seeds = width, layers) of the dense tanh chains the JVP/VJP rates are fitted on
 _MODE_CHAINS = {"cpu": ((32, 16), (128, 4), (512, 2)), "other": ((128, 16), (1024, 4), (4096, 2))}
