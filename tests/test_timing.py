@@ -259,7 +259,7 @@ def test_calibrate_measures_saves_and_is_loaded(tmp_path, monkeypatch):
     assert profile.calibrated and profile.platform == "cpu" and profile.gemm_peak > 1e8
     assert profile.conv_dims == (16, 512) and min(profile.conv_tangent_factors + profile.conv_adjoint_factors) > 0
     assert profile.reduction_dims == (16, 512) and min(profile.reduction_adjoint_factors) > 0
-    assert max(profile.reduction_tangent_factors) > 2  # a reduction is a pass over memory (50-80 here)
+    assert max(profile.reduction_tangent_factors) > 2  # a reduction is a pass over memory (28-124 here)
     assert calibration.profile_path().exists()
     assert chainorder.machine_profile() == profile
     plan = optimize(Chain.from_dims([64, 8, 64]))
