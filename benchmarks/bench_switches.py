@@ -29,6 +29,7 @@ import jax
 
 import chainorder
 from chainorder.backend import cuts, explicit
+from chainorder.core.steps import StepKind
 from chainorder.front.fidelity import distinct, fidelity_plans
 from chainorder.front.tracedzoo import traced_models
 from chainorder.front.zoo import dense_chain, median_times, zoo_chains
@@ -56,7 +57,7 @@ def compare(name: str, chain, x, profile, switch: str, repeat: int, samples: int
     plans = fidelity_plans(chain, profile, samples=samples)
     names = distinct(plans)
     if switch == "scale":  # only a product can scale an explicit factor
-        names = [each for each in names if any(step.kind.value == "product" for step in plans[each].steps)]
+        names = [each for each in names if any(step.kind is StepKind.PRODUCT for step in plans[each].steps)]
     functions = dict(pure_modes or {})
     for plan_name in names:
         functions[f"{plan_name} off"] = compiled(plans[plan_name], x, module, flag, False)

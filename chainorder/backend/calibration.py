@@ -205,16 +205,14 @@ def _mode_rates(profile: MachineProfile, chains, repeat: int, tick: Callable[[],
 
 def _conv_layer(side: int) -> tuple[Callable[[Any], Any], Any, Layer]:
     """One ``tanh(conv(v))`` layer: a 3x3 convolution, 8 channels to 8 on a ``side x side`` image,
-    flattened (``8 side^2`` wide): the function, an input, its Layer (with its ``conv_cost``; dense,
-    as JVPs and VJPs of all its columns and rows run it)."""
+    flattened (``8 side^2`` wide): the function, an input, its Layer (with its ``conv_cost``)."""
     kernel = jnp.asarray(np.random.default_rng(2).standard_normal((8, 8, 3, 3)) / np.sqrt(72), jnp.float32)
 
     def f(v):
         image = v.reshape(1, 8, side, side)
         return jnp.tanh(jax.lax.conv_general_dilated(image, kernel, (1, 1), "SAME")).reshape(-1)
 
-    x = jnp.linspace(-1.0, 1.0, 8 * side * side, dtype=jnp.float32)
-    return f, x, Chain.from_functions([f], x).without_structure()[0]
+    return _measured_layer(f, jnp.linspace(-1.0, 1.0, 8 * side * side, dtype=jnp.float32))
 
 
 def _norm_layer(width: int) -> tuple[Callable[[Any], Any], Any, Layer]:
@@ -224,7 +222,11 @@ def _norm_layer(width: int) -> tuple[Callable[[Any], Any], Any, Layer]:
     def f(v):
         return (v - v.mean()) / jnp.sqrt(v.var() + 1e-5)
 
-    x = jnp.linspace(-1.0, 1.0, width, dtype=jnp.float32)
+    return _measured_layer(f, jnp.linspace(-1.0, 1.0, width, dtype=jnp.float32))
+
+
+def _measured_layer(f: Callable[[Any], Any], x: Any) -> tuple[Callable[[Any], Any], Any, Layer]:
+    """``f``, ``x`` and ``f``'s Layer, dense (as JVPs and VJPs of all its columns and rows run it)."""
     return f, x, Chain.from_functions([f], x).without_structure()[0]
 
 
