@@ -4,7 +4,8 @@ Run: python benchmarks/bench_fidelity.py [--repeat 15] [--samples 8] [--plot fid
      [--saved-profile] [--per-plan]
 
 Calibrates the machine profile in the same run (chainorder.calibrate(save=False)), then for
-each zoo chain and each traced model (chainorder.front.tracedzoo: an MLP, a convolutional
+each zoo chain, a wide autoencoder whose 64 MiB Jacobian is written at the page-fault rate
+(LARGE), and each traced model (chainorder.front.tracedzoo: an MLP, a convolutional
 autoencoder and an MLP with layer norms, their chains from chainorder.trace; --scale widens the
 zoo only) times >= 10 distinct plans (forward, reverse, fma-optimal, time-optimal,
 dense-only, tape-limited, random bracketings) jitted, interleaved medians, and reports:
@@ -17,13 +18,14 @@ dense-only, tape-limited, random bracketings) jitted, interleaved medians, and r
   fresh Jacobian-sized array, timed in the same rounds as the plans) over the executed time of the
   chosen plan (target >= 60%);
 - where the time-optimal and the FMA-optimal plan differ, both measured;
-- for a chain with convolutions (reductions), the same plans' Spearman and speedup with every
-  convolution (reduction) factor 1 (priced as dense layers), beside the row.
+- where a table of the profile changes a prediction (the convolution or reduction factors, the
+  write factors of large result blocks), the same plans' Spearman and speedup without it, below the row.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import jax
 
@@ -34,6 +36,10 @@ from chainorder.core.timing import TimeModel, step_times
 from chainorder.front.fidelity import distinct, fidelity_plans, measure_plans, plot_fidelity, predicted_times, spearman
 from chainorder.front.tracedzoo import traced_models
 from chainorder.front.zoo import dense_chain, fresh_array, zoo_chains
+
+#: chains beside the zoo whose Jacobian is a block past the profile's write sizes (64 MiB: written
+#: fresh at the page-fault rate on a CPU), named as the zoo's, with their seeds
+LARGE = {"wide autoencoder 4096-256-32-256-4096": (20, [4096, 256, 32, 256, 4096])}
 
 
 def print_plans(plans, names, predicted, measured, profile) -> None:
@@ -84,19 +90,27 @@ def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int)
         f"{1e3 * measured['floor']:>8.3f} {roofline:>8.0%}  {differ}",
         flush=True,
     )
-    for family, what in OP_FAMILIES.items():  # the same plans and times, the family priced as dense layers
-        if any(getattr(layer, f"{family}_cost") for layer in chain):
-            print_without_factors(plans, names, measured, profile, family, what)
+    for what, flat in neutral_profiles(profile):  # the same plans and times, one table of the profile left out
+        flat_predicted = predicted_times(plans, flat)
+        if flat_predicted != predicted:
+            print_without(names, flat_predicted, measured, what)
     return plans, names, predicted, measured
 
 
-def print_without_factors(plans, names, measured, profile, family: str, what: str) -> None:
-    """The Spearman and predicted speedup of the same plans and measured times, every factor of
-    ``family`` 1 (what the model predicted before it priced that family apart)."""
-    flat = profile.with_family_factor(family, 1.0)
-    rho, speed_predicted, speed_measured = agreement(names, predicted_times(plans, flat), measured)
+def neutral_profiles(profile):
+    """``(what, profile)``: the profile with one of its measured tables neutral: each family of
+    operations priced as dense layers, every result block written at the bandwidth."""
+    for family, what in OP_FAMILIES.items():
+        yield f"{what} factors 1", profile.with_family_factor(family, 1.0)
+    yield "write factors 1", dataclasses.replace(profile, write_sizes=(1,), write_factors=(1.0,))
+
+
+def print_without(names, predicted, measured, what: str) -> None:
+    """The Spearman and predicted speedup of the same plans and measured times, as ``predicted``
+    (what the model predicted before it measured ``what``)."""
+    rho, speed_predicted, speed_measured = agreement(names, predicted, measured)
     print(
-        f"{f'  the same, {what} factors 1':<44} {'':>5} {rho:>8.2f} {speed_predicted:>6.2f}x "
+        f"{f'  the same, {what}':<44} {'':>5} {rho:>8.2f} {speed_predicted:>6.2f}x "
         f"{speed_measured:>6.2f}x {speed_predicted / speed_measured - 1:>+6.0%}",
         flush=True,
     )
@@ -124,6 +138,7 @@ def main() -> None:
     print("-" * len(header))
     points = []
     chains = [(name, *zoo_chain(dims, seed)) for seed, name, dims in zoo_chains(args.only, args.scale)]
+    chains += [(name, *zoo_chain(dims, seed)) for name, (seed, dims) in LARGE.items() if (args.only or name) in name]
     chains += [(name, chainorder.trace(f, x), x) for name, f, x in traced_models(args.only)]
     for name, chain, x in chains:
         plans, names, predicted, measured = fidelity_row(name, chain, x, profile, args.repeat, args.samples)

@@ -44,6 +44,8 @@ def profiles(draw):
         reduction_dims=(8, 512),
         reduction_tangent_factors=(draw(st.floats(0.5, 80)), draw(st.floats(0.5, 80))),
         reduction_adjoint_factors=(draw(st.floats(0.5, 80)), draw(st.floats(0.5, 80))),
+        write_sizes=tuple(sizes := sorted(draw(st.sets(st.integers(4, 4 * 60 * 60), min_size=1, max_size=2)))),
+        write_factors=tuple(draw(st.floats(0.5, 50)) for _ in sizes),
     )
 
 
@@ -74,6 +76,8 @@ def test_profile_round_trips_and_rejects_bad_fields():
         ("conv_tangent_factors", [0.0], "positive finite"),
         ("reduction_adjoint_factors", [1.0, 2.0], "one rate per dimension of reduction_dims"),
         ("reduction_dims", [8, 8], "rising"),
+        ("write_sizes", [2**25, 2**24], "rising"),
+        ("write_factors", [1.0, 2.0], "one rate per dimension of write_sizes"),
     ]:
         with pytest.raises(ValueError, match=message):
             MachineProfile.from_json(json.dumps({**data, field: value}))
@@ -121,6 +125,23 @@ def test_step_times_follow_the_documented_formulas():
     # preaccumulation: 7 adjoints of layer 0 (no operand)
     expected = 2.0 * 7 * 210 / rate(7) + bytes_time(7 * 30) + 1e-6 + 5e-7
     assert math.isclose(float(model.cost("adjoint_preaccumulation", 0, 0)), expected, rel_tol=1e-12)
+
+
+def test_a_result_block_from_the_write_sizes_on_is_written_at_its_factor():
+    """A step's result of ``write_sizes[0]`` bytes or more costs ``write_factor - 1`` times its bytes at
+    the bandwidth more, whatever the step's kind; its operands and smaller results cost as before."""
+    plain = MachineProfile("cpu", "x", (1, 100), (1e9, 1e11), 2e9, 1e-6)
+    slow = dataclasses.replace(plain, write_sizes=(4 * 9 * 30,), write_factors=(20.0,))
+    chain = Chain.from_dims([30, 7, 50, 9])
+    before, after = TimeModel(chain, plain), TimeModel(chain, slow)
+    extra = 19 * 4 * 9 * 30 / 2e9  # the 9 x 30 Jacobian: 19 more times its bytes
+    for kind in ("tangent_step", "adjoint_step", "product"):
+        assert math.isclose(float(after.cost(kind, 0, 2, 0) - before.cost(kind, 0, 2, 0)), extra, rel_tol=1e-12)
+    assert after.cost("product", 1, 2, 1) == before.cost("product", 1, 2, 1)  # 9 x 7: below the size
+    assert float(slow.write_factor(4 * 9 * 30 - 1)) == 1.0 and DEFAULT_PROFILES["cpu"].write_factor(2**26) > 1
+    data = json.loads(plain.to_json())  # saved before the fields existed: every block at the bandwidth
+    del data["write_sizes"], data["write_factors"]
+    assert MachineProfile.from_json(json.dumps(data)) == plain
 
 
 def test_the_primal_pass_is_every_layer_once_at_the_matrix_vector_rate():

@@ -2,11 +2,12 @@
 
 :func:`calibrate` times what plans do on the default device: matrix products of
 square and thin shapes (fitting the peak rate and the half-rate dimension of
-:class:`~chainorder.core.profile.MachineProfile`), an array write (bandwidth), a
-chain of tiny dependent kernels (fixed cost per kernel), and forward and reverse
-mode through a dense tanh chain (the JVP and VJP factors). It takes well under a
-minute on a 2-core CPU and saves the profile as JSON in the user's cache
-directory (``$CHAINORDER_CACHE``, else ``$XDG_CACHE_HOME/chainorder``, else
+:class:`~chainorder.core.profile.MachineProfile`), an array write (bandwidth) and,
+on a CPU, writes of larger fresh arrays (the write factors), a chain of tiny
+dependent kernels (fixed cost per kernel), and forward and reverse mode through a
+dense tanh chain (the JVP and VJP factors). It takes well under a minute on a
+2-core CPU and saves the profile as JSON in the user's cache directory
+(``$CHAINORDER_CACHE``, else ``$XDG_CACHE_HOME/chainorder``, else
 ``~/.cache/chainorder``), keyed by platform, device kind and JAX version.
 
 :func:`machine_profile` loads that file for the current device (once per
@@ -124,6 +125,19 @@ def _bandwidth(rows: int, columns: int, repeat: int) -> float:
     x, y = jnp.linspace(0.0, 1.0, rows, dtype=jnp.float32), jnp.linspace(0.0, 1.0, columns, dtype=jnp.float32)
     seconds = _median_time(jax.jit(lambda u, v: u[:, None] * v[None, :]), x, y, repeat=repeat)
     return 4 * rows * columns / seconds
+
+
+#: fresh blocks whose write calibrate() times on a CPU, as multiples of the bandwidth's own block
+#: (8 MiB: 16, 32 and 128 MiB, either side of glibc's 32 MiB mmap threshold)
+_WRITE_MULTIPLES = (2, 4, 16)
+
+
+def _write_factors(rows: int, columns: int, bandwidth: float, repeat: int) -> dict[str, tuple]:
+    """``write_sizes`` and ``write_factors``: the time per byte of writing a fresh block of each
+    of :data:`_WRITE_MULTIPLES` times ``rows x columns`` float32 over ``bandwidth``'s."""
+    sizes = tuple(4 * rows * columns * multiple for multiple in _WRITE_MULTIPLES)
+    factors = tuple(bandwidth / _bandwidth(rows * multiple, columns, repeat) for multiple in _WRITE_MULTIPLES)
+    return {"write_sizes": sizes, "write_factors": factors}
 
 
 def _step_overhead(repeat: int) -> float:
@@ -303,7 +317,10 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
     steps = len(dims) + 3 + len(mode_chains) + len(OP_FAMILIES)
     with tqdm(total=steps, desc="calibrating", disable=not show, leave=False) as bar:
         rates = _gemm_rates(dims, repeat, bar.update)
-        bandwidth = _bandwidth(2048, 1024, repeat) if device.platform == "cpu" else _bandwidth(16384, 8192, repeat)
+        block = (2048, 1024) if device.platform == "cpu" else (16384, 8192)
+        bandwidth = _bandwidth(*block, repeat)
+        # a GPU's allocator pools device memory: no fresh pages, every block at the bandwidth
+        writes = _write_factors(*block, bandwidth, repeat) if device.platform == "cpu" else {}
         bar.update()
         overhead = _step_overhead(repeat)
         bar.update()
@@ -316,6 +333,7 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
             overhead,
             jax_version=jax.__version__,
             calibrated=True,
+            **writes,
         )
         measured = dataclasses.replace(measured, primal_overhead=_primal_overhead(measured, mode_chains, repeat))
         bar.update()

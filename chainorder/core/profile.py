@@ -13,6 +13,12 @@ field               meaning
                     between them the rate is interpolated in ``log d``, beyond
                     them it is the nearest one's
 ``bandwidth``       bytes per second written or read by a step's Jacobian blocks
+``write_sizes``     block sizes in bytes (rising) from which on a step's result, a fresh
+                    block, is written slower than ``bandwidth``
+``write_factors``   time per byte of writing such a block over ``bandwidth``'s, per
+                    ``write_sizes`` entry, each from its size up to the next (a step, not
+                    interpolated: glibc's malloc hands out blocks of 32 MiB or more as
+                    fresh mappings, whose pages fault on first touch, 4 GB/s here)
 ``step_overhead``   seconds of fixed cost per step (a kernel launched)
 ``tangent_overhead`` seconds of fixed cost per layer a JVP propagation goes through
 ``adjoint_overhead`` the same for a VJP (small layers are dominated by these)
@@ -98,6 +104,11 @@ class MachineProfile:
         a dense layer's; profiles saved before they existed).
     reduction_dims, reduction_tangent_factors, reduction_adjoint_factors
         The same for reductions.
+    write_sizes : tuple of int
+        Rising block sizes in bytes (default ``(1,)``).
+    write_factors : tuple of float
+        One per ``write_sizes`` entry, positive and finite (default 1.0: every block written at
+        ``bandwidth``; profiles saved before they existed).
 
     Raises
     ------
@@ -134,10 +145,13 @@ class MachineProfile:
     reduction_dims: tuple[int, ...] = (1,)
     reduction_tangent_factors: tuple[float, ...] = (1.0,)
     reduction_adjoint_factors: tuple[float, ...] = (1.0,)
+    write_sizes: tuple[int, ...] = (1,)
+    write_factors: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         self._check_table("gemm_dims", ("gemm_rates",))
         self._check_table("mode_dims", ("tangent_factors", "adjoint_factors"))
+        self._check_table("write_sizes", ("write_factors",))
         for family in OP_FAMILIES:
             self._check_table(f"{family}_dims", (f"{family}_tangent_factors", f"{family}_adjoint_factors"))
         for name in _RATES:
@@ -196,6 +210,17 @@ class MachineProfile:
         one = {f"{family}_{direction}_factors": (factor,) for direction in ("tangent", "adjoint")}
         return dataclasses.replace(self, **{f"{family}_dims": (1,)}, **one)
 
+    def write_factor(self, nbytes):
+        """Time per byte of writing a fresh block of ``nbytes`` (scalar or array) over ``bandwidth``'s:
+        the factor of the largest ``write_sizes`` entry at most ``nbytes``, 1 below the first.
+
+        >>> profile = MachineProfile("cpu", "x", (1,), (1e9,), 1e9, 0.0, write_sizes=(2**25,), write_factors=(20.0,))
+        >>> [float(profile.write_factor(size)) for size in (2**25 - 4, 2**25, 2**30)]
+        [1.0, 20.0, 20.0]
+        """
+        factors = np.concatenate([[1.0], self.write_factors])
+        return factors[np.searchsorted(self.write_sizes, nbytes, side="right")]
+
     def mode_factor(self, direction: str, seeds):
         """JVP (``direction="tangent"``) or VJP time per FMA over a GEMM's, at ``seeds`` (scalar or array)."""
         factors = self.tangent_factors if direction == "tangent" else self.adjoint_factors
@@ -252,11 +277,12 @@ _DIMS = (1, 4, 16, 64, 256, 1024)
 #: Analytic rooflines, used when no measured profile exists: a 2-core AVX2 CPU
 #: (up to about 160 GFMA/s in float32, 18 at matrix-vector shapes; 40 GB/s) and
 #: an H100-class GPU (about 25 TFMA/s in float32 without tensor cores, 2 TB/s).
-#: Stated, not measured.
+#: On the CPU, a result block of 32 MiB or more is written at a tenth of the bandwidth
+#: (fresh pages from the allocator). Stated, not measured.
 DEFAULT_PROFILES = {
     "cpu": MachineProfile(
         "cpu", "cpu", _DIMS, (1.8e10, 3.5e10, 6.5e10, 1.0e11, 1.2e11, 1.6e11), 4.0e10, 1.0e-6, 1.0e-6, 1.0e-6,
-        primal_overhead=1.0e-6,
+        primal_overhead=1.0e-6, write_sizes=(2**25,), write_factors=(10.0,),
     ),
     "gpu": MachineProfile(
         "gpu", "gpu", _DIMS, (1.0e11, 4.0e11, 1.6e12, 6.0e12, 1.8e13, 2.5e13), 2.0e12, 5.0e-6, 5.0e-6, 5.0e-6,

@@ -18,6 +18,11 @@ seeds, :meth:`TimeModel.weighted_prefix <chainorder.core.timing.TimeModel.weight
   (the GEMM rate ``r`` is non-decreasing, so the rate of the smallest side is the least of the
   three), over every split: ``O(q^3)`` vectorized work as in the FMA DP.
 
+Every candidate for ``T[i..j]`` writes the block ``J[j..i]``, so its fresh-write term
+(:meth:`TimeModel.fresh_write <chainorder.core.timing.TimeModel.fresh_write>`, 0 below the profile's
+``write_sizes``) is added to the cell once, after the candidates are compared (the
+preaccumulations of length 1 are priced by :meth:`TimeModel.cost`, which includes it).
+
 Float ties go to the first of tangent step, product, adjoint step. The test suite
 checks the result against every plan of short chains priced by
 :meth:`TimeModel.cost <chainorder.core.timing.TimeModel.cost>`.
@@ -92,7 +97,8 @@ class _TimeDP:
         pick = np.argmin(values, axis=0)  # ties: the first kind
         codes = np.array([kind.code for kind in _CANDIDATES], dtype=np.int8)
         splits = np.stack([split for _, split in candidates])
-        self._store(length, values[pick, first], codes[pick], splits[pick, first])
+        written = self.model.fresh_write(first, first + length - 1)
+        self._store(length, values[pick, first] + written, codes[pick], splits[pick, first])
 
     def _tangent(self, length: int, cells: int):
         i = np.arange(cells)

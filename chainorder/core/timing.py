@@ -23,7 +23,8 @@ preaccumulation        bandwidth                                     ``step_over
                                                                      tangent overhead
 =====================  ============================================  =================================
 
-plus ``itemsize * bytes / bandwidth``. The FMAs
+plus ``itemsize * bytes / bandwidth``, and the result (a fresh block) ``write_factor(its bytes) - 1``
+times its bytes at the bandwidth more (:meth:`TimeModel.fresh_write`). The FMAs
 are :class:`~chainorder.core.costs.CostModel`'s, so the formulas of the cost
 model are not written twice. A plan's time (:func:`plan_time`) is the sum of its
 steps' (one device runs them one after another) plus the primal pass every plan
@@ -117,7 +118,18 @@ class TimeModel:
         if np.any(explicit):  # W read and the Jacobian written: 2 m n elements, no GEMM
             written = 2 * profile.itemsize * self._size(first, last) / profile.bandwidth
             seconds = np.where(explicit, written + profile.step_overhead + profile.tangent_overhead, seconds)
-        return seconds
+        return seconds + self.fresh_write(first, last)
+
+    def fresh_write(self, first, last):
+        """Seconds that writing the block ``J[last..first]`` as a step's result takes beyond its
+        bytes at the bandwidth: ``write_factor(bytes) - 1`` times that (0 for a block below the
+        profile's ``write_sizes``). Every step writes its result once, whatever its kind, so the time
+        DP adds it to each block once."""
+        profile = self.profile
+        nbytes = profile.itemsize * self._size(first, last)
+        factor = profile.write_factor(nbytes)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.where(factor == 1.0, 0.0, nbytes * (factor - 1.0) / profile.bandwidth)
 
     def weighted_prefix(self, direction: str, seeds) -> np.ndarray:
         """Prefix sums over the layers of their JVP (``direction="tangent"``) or VJP costs, each

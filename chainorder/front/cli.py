@@ -184,6 +184,11 @@ def _calibrate(args: argparse.Namespace) -> None:
     print(f"machine profile of {profile.platform} ({profile.device_kind}), jax {profile.jax_version}")
     print(f"  GEMM GFMA/s by smallest side  {rates}")
     print(f"  bandwidth                     {profile.bandwidth / 1e9:.3g} GB/s")
+    writes = ", ".join(
+        f"from {size / 2**20:.3g} MiB: {profile.bandwidth / factor / 1e9:.3g}"
+        for size, factor in zip(profile.write_sizes, profile.write_factors)
+    )
+    print(f"  a fresh result block, GB/s    {writes}")
     print(f"  fixed cost per step           {profile.step_overhead * 1e6:.3g} us")
     print(
         f"  fixed cost per layer          {profile.tangent_overhead * 1e6:.3g} us (JVP) / "
