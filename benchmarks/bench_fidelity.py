@@ -11,7 +11,8 @@ zoo only) times >= 10 distinct plans (forward, reverse, fma-optimal, time-optima
 dense-only, tape-limited, random bracketings) jitted, interleaved medians, and reports:
 
 - Spearman: rank correlation between predicted and measured time over the chain's plans
-  (target >= 0.9);
+  (target >= 0.9); beside it ("halves") the measurement's own: the Spearman between the medians
+  of the even and of the odd rounds (plans within noise of each other rank at random there too);
 - speedup: the better pure mode over the chosen (time-optimal) plan, predicted vs measured
   (target: within +-25%), beside the FMA model's speedup;
 - roofline: the bound (the plan's FMAs at the profile's peak GEMM rate plus the time of writing a
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 
 import jax
 
@@ -33,7 +35,15 @@ import chainorder
 from chainorder import Chain
 from chainorder.core.layer import OP_FAMILIES
 from chainorder.core.timing import TimeModel, step_times
-from chainorder.front.fidelity import distinct, fidelity_plans, measure_plans, plot_fidelity, predicted_times, spearman
+from chainorder.front.fidelity import (
+    distinct,
+    fidelity_plans,
+    measure_rounds,
+    plot_fidelity,
+    predicted_times,
+    spearman,
+    split_half,
+)
 from chainorder.front.tracedzoo import traced_models
 from chainorder.front.zoo import dense_chain, fresh_array, zoo_chains
 
@@ -75,7 +85,8 @@ def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int)
     plans' names and every plan's predicted and measured seconds."""
     plans = fidelity_plans(chain, profile, samples=samples)
     floor = fresh_array((chain.out_dim, chain.in_dim))  # the Jacobian written, in the same rounds
-    measured = measure_plans(plans, x, repeat, others={"floor": floor})
+    rounds = measure_rounds(plans, x, repeat, others={"floor": floor})
+    measured = {name: statistics.median(times) for name, times in rounds.items()}
     predicted = predicted_times(plans, profile)
     names = distinct(plans)
     rho, speed_predicted, speed_measured = agreement(names, predicted, measured)
@@ -85,7 +96,8 @@ def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int)
     if plan.steps != plans["fma-optimal"].steps:
         differ = f"{1e3 * measured['time-optimal']:.3f} vs {1e3 * measured['fma-optimal']:.3f}"
     print(
-        f"{name:<44} {len(names):>5} {rho:>8.2f} {speed_predicted:>6.2f}x {speed_measured:>6.2f}x "
+        f"{name:<44} {len(names):>5} {rho:>8.2f} {split_half(rounds, names):>6.2f} "
+        f"{speed_predicted:>6.2f}x {speed_measured:>6.2f}x "
         f"{speed_predicted / speed_measured - 1:>+6.0%} {plans['fma-optimal'].speedup:>6.2f}x "
         f"{1e3 * measured['floor']:>8.3f} {roofline:>8.0%}  {differ}",
         flush=True,
@@ -110,7 +122,7 @@ def print_without(names, predicted, measured, what: str) -> None:
     (what the model predicted before it measured ``what``)."""
     rho, speed_predicted, speed_measured = agreement(names, predicted, measured)
     print(
-        f"{f'  the same, {what}':<44} {'':>5} {rho:>8.2f} {speed_predicted:>6.2f}x "
+        f"{f'  the same, {what}':<44} {'':>5} {rho:>8.2f} {'':>6} {speed_predicted:>6.2f}x "
         f"{speed_measured:>6.2f}x {speed_predicted / speed_measured - 1:>+6.0%}",
         flush=True,
     )
@@ -131,7 +143,7 @@ def main() -> None:
     profile = chainorder.machine_profile() if args.saved_profile else chainorder.calibrate(save=False)
     print(f"jax {jax.__version__} on {profile.device_kind}; profile: {profile}")
     header = (
-        f"{'chain':<44} {'plans':>5} {'spearman':>8} {'pred x':>7} {'meas x':>7} {'err':>6} {'FMA x':>7} "
+        f"{'chain':<44} {'plans':>5} {'spearman':>8} {'halves':>6} {'pred x':>7} {'meas x':>7} {'err':>6} {'FMA x':>7} "
         f"{'write ms':>8} {'roofline':>8}  time-opt vs fma-opt (ms)"
     )
     print(header)

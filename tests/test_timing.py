@@ -323,12 +323,19 @@ def test_measure_plans_times_each_distinct_plan_once_and_the_others_in_the_same_
     plans = {"forward": optimize(chain, "forward"), "also forward": optimize(chain, "forward")}
     plans["reverse"] = optimize(chain, "reverse")
     timed = []
-    original = fidelity.median_times
-    monkeypatch.setattr(fidelity, "median_times", lambda fns, *a: timed.append(sorted(fns)) or original(fns, *a))
-    measured = fidelity.measure_plans(plans, x, 2, others={"floor": fresh_array((chain.out_dim, chain.in_dim))})
+    original = fidelity.round_times
+    monkeypatch.setattr(fidelity, "round_times", lambda fns, *a: timed.append(sorted(fns)) or original(fns, *a))
+    floor = {"floor": fresh_array((chain.out_dim, chain.in_dim))}
+    measured = fidelity.measure_plans(plans, x, 2, others=floor)
     assert timed == [sorted(["forward", "reverse", "floor"])]  # one interleaved call, each plan once
     assert set(measured) == {"forward", "also forward", "reverse", "floor"}
     assert measured["forward"] == measured["also forward"] and all(t > 0 for t in measured.values())
+    rounds = fidelity.measure_rounds(plans, x, 3, others=floor)
+    assert set(rounds) == set(measured) and all(len(times) == 3 and min(times) > 0 for times in rounds.values())
+    assert rounds["forward"] is rounds["also forward"]
+    # the halves' medians: a 1 s, b 2 s, c 3 s in the even rounds; c, b, a in the odd ones
+    reversed_odd = {"a": [1.0, 3.0, 1.0], "b": [2.0, 2.0, 2.0], "c": [3.0, 1.0, 3.0]}
+    assert fidelity.split_half(reversed_odd, "abc") == pytest.approx(-1.0) == fidelity.split_half(reversed_odd, "ab")
     assert fresh_array((5, 6))(x).shape == (5, 6) and jax.numpy.all(fresh_array((5, 6))(x)[1:] == 0)
     with pytest.raises(ValueError, match="name both a plan and another function"):
         fidelity.measure_plans(plans, x, 1, others={"reverse": fresh_array((5, 6))})

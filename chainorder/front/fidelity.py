@@ -3,13 +3,16 @@
 :func:`fidelity_plans` gathers plans that differ in the ways the model must
 tell apart (pure modes, the FMA-optimal and the time-optimal plan, dense
 products only, a tape-limited plan, random bracketings); :func:`measure_plans`
-times them jitted, interleaved (medians); :func:`plot_fidelity` draws predicted
-against measured seconds, log-log, with the diagonal, and :func:`spearman`
-gives the rank correlation.
+times them jitted, interleaved (medians; :func:`measure_rounds`, every round);
+:func:`plot_fidelity` draws predicted against measured seconds, log-log, with the
+diagonal, :func:`spearman` gives the rank correlation and :func:`split_half`
+the measurement's agreement with itself (plans within noise of each other rank
+at random, however good the model).
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,9 +26,18 @@ from ..core.plan import Plan
 from ..core.profile import MachineProfile
 from ..core.sample import random_plan
 from ..core.timing import plan_time
-from .zoo import median_times
+from .zoo import round_times
 
-__all__ = ["distinct", "fidelity_plans", "measure_plans", "plot_fidelity", "predicted_times", "spearman"]
+__all__ = [
+    "distinct",
+    "fidelity_plans",
+    "measure_plans",
+    "measure_rounds",
+    "plot_fidelity",
+    "predicted_times",
+    "spearman",
+    "split_half",
+]
 
 
 def fidelity_plans(chain: Chain, profile: MachineProfile, *, samples: int = 8, seed: int = 0) -> dict[str, Plan]:
@@ -73,15 +85,34 @@ def measure_plans(
     """Median seconds of each plan's jitted Jacobian at ``x`` (interleaved rounds; a plan
     that several names hold is timed once and reported under each), and of ``others`` (jitted
     functions of ``x``, such as a floor: :func:`chainorder.front.zoo.fresh_array`) timed in the same rounds."""
+    return {name: statistics.median(times) for name, times in measure_rounds(plans, x, repeat, others).items()}
+
+
+def measure_rounds(
+    plans: dict[str, Plan], x, repeat: int = 15, others: dict[str, Callable] | None = None
+) -> dict[str, list[float]]:
+    """What :func:`measure_plans` takes the medians of: each name's seconds in each round."""
     others = dict(others or {})
     if set(others) & set(plans):
         raise ValueError(f"measure_plans: {sorted(set(others) & set(plans))} name both a plan and another function")
     names = distinct(plans)
-    times = median_times({name: jax.jit(plans[name].jacobian) for name in names} | others, x, repeat)
+    times = round_times({name: jax.jit(plans[name].jacobian) for name in names} | others, x, repeat)
     measured = {
         name: times[next(other for other in names if plans[other].steps == plan.steps)] for name, plan in plans.items()
     }
     return measured | {name: times[name] for name in others}
+
+
+def split_half(rounds: dict[str, list[float]], names: Sequence[str]) -> float:
+    """Spearman between the medians of the even and of the odd rounds over ``names``: how well the
+    measurement ranks the plans against itself. A model's Spearman over all the rounds is
+    not held to much above it (each half has half the rounds, so it is a little pessimistic).
+
+    >>> split_half({"a": [1.0, 1.1, 1.0, 1.2], "b": [2.0, 2.1, 2.2, 2.0], "c": [3.0, 2.9, 3.1, 3.3]}, "abc")
+    1.0
+    """
+    halves = [[statistics.median(rounds[name][start::2]) for name in names] for start in (0, 1)]
+    return spearman(*halves)
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:

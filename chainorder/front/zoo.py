@@ -78,7 +78,12 @@ def fresh_array(shape: tuple[int, ...]) -> Callable:
 
 
 def median_times(functions: dict[str, Callable], x, repeat: int) -> dict[str, float]:
-    """Median wall time of each function. The functions take turns, so drifts in
+    """Median wall time of each function over the interleaved rounds of :func:`round_times`."""
+    return {name: statistics.median(values) for name, values in round_times(functions, x, repeat).items()}
+
+
+def round_times(functions: dict[str, Callable], x, repeat: int) -> dict[str, list[float]]:
+    """Wall time of each function in each of ``repeat`` rounds. The functions take turns, so drifts in
     the machine's speed hit all of them alike, in a new random order each round
     (seeded), so that none follows the same neighbour more often than another: a
     rotating order puts the same function after a slow one (a 13 ms jacrev) in
@@ -97,7 +102,7 @@ def median_times(functions: dict[str, Callable], x, repeat: int) -> dict[str, fl
             start = time.perf_counter()
             jax.block_until_ready(function(x))
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
 @dataclass
