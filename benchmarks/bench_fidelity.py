@@ -166,6 +166,8 @@ def main() -> None:
         fig, axes = plt.subplots(rows, columns, figsize=size, layout="constrained", squeeze=False)
         for ax, (name, names, predicted, measured) in zip(axes.flat, points):
             plot_fidelity([predicted[n] for n in names], [measured[n] for n in names], names, ax=ax, title=name)
+        for ax in axes.flat[len(points) :]:
+            ax.set_visible(False)
         fig.savefig(args.plot, dpi=80)
         print(f"wrote {args.plot}")
 
