@@ -20,7 +20,8 @@ dense-only, tape-limited, random bracketings) jitted, interleaved medians, and r
   chosen plan (target >= 60%);
 - where the time-optimal and the FMA-optimal plan differ, both measured;
 - where a table of the profile changes a prediction (the convolution or reduction factors, the
-  write factors of large result blocks), the same plans' Spearman and speedup without it, below the row.
+  write factors of large result blocks, the JVP/VJP factors of wide steps), the same plans'
+  Spearman and speedup without it, below the row.
 """
 
 from __future__ import annotations
@@ -111,10 +112,13 @@ def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int)
 
 def neutral_profiles(profile):
     """``(what, profile)``: the profile with one of its measured tables neutral: each family of
-    operations priced as dense layers, every result block written at the bandwidth."""
+    operations priced as dense layers, every result block written at the bandwidth, every step's
+    JVPs (VJPs) at the narrow steps' factor."""
     for family, what in OP_FAMILIES.items():
         yield f"{what} factors 1", profile.with_family_factor(family, 1.0)
     yield "write factors 1", dataclasses.replace(profile, write_sizes=(1,), write_factors=(1.0,))
+    narrow = {"tangent_factors": profile.tangent_factors[:1], "adjoint_factors": profile.adjoint_factors[:1]}
+    yield "one JVP/VJP factor", dataclasses.replace(profile, mode_dims=(1,), **narrow)
 
 
 def print_without(names, predicted, measured, what: str) -> None:

@@ -4,8 +4,8 @@
 square and thin shapes (fitting the peak rate and the half-rate dimension of
 :class:`~chainorder.core.profile.MachineProfile`), an array write (bandwidth) and,
 on a CPU, writes of larger fresh arrays (the write factors), a chain of tiny
-dependent kernels (fixed cost per kernel), and forward and reverse mode through a
-dense tanh chain (the JVP and VJP factors). It takes well under a minute on a
+dependent kernels (fixed cost per kernel), and forward and reverse mode through
+dense tanh chains (the JVP and VJP factors; on a CPU, those of wide steps apart). It takes well under a minute on a
 2-core CPU and saves the profile as JSON in the user's cache directory
 (``$CHAINORDER_CACHE``, else ``$XDG_CACHE_HOME/chainorder``, else
 ``~/.cache/chainorder``), keyed by platform, device kind and JAX version.
@@ -218,6 +218,32 @@ def _mode_rates(profile: MachineProfile, chains, repeat: int, tick: Callable[[],
     return fits
 
 
+#: (width, layers) of the dense tanh chain whose JVP/VJP factors calibrate() measures apart on a
+#: CPU: wide steps run near the GEMM rate (factors 1.0-1.1 at 2048 seeds here), where the fit over
+#: the narrower mode chains, whose fixed costs weigh more, says 1.4-1.7
+_WIDE_MODE_CHAIN = (2048, 2)
+
+
+def _wide_mode_factors(measured: MachineProfile, fitted: MachineProfile, repeat: int) -> dict[str, tuple]:
+    """``mode_dims`` and both factor tables: the fitted factors (one each in ``fitted``) up to the
+    widest mode chain's seeds, and those of :data:`_WIDE_MODE_CHAIN` at its width (interpolated in
+    ``log seeds`` between). ``measured``: the profile before the factors (factor 1, no per-layer cost)."""
+    width, layers = _WIDE_MODE_CHAIN
+    (tangent_time, *tangent_model), (adjoint_time, *adjoint_model) = _mode_times(measured, width, layers, repeat)
+    factors = []
+    for seconds, (arithmetic, rest), overhead in (
+        (tangent_time, tangent_model, fitted.tangent_overhead),
+        (adjoint_time, adjoint_model, fitted.adjoint_overhead),
+    ):
+        factors.append(max((seconds - rest - overhead * layers) / arithmetic, 0.05))
+    widest = max(width for width, _ in _MODE_CHAINS["cpu"])
+    return {
+        "mode_dims": (widest, width),
+        "tangent_factors": (fitted.tangent_factors[0], factors[0]),
+        "adjoint_factors": (fitted.adjoint_factors[0], factors[1]),
+    }
+
+
 def _conv_layer(side: int) -> tuple[Callable[[Any], Any], Any, Layer]:
     """One ``tanh(conv(v))`` layer: a 3x3 convolution, 8 channels to 8 on a ``side x side`` image,
     flattened (``8 side^2`` wide): the function, an input, its Layer (with its ``conv_cost``)."""
@@ -315,7 +341,7 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
     dims = (1, 4, 16, 64, 256, 1024) if device.platform == "cpu" else (1, 4, 16, 64, 256, 1024, 4096)
     show = progress if progress is not None else os.isatty(2)
     mode_chains = _MODE_CHAINS["cpu" if device.platform == "cpu" else "other"]
-    steps = len(dims) + 3 + len(mode_chains) + len(OP_FAMILIES)
+    steps = len(dims) + 4 + len(mode_chains) + len(OP_FAMILIES)
     with tqdm(total=steps, desc="calibrating", disable=not show, leave=False) as bar:
         rates = _gemm_rates(dims, repeat, bar.update)
         block = (2048, 1024) if device.platform == "cpu" else (16384, 8192)
@@ -348,6 +374,9 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
             tangent_factors=(tangent,),
             adjoint_factors=(adjoint,),
         )
+        if device.platform == "cpu":
+            profile = dataclasses.replace(profile, **_wide_mode_factors(measured, profile, repeat))
+        bar.update()
         tables: dict[str, tuple] = {}
         for family in OP_FAMILIES:
             tangent_factors, adjoint_factors = _family_factors(profile, family, repeat)
