@@ -281,7 +281,7 @@ def test_calibrate_measures_saves_and_is_loaded(tmp_path, monkeypatch):
     assert profile.conv_dims == (16, 512) and min(profile.conv_tangent_factors + profile.conv_adjoint_factors) > 0
     assert profile.reduction_dims == (16, 512) and min(profile.reduction_adjoint_factors) > 0
     assert max(profile.reduction_tangent_factors) > 2  # a reduction is a pass over memory (28-124 here)
-    assert profile.mode_dims == (512, 2048) and min(profile.tangent_factors + profile.adjoint_factors) > 0
+    assert profile.mode_dims == (512, 1024, 2048) and min(profile.tangent_factors + profile.adjoint_factors) > 0
     assert profile.write_sizes == (2**24, 2**25, 2**27) and min(profile.write_factors) >= 1
     assert calibration.profile_path().exists()
     assert chainorder.machine_profile() == profile

@@ -218,29 +218,29 @@ def _mode_rates(profile: MachineProfile, chains, repeat: int, tick: Callable[[],
     return fits
 
 
-#: (width, layers) of the dense tanh chain whose JVP/VJP factors calibrate() measures apart on a
-#: CPU: wide steps run near the GEMM rate (factors 1.0-1.1 at 2048 seeds here), where the fit over
-#: the narrower mode chains, whose fixed costs weigh more, says 1.4-1.7
-_WIDE_MODE_CHAIN = (2048, 2)
+#: (width, layers) of the dense tanh chains whose JVP/VJP factors calibrate() measures one by one on
+#: a CPU: steps that wide run near the GEMM rate (factors 0.84-1.02 at 2048 seeds here), where the
+#: fit over the narrower mode chains, whose fixed costs weigh more, says 1.1-1.7
+_WIDE_MODE_CHAINS = ((1024, 2), (2048, 2))
 
 
 def _wide_mode_factors(measured: MachineProfile, fitted: MachineProfile, repeat: int) -> dict[str, tuple]:
-    """``mode_dims`` and both factor tables: the fitted factors (one each in ``fitted``) up to the
-    widest mode chain's seeds, and those of :data:`_WIDE_MODE_CHAIN` at its width (interpolated in
+    """``mode_dims`` and both factor tables: the fitted factors (one each in ``fitted``) at the widest
+    fitted chain's seeds, then each of :data:`_WIDE_MODE_CHAINS`' own at its width (interpolated in
     ``log seeds`` between). ``measured``: the profile before the factors (factor 1, no per-layer cost)."""
-    width, layers = _WIDE_MODE_CHAIN
-    (tangent_time, *tangent_model), (adjoint_time, *adjoint_model) = _mode_times(measured, width, layers, repeat)
-    factors = []
-    for seconds, (arithmetic, rest), overhead in (
-        (tangent_time, tangent_model, fitted.tangent_overhead),
-        (adjoint_time, adjoint_model, fitted.adjoint_overhead),
-    ):
-        factors.append(max((seconds - rest - overhead * layers) / arithmetic, 0.05))
+    tangent, adjoint = [fitted.tangent_factors[0]], [fitted.adjoint_factors[0]]
+    for width, layers in _WIDE_MODE_CHAINS:
+        (tangent_time, *tangent_model), (adjoint_time, *adjoint_model) = _mode_times(measured, width, layers, repeat)
+        for factors, seconds, (arithmetic, rest), overhead in (
+            (tangent, tangent_time, tangent_model, fitted.tangent_overhead),
+            (adjoint, adjoint_time, adjoint_model, fitted.adjoint_overhead),
+        ):
+            factors.append(max((seconds - rest - overhead * layers) / arithmetic, 0.05))
     widest = max(width for width, _ in _MODE_CHAINS["cpu"])
     return {
-        "mode_dims": (widest, width),
-        "tangent_factors": (fitted.tangent_factors[0], factors[0]),
-        "adjoint_factors": (fitted.adjoint_factors[0], factors[1]),
+        "mode_dims": (widest, *(width for width, _ in _WIDE_MODE_CHAINS)),
+        "tangent_factors": tuple(tangent),
+        "adjoint_factors": tuple(adjoint),
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from ..core.chain import Chain
 from ..core.optimize import optimize
@@ -191,8 +191,11 @@ def plot_fidelity(
     ax.plot([low, high], [low, high], color="grey", linestyle="--", label="predicted = measured")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):  # a span under a decade labels every minor tick, on top of each other
-        axis.set_minor_formatter(NullFormatter())
+    for axis in (ax.xaxis, ax.yaxis):  # 1, 2, 5, 10, ... as plain numbers (no 3x10^-1 on top of 4x10^-1)
+        axis.set_major_locator(LogLocator(base=10))
+        axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+        for set_formatter in (axis.set_major_formatter, axis.set_minor_formatter):
+            set_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
     ax.set_xlabel("measured time (ms)")
