@@ -338,6 +338,7 @@ def test_measure_plans_times_each_distinct_plan_once_and_the_others_in_the_same_
     # the halves' medians: a 1 s, b 2 s, c 3 s in the even rounds; c, b, a in the odd ones
     reversed_odd = {"a": [1.0, 3.0, 1.0], "b": [2.0, 2.0, 2.0], "c": [3.0, 1.0, 3.0]}
     assert fidelity.split_half(reversed_odd, "abc") == pytest.approx(-1.0) == fidelity.split_half(reversed_odd, "ab")
+    assert math.isnan(fidelity.split_half({"a": [1.0], "b": [2.0]}, "ab"))
     assert fresh_array((5, 6))(x).shape == (5, 6) and jax.numpy.all(fresh_array((5, 6))(x)[1:] == 0)
     with pytest.raises(ValueError, match="name both a plan and another function"):
         fidelity.measure_plans(plans, x, 1, others={"reverse": fresh_array((5, 6))})

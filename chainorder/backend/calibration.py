@@ -1,12 +1,12 @@
 """Measuring a machine profile, saving it, and loading it for the device JAX runs on.
 
-:func:`calibrate` times what plans do on the default device: matrix products of
-square and thin shapes (fitting the peak rate and the half-rate dimension of
-:class:`~chainorder.core.profile.MachineProfile`), an array write (bandwidth) and,
-on a CPU, writes of larger fresh arrays (the write factors), a chain of tiny
-dependent kernels (fixed cost per kernel), and forward and reverse mode through
-dense tanh chains (the JVP and VJP factors; on a CPU, those of wide steps apart). It takes well under a minute on a
-2-core CPU and saves the profile as JSON in the user's cache directory
+:func:`calibrate` times what plans do on the default device: matrix products of square
+and thin shapes (fitting the peak rate and the half-rate dimension of
+:class:`~chainorder.core.profile.MachineProfile`), an array write (bandwidth) and, on a
+CPU, writes of larger fresh arrays (the write factors), a chain of tiny dependent
+kernels (fixed cost per kernel), and forward and reverse mode through dense tanh chains
+(the JVP and VJP factors; on a CPU, those of wide steps apart). It takes well under a
+minute on a 2-core CPU and saves the profile as JSON in the user's cache directory
 (``$CHAINORDER_CACHE``, else ``$XDG_CACHE_HOME/chainorder``, else
 ``~/.cache/chainorder``), keyed by platform, device kind and JAX version.
 

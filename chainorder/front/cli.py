@@ -187,8 +187,9 @@ def _calibrate(args: argparse.Namespace) -> None:
     writes = ", ".join(
         f"from {size / 2**20:.3g} MiB: {profile.bandwidth / factor / 1e9:.3g}"
         for size, factor in zip(profile.write_sizes, profile.write_factors)
+        if factor != 1.0
     )
-    print(f"  a fresh result block, GB/s    {writes}")
+    print(f"  a fresh result block, GB/s    {writes or 'at the bandwidth, any size'}")
     print(f"  fixed cost per step           {profile.step_overhead * 1e6:.3g} us")
     print(
         f"  fixed cost per layer          {profile.tangent_overhead * 1e6:.3g} us (JVP) / "

@@ -108,10 +108,13 @@ def split_half(rounds: dict[str, list[float]], names: Sequence[str]) -> float:
     """Spearman between the medians of the even and of the odd rounds over ``names``: how well the
     measurement ranks the plans against itself. A model's Spearman over all the rounds is
     not held to much above it (each half has half the rounds, so it is a little pessimistic).
+    NaN with fewer than two rounds.
 
     >>> split_half({"a": [1.0, 1.1, 1.0, 1.2], "b": [2.0, 2.1, 2.2, 2.0], "c": [3.0, 2.9, 3.1, 3.3]}, "abc")
     1.0
     """
+    if min(len(rounds[name]) for name in names) < 2:
+        return float("nan")  # one round: no halves
     halves = [[statistics.median(rounds[name][start::2]) for name in names] for start in (0, 1)]
     return spearman(*halves)
 
