@@ -219,7 +219,7 @@ def _mode_rates(profile: MachineProfile, chains, repeat: int, tick: Callable[[],
 
 
 #: (width, layers) of the dense tanh chains whose JVP/VJP factors calibrate() measures one by one on
-#: a CPU: steps that wide run near the GEMM rate (factors 0.84-1.12 at 1024-2048 seeds here), where the
+#: a CPU: steps that wide run near the GEMM rate (factors 0.84-1.16 at 1024-2048 seeds here), where the
 #: fit over the narrower mode chains, whose fixed costs weigh more, says 1.1-1.7
 _WIDE_MODE_CHAINS = ((1024, 2), (2048, 2))
 
