@@ -224,10 +224,13 @@ def _mode_rates(profile: MachineProfile, chains, repeat: int, tick: Callable[[],
 _WIDE_MODE_CHAINS = ((1024, 2), (2048, 2))
 
 
-def _wide_mode_factors(measured: MachineProfile, fitted: MachineProfile, repeat: int) -> dict[str, tuple]:
-    """``mode_dims`` and both factor tables: the fitted factors (one each in ``fitted``) at the widest
-    fitted chain's seeds, then each of :data:`_WIDE_MODE_CHAINS`' own at its width (interpolated in
-    ``log seeds`` between). ``measured``: the profile before the factors (factor 1, no per-layer cost)."""
+def _wide_mode_factors(
+    measured: MachineProfile, fitted: MachineProfile, mode_chains, repeat: int
+) -> dict[str, tuple]:
+    """``mode_dims`` and both factor tables: the fitted factors (one each in ``fitted``, fitted on
+    ``mode_chains``) at the widest of those chains' seeds, then each of :data:`_WIDE_MODE_CHAINS`' own
+    at its width (interpolated in ``log seeds`` between). ``measured``: the profile before the
+    factors (factor 1, no per-layer cost)."""
     tangent, adjoint = [fitted.tangent_factors[0]], [fitted.adjoint_factors[0]]
     for width, layers in _WIDE_MODE_CHAINS:
         (tangent_time, *tangent_model), (adjoint_time, *adjoint_model) = _mode_times(measured, width, layers, repeat)
@@ -236,7 +239,7 @@ def _wide_mode_factors(measured: MachineProfile, fitted: MachineProfile, repeat:
             (adjoint, adjoint_time, adjoint_model, fitted.adjoint_overhead),
         ):
             factors.append(max((seconds - rest - overhead * layers) / arithmetic, 0.05))
-    widest = max(width for width, _ in _MODE_CHAINS["cpu"])
+    widest = max(width for width, _ in mode_chains)
     return {
         "mode_dims": (widest, *(width for width, _ in _WIDE_MODE_CHAINS)),
         "tangent_factors": tuple(tangent),
@@ -375,7 +378,7 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
             adjoint_factors=(adjoint,),
         )
         if device.platform == "cpu":
-            profile = dataclasses.replace(profile, **_wide_mode_factors(measured, profile, repeat))
+            profile = dataclasses.replace(profile, **_wide_mode_factors(measured, profile, mode_chains, repeat))
         bar.update()
         tables: dict[str, tuple] = {}
         for family in OP_FAMILIES:
