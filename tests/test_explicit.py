@@ -236,3 +236,34 @@ def test_the_drop_in_writes_dense_layers_explicitly_where_that_pays():
     assert [layer.preaccumulates_explicitly for layer in report.chain] == [True, True]
     assert report.plan.cost * 1.9 < report.plan.forward_cost
     np.testing.assert_allclose(jax.jit(chainorder.jacobian(resnet))(x), jax.jacobian(resnet)(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sin", "identity"])
+@pytest.mark.parametrize("with_weight", [True, False])
+def test_zoo_layer_jacobian_written_by_its_parts_is_jax_jacobian(activation, with_weight):
+    """What benchmarks/bench_roofline.py writes by hand: diag(derivative(pre, y)) W of a zoo layer."""
+    from chainorder.front.zoo import DenseLayer
+
+    weight, bias = (W, B) if with_weight else (None, None)
+    layer = DenseLayer(weight, bias, activation)
+    x = jnp.asarray(RNG.standard_normal(4))
+    pre = layer.pre(x)
+    d = layer.derivative(pre, layer(x))
+    written = d[:, None] * W if with_weight else jnp.diag(d)
+    np.testing.assert_allclose(written, jax.jacobian(layer)(x), rtol=1e-12, atol=1e-12)
+
+
+def test_zoo_layers_are_the_zoo_chains_functions():
+    from chainorder.front.tracedzoo import mlp_function, mlp_layers
+    from chainorder.front.zoo import composed, dense_chain
+
+    functions, x = dense_chain([6, 5, 4, 3, 5, 6], 2, jnp.float64)
+    assert [layer.activation for layer in functions] == ["tanh"] * 3 + ["sin"] + ["tanh"] * 2
+    w0, w1, w2, _, w3, w4 = (layer.weight for layer in functions)
+    expected = jnp.tanh(w4 @ jnp.tanh(w3 @ jnp.sin(jnp.tanh(w2 @ jnp.tanh(w1 @ jnp.tanh(w0 @ x))))))
+    np.testing.assert_allclose(composed(functions)(x), expected, rtol=1e-12)
+    f, x = mlp_function([6, 4, 6])
+    layers, _ = mlp_layers([6, 4, 6])
+    expected = layers[1].weight @ jnp.tanh(layers[0].weight @ x + layers[0].bias) + layers[1].bias
+    np.testing.assert_allclose(f(x), expected, rtol=1e-6)
+    assert [layer.activation for layer in layers] == ["tanh", "identity"]

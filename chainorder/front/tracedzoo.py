@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["TRACED", "conv_autoencoder", "layer_norm_mlp", "mlp_function", "traced_models"]
+from .zoo import DenseLayer, composed
+
+__all__ = ["TRACED", "conv_autoencoder", "layer_norm_mlp", "mlp_function", "mlp_layers", "traced_models"]
 
 
 def _dense(rng: np.random.Generator, rows: int, columns: int, dtype) -> tuple[jax.Array, jax.Array]:
@@ -22,18 +24,19 @@ def _dense(rng: np.random.Generator, rows: int, columns: int, dtype) -> tuple[ja
     return weight, jnp.asarray(0.1 * rng.standard_normal(rows), dtype)
 
 
-def mlp_function(dims: list[int], seed: int = 0, dtype=jnp.float32) -> tuple[Callable, jax.Array]:
+def mlp_layers(dims: list[int], seed: int = 0, dtype=jnp.float32) -> tuple[list[DenseLayer], jax.Array]:
     """``tanh(W x + b)`` layers of widths ``dims``, the last one affine; and an input."""
     rng = np.random.default_rng(seed)
     params = [_dense(rng, dims[i + 1], dims[i], dtype) for i in range(len(dims) - 1)]
+    layers = [DenseLayer(weight, bias, "tanh") for weight, bias in params[:-1]]
+    layers.append(DenseLayer(*params[-1], "identity"))
+    return layers, jnp.asarray(rng.standard_normal(dims[0]), dtype)
 
-    def f(x):
-        for weight, bias in params[:-1]:
-            x = jnp.tanh(weight @ x + bias)
-        weight, bias = params[-1]
-        return weight @ x + bias
 
-    return f, jnp.asarray(rng.standard_normal(dims[0]), dtype)
+def mlp_function(dims: list[int], seed: int = 0, dtype=jnp.float32) -> tuple[Callable, jax.Array]:
+    """The layers of :func:`mlp_layers` as one function, and the input."""
+    layers, x = mlp_layers(dims, seed, dtype)
+    return composed(layers), x
 
 
 def conv_autoencoder(side: int = 32, code: int = 16, seed: int = 0, dtype=jnp.float32) -> tuple[Callable, jax.Array]:

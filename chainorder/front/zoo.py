@@ -33,17 +33,65 @@ def composed(functions: list[Callable]) -> Callable:
     return f
 
 
-def dense_chain(dims: list[int], seed: int, dtype) -> tuple[list[Callable], jax.Array]:
-    """tanh(W x) layers, with an elementwise sin layer after every third dense layer."""
+#: the activations of :class:`DenseLayer`: the function and its derivative in terms of the
+#: pre-activation ``p`` and the output ``y``
+ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
+    "tanh": (jnp.tanh, lambda p, y: 1 - y**2),
+    "sin": (jnp.sin, lambda p, y: jnp.cos(p)),
+    "identity": (lambda p: p, lambda p, y: jnp.ones_like(p)),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class DenseLayer:
+    """``activation(weight @ x + bias)`` (``weight`` None: the activation alone, elementwise;
+    ``bias`` None: no bias): a layer of the zoo's models kept by its parts, so that a benchmark can
+    write its Jacobian ``diag(activation'(weight @ x + bias)) weight`` by hand
+    (``benchmarks/bench_roofline.py``)."""
+
+    weight: jax.Array | None
+    bias: jax.Array | None
+    activation: str
+
+    @property
+    def __name__(self) -> str:
+        return (
+            self.activation
+            if self.weight is None
+            else f"{self.activation}(W x{' + b' if self.bias is not None else ''})"
+        )
+
+    def pre(self, x):
+        """The pre-activation ``weight @ x + bias``."""
+        if self.weight is not None:
+            x = self.weight @ x
+        return x if self.bias is None else x + self.bias
+
+    def __call__(self, x):
+        return ACTIVATIONS[self.activation][0](self.pre(x))
+
+    def derivative(self, pre, y):
+        """The activation's derivative at ``pre`` (whose output is ``y``): the diagonal of the layer's Jacobian."""
+        return ACTIVATIONS[self.activation][1](pre, y)
+
+
+def dense_layers(dims: list[int], seed: int, dtype) -> tuple[list[DenseLayer], jax.Array]:
+    """tanh(W x) layers, with an elementwise sin layer after every third dense layer; and an input."""
     rng = np.random.default_rng(seed)
-    functions: list[Callable] = []
+    layers: list[DenseLayer] = []
     for index in range(len(dims) - 1):
         weight = jnp.asarray(rng.standard_normal((dims[index + 1], dims[index])) / np.sqrt(dims[index]), dtype)
-        functions.append(lambda x, weight=weight: jnp.tanh(weight @ x))
+        layers.append(DenseLayer(weight, None, "tanh"))
         if index % 3 == 2:
-            functions.append(jnp.sin)
+            layers.append(DenseLayer(None, None, "sin"))
     x = jnp.asarray(rng.standard_normal(dims[0]), dtype)
-    return functions, x
+    return layers, x
+
+
+def dense_chain(dims: list[int], seed: int, dtype) -> tuple[list[Callable], jax.Array]:
+    """The layers of :func:`dense_layers` as functions, and the input."""
+    layers, x = dense_layers(dims, seed, dtype)
+    return list(layers), x
 
 
 def random_dims(seed: int, length: int) -> list[int]:
