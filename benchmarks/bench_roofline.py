@@ -18,11 +18,16 @@ and the traced MLP it calibrates a profile (the bound's GEMM rate), takes the ti
 
 and prints each one's share of the bound ("roofline"), and the bound plus the primal pass over the
 plan's time.
+
+On a machine whose cores are few, run it once more on one core (``taskset -c 0 python
+benchmarks/bench_roofline.py``): XLA sizes its thread pools by the cores the process may use, so
+that run shows how close the same plans come to one core's bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 
 import jax
@@ -103,7 +108,8 @@ def main() -> None:
     args = parser.parse_args()
     profile = chainorder.calibrate(save=False, progress=False)
     peak = profile.gemm_peak
-    print(f"jax {jax.__version__} on {profile.device_kind}, float32; best GEMM {peak / 1e9:.0f} GFMA/s (calibrated)")
+    cores = f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} cores"
+    print(f"jax {jax.__version__} on {profile.device_kind} ({cores}), float32; best GEMM {peak / 1e9:.0f} GFMA/s")
     print(f"medians of {args.repeat} interleaved rounds, ms; roofline = bound / time\n")
     header = (
         f"{'chain':<36} {'FMAs':>11} {'bound':>6} {'plan':>6} {'by hand':>7} {'primal':>6} {'floor':>6}"
