@@ -46,23 +46,29 @@ from chainorder.front.fidelity import (
     split_half,
 )
 from chainorder.front.tracedzoo import traced_models
-from chainorder.front.zoo import dense_chain, fresh_array, zoo_chains
+from chainorder.front.zoo import dense_chain, faults_per_call, fresh_array, zoo_chains
 
 #: chains beside the zoo whose Jacobian is a block past the profile's write sizes (64 MiB: written
 #: fresh at the page-fault rate on a CPU), named as the zoo's, with their seeds
 LARGE = {"wide autoencoder 4096-256-32-256-4096": (20, [4096, 256, 32, 256, 4096])}
 
 
-def print_plans(plans, names, predicted, measured, profile) -> None:
-    """Each plan's predicted and measured ms, the primal pass's share and its largest step's."""
+def print_plans(plans, names, predicted, measured, profile, x) -> None:
+    """Each plan's predicted and measured ms, the primal pass's share and its largest step's, XLA's
+    temporaries (``memory_analysis()``) and the page faults of a call."""
     for name in names:
         plan = plans[name]
         seconds = step_times(plan.chain, plan.steps, profile)
         largest = max(range(len(seconds)), key=seconds.__getitem__)
+        function = jax.jit(plan.jacobian)
+        temporaries = function.lower(x).compile().memory_analysis().temp_size_in_bytes
+        faults = faults_per_call(function, x)
         print(
             f"    {name:<14} predicted {1e3 * predicted[name]:8.3f} ms  measured {1e3 * measured[name]:8.3f} ms  "
             f"primal {1e3 * TimeModel(plan.chain, profile).primal_time():.3f}  "
-            f"largest step {plan.steps[largest].kind.value} {1e3 * seconds[largest]:.3f}"
+            f"largest step {plan.steps[largest].kind.value} {1e3 * seconds[largest]:.3f}  "
+            f"XLA temporaries {temporaries / 2**20:.1f} MiB, "
+            f"faults/call {'n/a' if faults is None else f'{faults:.0f} ({faults * 4096 / 2**20:.1f} MiB)'}"
         )
 
 
@@ -142,7 +148,11 @@ def main() -> None:
     parser.add_argument(
         "--saved-profile", action="store_true", help="use the saved profile (chainorder calibrate), not a new one"
     )
-    parser.add_argument("--per-plan", action="store_true", help="print each plan's predicted and measured ms too")
+    parser.add_argument(
+        "--per-plan",
+        action="store_true",
+        help="print each plan's predicted and measured ms too, its XLA temporaries and page faults per call",
+    )
     args = parser.parse_args()
     profile = chainorder.machine_profile() if args.saved_profile else chainorder.calibrate(save=False)
     print(f"jax {jax.__version__} on {profile.device_kind}; profile: {profile}")
@@ -160,7 +170,7 @@ def main() -> None:
         plans, names, predicted, measured = fidelity_row(name, chain, x, profile, args.repeat, args.samples)
         points.append((name, names, predicted, measured))
         if args.per_plan:
-            print_plans(plans, names, predicted, measured, profile)
+            print_plans(plans, names, predicted, measured, profile, x)
     if args.plot:
         import matplotlib.pyplot as plt
 

@@ -344,6 +344,18 @@ def test_measure_plans_times_each_distinct_plan_once_and_the_others_in_the_same_
         fidelity.measure_plans(plans, x, 1, others={"reverse": fresh_array((5, 6))})
 
 
+def test_faults_per_call_counts_the_pages_of_a_fresh_block_past_glibcs_mapping_ceiling():
+    import jax.numpy as jnp
+
+    from chainorder.front.zoo import faults_per_call, fresh_array
+
+    x = jnp.ones(3, jnp.float32)
+    large = faults_per_call(fresh_array((4096, 4096)), x, calls=3)  # 64 MiB: mapped fresh each call
+    if large is None:
+        pytest.skip("this platform does not count page faults")
+    assert large > faults_per_call(fresh_array((4, 4)), x, calls=3)
+
+
 def test_cli_objective_time_and_calibrate(tmp_path, monkeypatch, capsys):
     from chainorder.backend import calibration
     from chainorder.front.cli import main

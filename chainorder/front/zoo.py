@@ -119,6 +119,23 @@ def xla_bytes(function: Callable, *args) -> int:
     return analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
 
 
+def faults_per_call(function: Callable, *args, calls: int = 10) -> float | None:
+    """Minor page faults per call of ``function(*args)`` (jitted and warmed up), from ``getrusage``;
+    None where the platform does not count them. XLA on a CPU allocates a program's temporaries
+    per call, and from glibc's 32 MiB ceiling on every page of them faults again each call
+    (BENCHMARKS.md: the page faults of XLA's temporaries)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    for _ in range(2):
+        jax.block_until_ready(function(*args))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        jax.block_until_ready(function(*args))
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
 def fresh_array(shape: tuple[int, ...]) -> Callable:
     """A jitted function of ``x`` that returns a fresh array of ``shape`` in ``x``'s dtype: the floor of
     any dense result of that shape (writing it), timed beside the functions it bounds."""
