@@ -101,29 +101,45 @@ def _median_time(function: Callable, *args, repeat: int, budget: float = 0.05) -
     return statistics.median(times)
 
 
+#: the GEMM table and the bandwidth are measured in this many rounds over all their entries, each
+#: entry's median kept, so that a slow spell of the machine hits one round of every entry rather
+#: than every timing of a few: in a fresh process here (where `chainorder calibrate` and the
+#: benchmarks start) the first pass over the table once ran the matrix-vector products at half the
+#: rate of the two passes after it (8.3 against 16.7-18.8 GFMA/s)
+_ROUNDS = 3
+
+
+def _round_medians(measurements: list[tuple[Callable, tuple]], repeat: int, tick: Callable[[], None]) -> list[float]:
+    """For each ``(function, args)``: the median over :data:`_ROUNDS` rounds of its median time
+    (:func:`_median_time`, with a round's share of the timings and the budget)."""
+    rounds = []
+    for _ in range(_ROUNDS):
+        share = -(-repeat // _ROUNDS)
+        rounds.append([_median_time(f, *args, repeat=share, budget=0.05 / _ROUNDS) for f, args in measurements])
+        tick()
+    return [statistics.median(times) for times in zip(*rounds)]
+
+
 def _gemm_rates(dims: tuple[int, ...], repeat: int, tick: Callable[[], None]) -> tuple[float, ...]:
     """For each ``d``: the median rate of the products whose smallest side ``d`` is on the
     left, inside or on the right, the other sides the largest of ``dims``."""
     largest = dims[-1]
     rng = np.random.default_rng(0)
     product = jax.jit(jnp.matmul)
-    rates = []
-    for d in dims:
-        shapes = {(d, largest, largest), (largest, d, largest), (largest, largest, d)}
-        measured = []
-        for m, k, n in shapes:
-            a = jnp.asarray(rng.standard_normal((m, k)), jnp.float32)
-            b = jnp.asarray(rng.standard_normal((k, n)), jnp.float32)
-            measured.append(m * k * n / _median_time(product, a, b, repeat=repeat))
-        rates.append(statistics.median(measured))
-        tick()
-    return tuple(rates)
+    shapes = [sorted({(d, largest, largest), (largest, d, largest), (largest, largest, d)}) for d in dims]
+    measurements = []
+    for m, k, n in (shape for group in shapes for shape in group):
+        a = jnp.asarray(rng.standard_normal((m, k)), jnp.float32)
+        b = jnp.asarray(rng.standard_normal((k, n)), jnp.float32)
+        measurements.append((product, (a, b)))
+    seconds = iter(_round_medians(measurements, repeat, tick))
+    return tuple(statistics.median(m * k * n / next(seconds) for m, k, n in group) for group in shapes)
 
 
 def _bandwidth(rows: int, columns: int, repeat: int) -> float:
     """Bytes per second of writing a fresh ``rows x columns`` float32 array (an outer product)."""
     x, y = jnp.linspace(0.0, 1.0, rows, dtype=jnp.float32), jnp.linspace(0.0, 1.0, columns, dtype=jnp.float32)
-    seconds = _median_time(jax.jit(lambda u, v: u[:, None] * v[None, :]), x, y, repeat=repeat)
+    (seconds,) = _round_medians([(jax.jit(lambda u, v: u[:, None] * v[None, :]), (x, y))], repeat, lambda: None)
     return 4 * rows * columns / seconds
 
 
@@ -224,9 +240,7 @@ def _mode_rates(profile: MachineProfile, chains, repeat: int, tick: Callable[[],
 _WIDE_MODE_CHAINS = ((1024, 2), (2048, 2))
 
 
-def _wide_mode_factors(
-    measured: MachineProfile, fitted: MachineProfile, mode_chains, repeat: int
-) -> dict[str, tuple]:
+def _wide_mode_factors(measured: MachineProfile, fitted: MachineProfile, mode_chains, repeat: int) -> dict[str, tuple]:
     """``mode_dims`` and both factor tables: the fitted factors (one each in ``fitted``, fitted on
     ``mode_chains``) at the widest of those chains' seeds, then each of :data:`_WIDE_MODE_CHAINS`' own
     at its width (interpolated in ``log seeds`` between). ``measured``: the profile before the
@@ -344,7 +358,7 @@ def calibrate(*, save: bool = True, progress: bool | None = None, repeat: int = 
     dims = (1, 4, 16, 64, 256, 1024) if device.platform == "cpu" else (1, 4, 16, 64, 256, 1024, 4096)
     show = progress if progress is not None else os.isatty(2)
     mode_chains = _MODE_CHAINS["cpu" if device.platform == "cpu" else "other"]
-    steps = len(dims) + 4 + len(mode_chains) + len(OP_FAMILIES)
+    steps = _ROUNDS + 4 + len(mode_chains) + len(OP_FAMILIES)
     with tqdm(total=steps, desc="calibrating", disable=not show, leave=False) as bar:
         rates = _gemm_rates(dims, repeat, bar.update)
         block = (2048, 1024) if device.platform == "cpu" else (16384, 8192)
