@@ -117,11 +117,12 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
+    options = chainorder.compiler_options()  # as chainorder compiles a plan's Jacobian itself; the same for both
     for name, chain, layers, x in models():
         plan = chainorder.optimize(chain, objective="time", profile=profile)
         functions = {
-            "plan": jax.jit(plan.jacobian),
-            "by hand": jax.jit(by_hand(layers, plan)),
+            "plan": jax.jit(plan.jacobian, compiler_options=options),
+            "by hand": jax.jit(by_hand(layers, plan), compiler_options=options),
             "primal": jax.jit(composed(layers)),
             "floor": fresh_array((chain.out_dim, chain.in_dim)),
         }

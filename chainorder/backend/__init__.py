@@ -22,6 +22,7 @@ module              what it holds
 ``sparseresult``    ``sparse=True``'s BCOOs in ``jax.jacobian``'s layout
 ``variants``        the drop-in's other ways: out of core, sharded, sparse, in blocks when no plan fits
 ``calibration``     measuring, saving and loading the device's machine profile
+``xlaoptions``      the XLA options chainorder compiles its own programs with
 ==================  ==================================================================
 
 It imports the core; the core reaches it only through
@@ -36,12 +37,14 @@ from .opcount import chain_from_functions
 from .patterns import sparsity
 from .planjacobian import plan_jacobian
 from .tracing import trace
+from .xlaoptions import compiler_options
 
 __all__ = [
     "analyze",
     "apply_chain",
     "calibrate",
     "chain_from_functions",
+    "compiler_options",
     "jacobian",
     "machine_profile",
     "plan_jacobian",

@@ -100,6 +100,7 @@ def _demo(args: argparse.Namespace) -> None:
         import jax.numpy as jnp
     except ImportError:
         raise InputError("the demo runs the plan in JAX: pip install 'chainorder[jax]'") from None
+    from ..backend.xlaoptions import compiler_options
     from .zoo import dense_chain, median_times
 
     dims = parse_dims(args.dims)
@@ -120,7 +121,7 @@ def _demo(args: argparse.Namespace) -> None:
         {
             "jax.jacfwd": jax.jit(jax.jacfwd(chain)),
             "jax.jacrev": jax.jit(jax.jacrev(chain)),
-            "chainorder": jax.jit(plan.jacobian),
+            "chainorder": jax.jit(plan.jacobian, compiler_options=compiler_options()),
         },
         x,
         args.repeat,
@@ -242,8 +243,9 @@ def _build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="print the optimal plan for a chain")
     analyze.add_argument("--dims", help="layer widths, e.g. 784,256,32,256,784 (dense layers)")
     analyze.add_argument(
-        "--chain", help="file with one layer a line: in_dim out_dim edges "
-        "[tangent_cost adjoint_cost [tangent_colors adjoint_colors]]"
+        "--chain",
+        help="file with one layer a line: in_dim out_dim edges "
+        "[tangent_cost adjoint_cost [tangent_colors adjoint_colors]]",
     )
     analyze.add_argument("--strategy", default="optimal", choices=["optimal", "forward", "reverse"])
     analyze.add_argument("--tape-limit", type=_count, default=None, help="largest tape an adjoint may hold")
@@ -348,4 +350,3 @@ def _discard_stdout() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-
