@@ -60,7 +60,7 @@ def print_plans(plans, names, predicted, measured, profile, x) -> None:
         plan = plans[name]
         seconds = step_times(plan.chain, plan.steps, profile)
         largest = max(range(len(seconds)), key=seconds.__getitem__)
-        function = jax.jit(plan.jacobian, compiler_options=chainorder.compiler_options())  # as measured
+        function = jax.jit(plan.jacobian, compiler_options=chainorder.plan_compiler_options(plan))  # as measured
         temporaries = function.lower(x).compile().memory_analysis().temp_size_in_bytes
         faults = faults_per_call(function, x)
         print(

@@ -117,9 +117,9 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    options = chainorder.compiler_options()  # as chainorder compiles a plan's Jacobian itself; the same for both
     for name, chain, layers, x in models():
         plan = chainorder.optimize(chain, objective="time", profile=profile)
+        options = chainorder.plan_compiler_options(plan)  # as chainorder compiles the plan; the same for both
         functions = {
             "plan": jax.jit(plan.jacobian, compiler_options=options),
             "by hand": jax.jit(by_hand(layers, plan), compiler_options=options),

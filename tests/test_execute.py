@@ -246,17 +246,18 @@ def test_a_product_pushed_through_an_elementwise_layer_compiles_without_transpos
     assert _relative_error(plan.jacobian(x), reference) < 1e-5
 
 
-def test_chainorder_compiles_its_own_programs_with_the_memory_scheduler_and_composes():
+def test_large_plans_compile_with_the_memory_scheduler_and_compose():
     """The options apply where chainorder's program is the top-level one, and are left out where it
     is traced inside the caller's (JAX refuses compiler options on a nested jit)."""
     import chainorder
-    from chainorder.backend.xlaoptions import top_level_jit
+    from chainorder.backend.xlaoptions import LARGE_PEAK, top_level_jit
     from chainorder.core.profile import default_profile
     from chainorder.front.fidelity import fidelity_plans
     from chainorder.front.tracedzoo import traced_models
 
-    assert chainorder.compiler_options("cpu") == {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
-    square = top_level_jit(lambda v: jnp.sin(v) ** 2)
+    options = chainorder.compiler_options("cpu")
+    assert options == {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+    square = top_level_jit(lambda v: jnp.sin(v) ** 2, options)
     x = jnp.linspace(0.0, 1.0, 5)
     expected = jnp.sin(x) ** 2
     np.testing.assert_allclose(square(x), expected)  # called with an array: compiled with the options
@@ -267,11 +268,15 @@ def test_chainorder_compiles_its_own_programs_with_the_memory_scheduler_and_comp
     # the layer-norm MLP's plan of dense products: the default scheduler placed its scattered zero
     # blocks first (40 MiB of temporaries in float32), the memory-optimized one keeps fewer live
     _, f, x = traced_models("layer-norm", dtype=jnp.float32)[0]
-    plan = fidelity_plans(chainorder.trace(f, x), default_profile("cpu"), samples=0)["dense-only"]
+    plans = fidelity_plans(chainorder.trace(f, x), default_profile("cpu"), samples=0)
+    plan = plans["dense-only"]
+    assert plan.peak_memory >= LARGE_PEAK > plans["fma-optimal"].peak_memory
+    assert chainorder.plan_compiler_options(plan) == options
+    assert chainorder.plan_compiler_options(plans["fma-optimal"]) is None
 
-    def temporaries(options):
-        compiled = jax.jit(plan.jacobian, compiler_options=options).lower(x).compile()
+    def temporaries(compiler_options):
+        compiled = jax.jit(plan.jacobian, compiler_options=compiler_options).lower(x).compile()
         return compiled.memory_analysis().temp_size_in_bytes
 
-    assert temporaries(chainorder.compiler_options("cpu")) < 0.8 * temporaries(None)
+    assert temporaries(options) < 0.8 * temporaries(None)
     np.testing.assert_allclose(plan.jacobian(x), jax.jacobian(f)(x), rtol=2e-4, atol=2e-5)

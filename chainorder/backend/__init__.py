@@ -22,7 +22,7 @@ module              what it holds
 ``sparseresult``    ``sparse=True``'s BCOOs in ``jax.jacobian``'s layout
 ``variants``        the drop-in's other ways: out of core, sharded, sparse, in blocks when no plan fits
 ``calibration``     measuring, saving and loading the device's machine profile
-``xlaoptions``      the XLA options chainorder compiles its own programs with
+``xlaoptions``      the XLA options chainorder compiles a plan's Jacobian with
 ==================  ==================================================================
 
 It imports the core; the core reaches it only through
@@ -37,7 +37,7 @@ from .opcount import chain_from_functions
 from .patterns import sparsity
 from .planjacobian import plan_jacobian
 from .tracing import trace
-from .xlaoptions import compiler_options
+from .xlaoptions import compiler_options, plan_compiler_options
 
 __all__ = [
     "analyze",
@@ -47,6 +47,7 @@ __all__ = [
     "compiler_options",
     "jacobian",
     "machine_profile",
+    "plan_compiler_options",
     "plan_jacobian",
     "sparsity",
     "trace",

@@ -51,7 +51,6 @@ from .variants import (
     sharded_function,
     sparse_function,
 )
-from .xlaoptions import compiler_options
 
 __all__ = ["jacobian"]
 
@@ -319,7 +318,7 @@ def jacobian(
         return entry.program([leaves[position] for position in signature.dynamic])
 
     # arrays only: jax.jit's own dispatch checks the signature, and the analysis runs while it traces
-    arrays_only = jax.jit(compute, compiler_options=compiler_options())
+    arrays_only = jax.jit(compute)
 
     blocked: dict[Hashable, Callable] = {}  # signatures no plan fits: their blocked programs
 

@@ -30,7 +30,7 @@ from .cuts import Stretch, compose
 from .explicit import dense
 from .seedslast import jacfwd_seeds_last
 from .steprun import EXECUTORS, Run
-from .xlaoptions import top_level_jit
+from .xlaoptions import plan_compiler_options, top_level_jit
 
 __all__ = [
     "apply_chain",
@@ -215,7 +215,7 @@ def jacobian_function(plan: Plan) -> Callable[[Any], Any]:
             return _mixed_jacobian(plan, x)
 
     # like jax.jacobian (reverse mode), the result has the input's dtype
-    jitted = top_level_jit(lambda x: inner(x).astype(x.dtype))
+    jitted = top_level_jit(lambda x: inner(x).astype(x.dtype), plan_compiler_options(plan))
 
     def jacobian(x):
         return jitted(check_input(chain, x))

@@ -100,7 +100,7 @@ def _demo(args: argparse.Namespace) -> None:
         import jax.numpy as jnp
     except ImportError:
         raise InputError("the demo runs the plan in JAX: pip install 'chainorder[jax]'") from None
-    from ..backend.xlaoptions import compiler_options
+    from ..backend.xlaoptions import plan_compiler_options
     from .zoo import dense_chain, median_times
 
     dims = parse_dims(args.dims)
@@ -121,7 +121,7 @@ def _demo(args: argparse.Namespace) -> None:
         {
             "jax.jacfwd": jax.jit(jax.jacfwd(chain)),
             "jax.jacrev": jax.jit(jax.jacrev(chain)),
-            "chainorder": jax.jit(plan.jacobian, compiler_options=compiler_options()),
+            "chainorder": jax.jit(plan.jacobian, compiler_options=plan_compiler_options(plan)),
         },
         x,
         args.repeat,

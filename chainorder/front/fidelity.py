@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from ..backend.xlaoptions import compiler_options
+from ..backend.xlaoptions import plan_compiler_options
 from ..core.chain import Chain
 from ..core.optimize import optimize
 from ..core.plan import Plan
@@ -98,8 +98,9 @@ def measure_rounds(
     if set(others) & set(plans):
         raise ValueError(f"measure_plans: {sorted(set(others) & set(plans))} name both a plan and another function")
     names = distinct(plans)
-    options = compiler_options()  # as chainorder compiles a plan's Jacobian itself
-    jitted = {name: jax.jit(plans[name].jacobian, compiler_options=options) for name in names}
+    jitted = {  # as chainorder compiles a plan's Jacobian itself
+        name: jax.jit(plans[name].jacobian, compiler_options=plan_compiler_options(plans[name])) for name in names
+    }
     times = round_times(jitted | others, x, repeat)
     measured = {
         name: times[next(other for other in names if plans[other].steps == plan.steps)] for name, plan in plans.items()

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..backend.xlaoptions import compiler_options
+from ..backend.xlaoptions import plan_compiler_options
 from ..core.chain import Chain
 from ..core.optimize import optimize
 
@@ -192,7 +192,7 @@ def run_chain(name: str, dims: list[int], seed: int, dtype, repeat: int) -> ZooR
     plan = optimize(chain)
     forward = jax.jit(jax.jacfwd(chain))
     reverse = jax.jit(jax.jacrev(chain))
-    ours = jax.jit(plan.jacobian, compiler_options=compiler_options())  # as chainorder compiles it itself
+    ours = jax.jit(plan.jacobian, compiler_options=plan_compiler_options(plan))  # as chainorder compiles it
     reference = reverse(x)
     error = float(jnp.max(jnp.abs(ours(x) - reference)) / jnp.max(jnp.abs(reference)))
     times = median_times({"forward": forward, "reverse": reverse, "plan": ours}, x, repeat)
