@@ -42,6 +42,7 @@ from chainorder.front.fidelity import (
     measure_rounds,
     plot_fidelity,
     predicted_times,
+    roofline_bound,
     spearman,
     split_half,
 )
@@ -98,7 +99,7 @@ def fidelity_row(name: str, chain: Chain, x, profile, repeat: int, samples: int)
     names = distinct(plans)
     rho, speed_predicted, speed_measured = agreement(names, predicted, measured)
     plan = plans["time-optimal"]
-    roofline = (plan.work / profile.gemm_peak + measured["floor"]) / measured["time-optimal"]
+    roofline = roofline_bound(plan, profile.gemm_peak, measured["floor"]) / measured["time-optimal"]
     differ = "same plan"
     if plan.steps != plans["fma-optimal"].steps:
         differ = f"{1e3 * measured['time-optimal']:.3f} vs {1e3 * measured['fma-optimal']:.3f}"

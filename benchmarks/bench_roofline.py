@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import chainorder
 from chainorder import Chain, Plan
 from chainorder.core.steps import StepKind
+from chainorder.front.fidelity import roofline_bound
 from chainorder.front.tracedzoo import mlp_layers
 from chainorder.front.zoo import DenseLayer, composed, dense_layers, fresh_array, round_times, zoo_chains
 
@@ -129,8 +130,9 @@ def main() -> None:
         difference = float(jnp.max(jnp.abs(functions["plan"](x) - functions["by hand"](x))))
         if difference > 1e-4:
             raise AssertionError(f"{name}: the plan by hand differs from chainorder's by {difference:.1e}")
-        ms = {key: 1e3 * statistics.median(times) for key, times in round_times(functions, x, args.repeat).items()}
-        bound = 1e3 * plan.work / peak + ms["floor"]
+        seconds = {key: statistics.median(times) for key, times in round_times(functions, x, args.repeat).items()}
+        ms = {key: 1e3 * value for key, value in seconds.items()}
+        bound = 1e3 * roofline_bound(plan, peak, seconds["floor"])
         print(
             f"{name:<36} {plan.work:>11,} {bound:>6.3f} {ms['plan']:>6.3f} {ms['by hand']:>7.3f} {ms['primal']:>6.3f} "
             f"{ms['floor']:>6.3f}  {bound / ms['plan']:>4.0%} {bound / ms['by hand']:>4.0%}  "

@@ -37,6 +37,7 @@ __all__ = [
     "measure_rounds",
     "plot_fidelity",
     "predicted_times",
+    "roofline_bound",
     "spearman",
     "split_half",
 ]
@@ -106,6 +107,19 @@ def measure_rounds(
         name: times[next(other for other in names if plans[other].steps == plan.steps)] for name, plan in plans.items()
     }
     return measured | {name: times[name] for name in others}
+
+
+def roofline_bound(plan: Plan, peak: float, floor: float) -> float:
+    """Issue 13's bound on ``plan``'s seconds: its FMAs at the ``peak`` GEMM rate (FMAs per second)
+    plus ``floor``, the measured seconds of writing a fresh Jacobian-sized array
+    (:func:`chainorder.front.zoo.fresh_array`). A plan's roofline is this over its measured time.
+
+    >>> from chainorder import Chain, optimize
+    >>> plan = optimize(Chain.from_dims([4, 4]))  # one layer by 4 JVPs: 64 FMAs
+    >>> round(roofline_bound(plan, 1e9, 1e-6), 12)  # 64 FMAs at 1 GFMA/s, plus 1 us
+    1.064e-06
+    """
+    return plan.work / peak + floor
 
 
 def split_half(rounds: dict[str, list[float]], names: Sequence[str]) -> float:
