@@ -70,17 +70,18 @@ def by_hand(layers: list[DenseLayer], plan: Plan):
         blocks = {}
         for step in plan.steps:
             operands = [blocks[span] for span in step.kind.operands(step.first, step.last, step.split)]
+            through = step.kind.through(step.first, step.last, step.split)
             if step.kind.is_preaccumulation:
                 block = explicit(layers[step.first], derivatives[step.first])
-            elif step.kind is StepKind.PRODUCT:
+            elif through is None:  # a product
                 block = operands[0] @ operands[1]
             elif step.kind is StepKind.TANGENT_STEP:
                 block = operands[0]
-                for index in range(step.split + 1, step.last + 1):
+                for index in range(through[0], through[1] + 1):
                     block = push(layers[index], derivatives[index], block)
             else:
                 block = operands[0]
-                for index in range(step.split, step.first - 1, -1):
+                for index in range(through[1], through[0] - 1, -1):
                     block = pull(layers[index], derivatives[index], block)
             blocks[(step.first, step.last)] = block
         return blocks[(0, len(layers) - 1)]
